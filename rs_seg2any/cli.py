@@ -1,0 +1,209 @@
+"""The ``rs-seg2any`` command.
+
+Every user-caused failure prints one line ``error: <message>`` (and, with ``--progress json``,
+an ``{"event": "error", ...}`` line) and exits with the error's code; nothing half-written is
+left behind. Ctrl-C stops a job cleanly: rerunning the same command resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .errors import Cancelled, RsSeg2AnyError
+from .progress import Progress, make_progress
+
+
+def _add_layer_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("layer")
+    g.add_argument(
+        "layer_path", metavar="LAYER", help="polygon file (GPKG, SHP, GeoJSON, FGB, Parquet)"
+    )
+    g.add_argument("--layer", dest="layer_name", help="layer name inside a multi-layer file")
+    g.add_argument("--class-field", required=True, help="field holding each polygon's class")
+    g.add_argument("--description-field", help="optional field with a free-text description")
+    g.add_argument("--priority-field", help="optional numeric field: higher is drawn on top")
+    g.add_argument(
+        "--taxonomy",
+        default="worldcover",
+        help="shipped taxonomy name or YAML path (see `rs-seg2any taxonomies`)",
+    )
+    g.add_argument(
+        "--unknown-class",
+        choices=["error", "skip", "background"],
+        default="error",
+        help="classes not in the taxonomy: fail (default), leave out, or draw as class 0",
+    )
+    g.add_argument("--layer-crs", help="CRS to assume for a layer that has none")
+
+
+def _add_grid_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target grid (give --like, or --resolution)")
+    g.add_argument("--like", help="copy the grid (CRS, transform, shape) of this raster")
+    g.add_argument("--resolution", help="pixel size in CRS units: 10 or 10,10")
+    g.add_argument("--crs", help="output CRS (default: the layer's; UTM for lon/lat layers)")
+    g.add_argument("--extent", help="xmin,ymin,xmax,ymax in the output CRS (default: the layer)")
+    g.add_argument("--no-snap", action="store_true", help="start the grid at the extent corner")
+    g.add_argument(
+        "--keep-geographic", action="store_true", help="keep a lon/lat CRS instead of UTM"
+    )
+    g.add_argument("--max-pixels", type=float, help="pixel budget (default 2.5e9)")
+
+
+def _add_job_args(p: argparse.ArgumentParser, tile_default: int) -> None:
+    g = p.add_argument_group("job")
+    g.add_argument("--out", required=True, help="output folder (created if needed)")
+    g.add_argument("--tile-size", type=int, default=tile_default, help="tile size in pixels")
+    g.add_argument("--restart", action="store_true", help="discard an earlier unfinished job")
+    g.add_argument("--keep-tiles", action="store_true", help="keep the tile cache when done")
+    g.add_argument(
+        "--progress",
+        choices=["bar", "json", "none"],
+        default="bar",
+        help="progress on stderr: a bar, JSON lines (for programs), or nothing",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .runner import DEFAULT_LAYOUT_TILE
+
+    parser = argparse.ArgumentParser(
+        prog="rs-seg2any",
+        description="Georeferenced land-cover polygons -> label, instance and contour maps "
+        "and realistic imagery, on exactly the grid you ask for.",
+    )
+    parser.add_argument("--version", action="version", version=f"rs-seg2any {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    lay = sub.add_parser(
+        "layout",
+        help="rasterise a polygon layer into label, instance and contour GeoTIFFs",
+        description="Rasterise a polygon layer onto a grid: label.tif (uint8 classes with a "
+        "colour table), instance.tif (one id per polygon part), contour.tif (entity outlines), "
+        "label.qml (QGIS style), preview.png, entities.csv, layout.json.",
+    )
+    _add_layer_args(lay)
+    _add_grid_args(lay)
+    _add_job_args(lay, DEFAULT_LAYOUT_TILE)
+
+    sub.add_parser("taxonomies", help="list the shipped taxonomies and their classes")
+
+    demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
+    demo.add_argument("path", help="where to write the GeoPackage")
+    return parser
+
+
+def _load_layout(args: argparse.Namespace, progress: Progress) -> Any:
+    from .layout import load_layout
+
+    extent = None
+    if args.extent:
+        try:
+            extent = [float(v) for v in args.extent.replace(" ", ",").split(",") if v]
+        except ValueError as exc:
+            from .errors import GridError
+
+            raise GridError(f"--extent {args.extent!r} must be four numbers") from exc
+    return load_layout(
+        args.layer_path,
+        args.class_field,
+        layer=args.layer_name,
+        description_field=args.description_field,
+        priority_field=args.priority_field,
+        taxonomy=args.taxonomy,
+        unknown_class=args.unknown_class,
+        like=args.like,
+        resolution=args.resolution,
+        crs=args.crs,
+        extent=extent,
+        snap=not args.no_snap,
+        keep_geographic=args.keep_geographic,
+        layer_crs=args.layer_crs,
+        max_pixels=int(args.max_pixels) if args.max_pixels else None,
+        progress=progress,
+    )
+
+
+def _cmd_layout(args: argparse.Namespace, progress: Progress) -> int:
+    from .geoio import ensure_writable_dir
+    from .runner import run_layout_job
+
+    ensure_writable_dir(args.out)  # fail before the (possibly long) validation pass
+    layout = _load_layout(args, progress)
+    result = run_layout_job(
+        layout,
+        args.out,
+        tile_size=args.tile_size,
+        restart=args.restart,
+        keep_tiles=args.keep_tiles,
+        progress=progress,
+    )
+    _report_done(args, result.to_dict())
+    return 0
+
+
+def _cmd_taxonomies() -> int:
+    from .taxonomy import load_taxonomy, shipped_taxonomies
+
+    for name in shipped_taxonomies():
+        tax = load_taxonomy(name)
+        print(f"{name}: {tax.title}")
+        for c in tax.classes:
+            alias = f"  (aliases: {', '.join(c.aliases)})" if c.aliases else ""
+            print(f"  {c.id:>3}  {c.name}{alias}")
+    return 0
+
+
+def _cmd_demo_layer(args: argparse.Namespace) -> int:
+    from .demo import write_demo_layer
+
+    path = write_demo_layer(args.path)
+    print(path)
+    return 0
+
+
+def _report_done(args: argparse.Namespace, payload: dict[str, Any]) -> None:
+    if args.progress == "json":
+        sys.stderr.write(json.dumps({"event": "done", **payload}, sort_keys=True) + "\n")
+        sys.stderr.flush()
+    outputs = payload.get("outputs", {})
+    print(f"outputs in {payload['out_dir']}:")
+    for name, path in outputs.items():
+        print(f"  {name:<9} {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "taxonomies":
+        return _run(args, lambda _p: _cmd_taxonomies())
+    if args.command == "demo-layer":
+        return _run(args, lambda _p: _cmd_demo_layer(args))
+    return _run(args, lambda p: _cmd_layout(args, p))
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    mode = getattr(args, "progress", "none")
+    progress = make_progress(mode)
+    try:
+        code: int = body(progress)
+        return code
+    except (RsSeg2AnyError, KeyboardInterrupt) as exc:
+        progress.close()
+        err = exc if isinstance(exc, RsSeg2AnyError) else Cancelled("interrupted; rerun to resume")
+        if mode == "json":
+            event = {"event": "error", "type": type(err).__name__, "message": str(err)}
+            sys.stderr.write(json.dumps(event) + "\n")
+        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.flush()
+        return err.exit_code
+    finally:
+        progress.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Typed errors: every failure a user can cause maps to one of these, with an actionable message.
+
+The CLI turns any ``RsSeg2AnyError`` into a one-line message and a distinct exit code, so
+callers (the QGIS plugin, batch jobs) never have to parse a GDAL or torch traceback.
+"""
+
+from __future__ import annotations
+
+
+class RsSeg2AnyError(Exception):
+    """Base class of all errors a user can cause and fix."""
+
+    exit_code: int = 2
+
+
+class InputError(RsSeg2AnyError):
+    """An input file, layer or raster is missing, unreadable or of the wrong kind."""
+
+    exit_code = 3
+
+
+class LayoutError(RsSeg2AnyError):
+    """The polygon layer cannot be turned into a layout (fields, classes, geometries, CRS)."""
+
+    exit_code = 4
+
+
+class TaxonomyError(RsSeg2AnyError):
+    """A taxonomy file is missing or malformed."""
+
+    exit_code = 5
+
+
+class GridError(RsSeg2AnyError):
+    """The requested target grid is impossible or absurd (resolution, size, extent, CRS)."""
+
+    exit_code = 6
+
+
+class OutputError(RsSeg2AnyError):
+    """Outputs cannot be written (folder not writable, disk full, existing files)."""
+
+    exit_code = 7
+
+
+class JobError(RsSeg2AnyError):
+    """A job directory is inconsistent with the job being run (e.g. resumed with other inputs)."""
+
+    exit_code = 8
+
+
+class Cancelled(RsSeg2AnyError):
+    """The user interrupted a job; finished tiles are kept and a rerun resumes."""
+
+    exit_code = 130

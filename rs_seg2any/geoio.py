@@ -1,0 +1,639 @@
+"""Raster outputs: Cloud-Optimised GeoTIFFs, label masks, QGIS styles, PNG previews.
+
+Every raster goes through one path, :class:`GridRasterWriter`: windows are streamed into a
+tiled intermediate GeoTIFF (memory stays flat however large the grid), which is then copied
+by GDAL's ``COG`` driver to a temp file next to the destination and renamed into place. The
+in-memory helpers (:func:`write_cog`, :func:`write_label_mask`) use the same writer, so a
+streamed mosaic and an in-memory array give byte-identical files, and reruns are
+byte-identical because nothing time-dependent is written.
+
+Category names. GDAL's GeoTIFF driver cannot keep category names (nor a RAT) inside the
+TIFF: it puts them into a PAM sidecar ``<file>.aux.xml``. A COG cannot be reopened in update
+mode without breaking its layout, so the names are written twice:
+
+* inside the COG as band metadata (``CLASS_NAMES`` = JSON list indexed by value, plus
+  ``CLASS_<id>=<name>``), which survive any copy and are readable with ``src.tags(1)``;
+* as GDAL category names in a ``<dest>.aux.xml`` sidecar written by us (deterministic,
+  atomically, just before the COG is renamed into place), which GDAL, QGIS and
+  ``gdalinfo`` read as ``GetCategoryNames``.
+
+GDAL's own PAM writing is disabled while we write (``GDAL_PAM_ENABLED=NO``), so no stray
+``.aux.xml`` files appear. The colour table lives inside the TIFF and survives the COG copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from odc.geo.geobox import GeoBox
+from rasterio.crs import CRS as RioCRS
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from .errors import OutputError
+from .taxonomy import BACKGROUND_ID, BACKGROUND_NAME, Taxonomy
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+__all__ = [
+    "LABEL_BAND_DESCRIPTION",
+    "LABEL_DTYPE",
+    "LABEL_NODATA",
+    "GridRasterWriter",
+    "atomic_output",
+    "category_names_from_sidecar",
+    "ensure_writable_dir",
+    "label_mask_style",
+    "provenance_tags",
+    "write_cog",
+    "write_label_mask",
+    "write_preview_png",
+    "write_qml",
+]
+
+Colour = tuple[int, int, int] | tuple[int, int, int, int]
+
+LABEL_DTYPE = "uint8"
+LABEL_NODATA = 0
+LABEL_BAND_DESCRIPTION = "label"
+BLOCKSIZE = 512
+
+# GDAL must not write PAM sidecars on its own: we control the only one we want.
+_GDAL_ENV: dict[str, Any] = {"GDAL_PAM_ENABLED": "NO"}
+_QGIS_VERSION = "3.22.0-Białowieża"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _temp_sibling(dest: Path, tag: str) -> Path:
+    """A hidden, unique name in dest's folder: same filesystem, so os.replace is atomic.
+
+    The name ends with dest's own suffix, so writers that pick a format from the extension
+    (GDAL vector drivers, Pillow) write the right format to the temp file.
+    """
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.{tag}{dest.suffix}")
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _remove_with_side_files(path: Path) -> None:
+    """Delete a temp file and anything GDAL created beside it (``.ovr.tmp``, ``.aux.xml``)."""
+    _remove_quietly(path)
+    for side in path.parent.glob(glob.escape(path.name) + ".*"):
+        _remove_quietly(side)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(dest: Path | str) -> Iterator[Path]:
+    """Yield a temp path in dest's folder (hidden name, same filesystem); on success os.replace
+    to dest; on any exception delete the temp and re-raise. Never leaves a partial dest."""
+    dest = Path(dest)
+    tmp = _temp_sibling(dest, "tmp")
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError(f"nothing was written for '{dest}'")
+        try:
+            _fsync(tmp)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot move the finished file into '{dest}': {exc.strerror or exc}"
+            ) from exc
+    except BaseException:
+        _remove_with_side_files(tmp)
+        raise
+
+
+def ensure_writable_dir(path: Path | str) -> Path:
+    """Create if needed; raise OutputError with an actionable message if not creatable/writable.
+
+    A real write probe, because permission bits lie (root, ACLs, read-only mounts)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output path '{path}' exists and is not a folder; choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create output folder '{path}': {exc.strerror or exc}; "
+            "choose a folder you can write to"
+        ) from exc
+    probe = _temp_sibling(path / "probe", "probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        _remove_quietly(probe)
+        raise OutputError(
+            f"output folder '{path}' is not writable: {exc.strerror or exc}; "
+            "fix its permissions or choose another folder"
+        ) from exc
+    return path
+
+
+# --------------------------------------------------------------------------- COG writer
+
+
+def _rio_crs(geobox: GeoBox) -> RioCRS | None:
+    """The GeoBox CRS as rasterio's, preferring the EPSG code so the file says 'EPSG:xxxx'."""
+    crs = geobox.crs
+    if crs is None:
+        return None
+    if crs.epsg is not None:
+        return RioCRS.from_epsg(crs.epsg)
+    return RioCRS.from_wkt(crs.to_wkt())
+
+
+def _normalise_window(rows: slice, cols: slice, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Resolve None bounds and reject steps or out-of-grid windows (a caller bug, loudly)."""
+    out = []
+    for sl, size, name in ((rows, shape[0], "rows"), (cols, shape[1], "cols")):
+        if sl.step not in (None, 1):
+            raise ValueError(f"{name} slice must have step 1, got {sl!r}")
+        start = 0 if sl.start is None else sl.start
+        stop = size if sl.stop is None else sl.stop
+        if not 0 <= start <= stop <= size:
+            raise ValueError(f"{name} {start}:{stop} is outside the grid (0:{size})")
+        out.append(slice(start, stop))
+    return out[0], out[1]
+
+
+def _is_integer(dtype: str) -> bool:
+    return bool(np.issubdtype(np.dtype(dtype), np.integer))
+
+
+def _cog_options(dtype: str, categorical: bool) -> dict[str, str]:
+    """Named COG profile: DEFLATE, tiled 512, overviews nearest for classes, average otherwise."""
+    return {
+        "COMPRESS": "DEFLATE",
+        "PREDICTOR": "2" if _is_integer(dtype) else "3",
+        "BLOCKSIZE": str(BLOCKSIZE),
+        "OVERVIEWS": "AUTO",
+        "OVERVIEW_RESAMPLING": "NEAREST" if categorical else "AVERAGE",
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+class GridRasterWriter:
+    """Streams windows of a raster on one GeoBox into an intermediate tiled GeoTIFF, then
+    finalises it into a Cloud-Optimised GeoTIFF at dest (atomically). Memory must not grow
+    with the raster size."""
+
+    def __init__(
+        self,
+        dest: Path | str,
+        geobox: GeoBox,
+        *,
+        dtype: str,
+        count: int = 1,
+        nodata: float | int | None = None,
+        workdir: Path | str | None = None,
+    ) -> None:
+        self.dest = Path(dest)
+        self.geobox = geobox
+        self.dtype = str(np.dtype(dtype))
+        self.count = int(count)
+        self.nodata = nodata
+        if self.count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        ensure_writable_dir(self.dest.parent)
+        folder = ensure_writable_dir(workdir) if workdir is not None else self.dest.parent
+        self._partial = _temp_sibling(folder / self.dest.name, "partial.tif")
+        self._done = False
+        height, width = geobox.shape
+        self._shape = (int(height), int(width))
+        try:
+            with rasterio.Env(**_GDAL_ENV):
+                self._ds: Any = rasterio.open(
+                    self._partial,
+                    "w",
+                    driver="GTiff",
+                    width=width,
+                    height=height,
+                    count=self.count,
+                    dtype=self.dtype,
+                    crs=_rio_crs(geobox),
+                    transform=geobox.affine,
+                    nodata=nodata,
+                    tiled=True,
+                    blockxsize=BLOCKSIZE,
+                    blockysize=BLOCKSIZE,
+                    compress="DEFLATE",
+                    zlevel=1,
+                    bigtiff="IF_SAFER",
+                    interleave="band",
+                )
+        except RasterioError as exc:
+            _remove_with_side_files(self._partial)
+            raise OutputError(f"cannot create '{self._partial}': {exc}") from exc
+
+    def __enter__(self) -> GridRasterWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self.abort()
+
+    def write(self, data: np.ndarray, rows: slice, cols: slice) -> None:
+        """Write one window; data is (count, h, w), or (h, w) for single-band rasters."""
+        if self._done:
+            raise RuntimeError("writer is already finalised or aborted")
+        rows, cols = _normalise_window(rows, cols, self._shape)
+        arr = np.asarray(data)
+        if arr.ndim == 2:
+            arr = arr[np.newaxis]
+        expected = (self.count, rows.stop - rows.start, cols.stop - cols.start)
+        if arr.shape != expected:
+            raise ValueError(f"data shape {arr.shape} does not match window {expected}")
+        if not np.can_cast(arr.dtype, self.dtype, casting="same_kind"):
+            raise ValueError(f"cannot write {arr.dtype} data into a {self.dtype} raster")
+        if arr.size == 0:
+            return
+        window = Window(cols.start, rows.start, expected[2], expected[1])
+        try:
+            self._ds.write(arr.astype(self.dtype, copy=False), window=window)
+        except RasterioError as exc:
+            self.abort()
+            raise OutputError(f"writing to '{self._partial}' failed: {exc}") from exc
+
+    def finalize(
+        self,
+        *,
+        categorical: bool,
+        colormap: Mapping[int, Colour] | None = None,
+        category_names: Sequence[str] | None = None,
+        band_descriptions: Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Path:
+        """Attach styling and metadata, convert to COG at dest, remove the intermediate."""
+        if self._done:
+            raise RuntimeError("writer is already finalised or aborted")
+        if band_descriptions is not None and len(band_descriptions) != self.count:
+            raise ValueError(f"{len(band_descriptions)} band descriptions for {self.count} bands")
+        if colormap is not None and (self.count != 1 or self.dtype not in ("uint8", "uint16")):
+            raise ValueError("a colour table needs a single-band uint8 or uint16 raster")
+        try:
+            with rasterio.Env(**_GDAL_ENV):
+                self._attach_metadata(colormap, category_names, band_descriptions, tags)
+                self._ds.close()
+                with atomic_output(self.dest) as tmp:
+                    rasterio.shutil.copy(
+                        self._partial,
+                        tmp,
+                        driver="COG",
+                        **_cog_options(self.dtype, categorical),
+                    )
+                    _write_or_clear_sidecar(self.dest, category_names)
+        except RasterioError as exc:
+            raise OutputError(f"writing '{self.dest}' failed: {exc}") from exc
+        finally:
+            self.abort()
+        return self.dest
+
+    def _attach_metadata(
+        self,
+        colormap: Mapping[int, Colour] | None,
+        category_names: Sequence[str] | None,
+        band_descriptions: Sequence[str] | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        ds = self._ds
+        if tags:
+            ds.update_tags(**{str(k): str(v) for k, v in tags.items()})
+        if band_descriptions is not None:
+            for band, text in enumerate(band_descriptions, start=1):
+                ds.set_band_description(band, text)
+        if colormap is not None:
+            ds.write_colormap(1, {int(k): tuple(v) for k, v in colormap.items()})
+        if category_names is not None:
+            ds.update_tags(1, **_class_name_tags(category_names))
+
+    def abort(self) -> None:
+        """Drop the intermediate; dest is untouched. Safe to call more than once."""
+        self._done = True
+        with contextlib.suppress(Exception):
+            if not self._ds.closed:
+                self._ds.close()
+        _remove_with_side_files(self._partial)
+
+
+def _class_name_tags(category_names: Sequence[str]) -> dict[str, str]:
+    """Band metadata that keeps class names inside the TIFF (PAM-independent)."""
+    out = {"CLASS_NAMES": json.dumps(list(category_names), ensure_ascii=False)}
+    out.update({f"CLASS_{i}": name for i, name in enumerate(category_names) if name})
+    return out
+
+
+def _sidecar_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".aux.xml")
+
+
+def _write_or_clear_sidecar(dest: Path, category_names: Sequence[str] | None) -> None:
+    """GDAL PAM sidecar with the category names; a stale one from an earlier run is removed."""
+    sidecar = _sidecar_path(dest)
+    if category_names is None:
+        _remove_quietly(sidecar)
+        return
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    names = ET.SubElement(band, "CategoryNames")
+    for name in category_names:
+        ET.SubElement(names, "Category").text = name
+    ET.indent(root, space="  ")
+    with atomic_output(sidecar) as tmp:
+        tmp.write_bytes(ET.tostring(root, encoding="unicode").encode("utf-8") + b"\n")
+
+
+def category_names_from_sidecar(path: Path | str) -> list[str] | None:
+    """Category names of band 1 as GDAL reads them from ``<path>.aux.xml`` (None if absent)."""
+    sidecar = _sidecar_path(Path(path))
+    if not sidecar.exists():
+        return None
+    root = ET.parse(sidecar).getroot()
+    node = root.find("./PAMRasterBand[@band='1']/CategoryNames")
+    if node is None:
+        return None
+    return [c.text or "" for c in node.findall("Category")]
+
+
+def write_cog(
+    dest: Path | str,
+    data: np.ndarray,
+    geobox: GeoBox,
+    *,
+    categorical: bool,
+    nodata: float | int | None = None,
+    colormap: Mapping[int, Colour] | None = None,
+    category_names: Sequence[str] | None = None,
+    band_descriptions: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Path:
+    """In-memory convenience built on GridRasterWriter (so both paths give the same bytes)."""
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3 or arr.shape[1:] != tuple(geobox.shape):
+        raise ValueError(f"data shape {np.shape(data)} does not match grid {tuple(geobox.shape)}")
+    with GridRasterWriter(
+        dest, geobox, dtype=str(arr.dtype), count=arr.shape[0], nodata=nodata
+    ) as writer:
+        writer.write(arr, slice(None), slice(None))
+        return writer.finalize(
+            categorical=categorical,
+            colormap=colormap,
+            category_names=category_names,
+            band_descriptions=band_descriptions,
+            tags=tags,
+        )
+
+
+# --------------------------------------------------------------------------- label masks
+
+
+def _label_colormap(taxonomy: Taxonomy) -> dict[int, Colour]:
+    cmap: dict[int, Colour] = {BACKGROUND_ID: (0, 0, 0, 0)}
+    for c in taxonomy.classes:
+        cmap[c.id] = (*c.colour, 255)
+    return cmap
+
+
+def _label_category_names(taxonomy: Taxonomy) -> list[str]:
+    """Index = class id, '' for ids the taxonomy skips (GDAL category names are positional)."""
+    names = [""] * (taxonomy.max_id + 1)
+    names[BACKGROUND_ID] = BACKGROUND_NAME
+    for c in taxonomy.classes:
+        names[c.id] = c.name
+    return names
+
+
+def label_mask_style(taxonomy: Taxonomy) -> dict[str, Any]:
+    """finalize() kwargs that make a streamed label mask identical to :func:`write_label_mask`.
+
+    Create the writer with ``dtype=LABEL_DTYPE, nodata=LABEL_NODATA``, then call
+    ``writer.finalize(**label_mask_style(taxonomy), tags=...)``."""
+    return {
+        "categorical": True,
+        "colormap": _label_colormap(taxonomy),
+        "category_names": _label_category_names(taxonomy),
+        "band_descriptions": [LABEL_BAND_DESCRIPTION],
+    }
+
+
+def write_label_mask(
+    dest: Path | str,
+    labels: np.ndarray,
+    geobox: GeoBox,
+    taxonomy: Taxonomy,
+    *,
+    tags: Mapping[str, str] | None = None,
+) -> Path:
+    """uint8 COG with the taxonomy's colour table and class names, nodata 0, nearest overviews."""
+    arr = np.asarray(labels)
+    if arr.ndim != 2:
+        raise ValueError(f"a label mask is (height, width); got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"a label mask must be uint8, got {arr.dtype}")
+    present = np.flatnonzero(np.bincount(arr.ravel(), minlength=256))
+    unknown = sorted(set(present.tolist()) - {BACKGROUND_ID, *taxonomy.ids})
+    if unknown:
+        raise ValueError(f"label ids {unknown} are not in taxonomy '{taxonomy.name}'")
+    return write_cog(
+        dest, arr, geobox, nodata=LABEL_NODATA, tags=tags, **label_mask_style(taxonomy)
+    )
+
+
+def write_qml(dest: Path | str, taxonomy: Taxonomy) -> Path:
+    """QGIS paletted raster style for the label mask, so the layer opens with class names."""
+    root = ET.Element(
+        "qgis",
+        version=_QGIS_VERSION,
+        styleCategories="AllStyleCategories",
+        hasScaleBasedVisibilityFlag="0",
+        minScale="1e+08",
+        maxScale="0",
+    )
+    pipe = ET.SubElement(root, "pipe")
+    renderer = ET.SubElement(
+        pipe,
+        "rasterrenderer",
+        type="paletted",
+        band="1",
+        opacity="1",
+        alphaBand="-1",
+        nodataColor="",
+    )
+    ET.SubElement(renderer, "rasterTransparency")
+    palette = ET.SubElement(renderer, "colorPalette")
+    ET.SubElement(
+        palette, "paletteEntry", value="0", color="#000000", alpha="0", label=BACKGROUND_NAME
+    )
+    for c in sorted(taxonomy.classes, key=lambda c: c.id):
+        colour = "#{:02x}{:02x}{:02x}".format(*c.colour)
+        ET.SubElement(
+            palette, "paletteEntry", value=str(c.id), color=colour, alpha="255", label=c.name
+        )
+    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    ET.SubElement(
+        pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0", invertColors="0"
+    )
+    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
+    ET.SubElement(root, "blendMode").text = "0"
+    ET.indent(root, space="  ")
+    text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    text += ET.tostring(root, encoding="unicode") + "\n"
+    dest = Path(dest)
+    with atomic_output(dest) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))
+    return dest
+
+
+# --------------------------------------------------------------------------- previews
+
+
+def _preview_size(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """(width, height) with the long side <= max_size, aspect kept (PIL order)."""
+    scale = min(1.0, max_size / max(height, width))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _label_preview(labels: np.ndarray, taxonomy: Taxonomy, max_size: int) -> PILImage:
+    from PIL import Image
+
+    if labels.dtype != np.uint8:
+        raise ValueError(f"a label mask must be uint8, got {labels.dtype}")
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    for c in taxonomy.classes:
+        lut[c.id] = c.colour
+    small = Image.fromarray(labels).resize(
+        _preview_size(labels.shape[0], labels.shape[1], max_size), Image.Resampling.NEAREST
+    )
+    return Image.fromarray(lut[np.asarray(small)])
+
+
+def _stretch(band: np.ndarray) -> np.ndarray:
+    """2-98 % percentile stretch to uint8; NaN (no data) becomes 0."""
+    finite = band[np.isfinite(band)]
+    if finite.size == 0:
+        return np.zeros(band.shape, dtype=np.uint8)
+    lo, hi = np.percentile(finite, [2, 98])
+    span = hi - lo if hi > lo else 1.0
+    scaled = np.clip((band - lo) / span * 255.0, 0, 255)
+    out: np.ndarray = np.nan_to_num(scaled, nan=0.0).round().astype(np.uint8)
+    return out
+
+
+def _image_preview(image: np.ndarray, max_size: int) -> PILImage:
+    from PIL import Image
+
+    bands = image[:3] if image.shape[0] >= 3 else image[:1].repeat(3, axis=0)
+    size = _preview_size(image.shape[1], image.shape[2], max_size)
+    out = []
+    for band in bands:
+        if image.dtype == np.uint8:
+            small = Image.fromarray(band).resize(size, Image.Resampling.BOX)
+            out.append(np.asarray(small))
+        else:
+            small = Image.fromarray(band.astype(np.float32))
+            out.append(_stretch(np.asarray(small.resize(size, Image.Resampling.BOX))))
+    return Image.fromarray(np.ascontiguousarray(np.stack(out, axis=-1)))
+
+
+def write_preview_png(
+    dest: Path | str,
+    image: np.ndarray,
+    *,
+    taxonomy: Taxonomy | None = None,
+    max_size: int = 1024,
+) -> Path:
+    """A quick-look PNG (long side <= max_size): labels coloured by the taxonomy, or an image
+    (bands, h, w) as 8-bit RGB with a 2-98 % stretch unless it is already uint8."""
+    arr = np.asarray(image)
+    if max_size < 1:
+        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    if taxonomy is not None:
+        if arr.ndim != 2:
+            raise ValueError(f"a label mask preview needs (h, w); got shape {arr.shape}")
+        picture = _label_preview(arr, taxonomy, max_size)
+    else:
+        if arr.ndim == 2:
+            arr = arr[np.newaxis]
+        if arr.ndim != 3 or 0 in arr.shape:
+            raise ValueError(f"an image preview needs (bands, h, w); got shape {arr.shape}")
+        picture = _image_preview(arr, max_size)
+    dest = Path(dest)
+    with atomic_output(dest) as tmp:
+        picture.save(tmp, format="PNG")
+    return dest
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _package_version() -> str:
+    import rs_seg2any
+
+    version = getattr(rs_seg2any, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("rs-seg2any")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def provenance_tags(
+    *,
+    inputs: Mapping[str, str],
+    taxonomy: str | None = None,
+    seed: int | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, str]:
+    """GDAL metadata that says how a file was made; no timestamps, so reruns are identical."""
+    tags = {
+        "RS_SEG2ANY_VERSION": _package_version(),
+        "RS_SEG2ANY_INPUTS": json.dumps(dict(inputs), sort_keys=True, ensure_ascii=False),
+    }
+    if taxonomy is not None:
+        tags["RS_SEG2ANY_TAXONOMY"] = taxonomy
+    if seed is not None:
+        tags["RS_SEG2ANY_SEED"] = str(int(seed))
+    if extra is not None:
+        tags["RS_SEG2ANY_PARAMS"] = json.dumps(
+            dict(extra), sort_keys=True, ensure_ascii=False, default=str
+        )
+    return tags

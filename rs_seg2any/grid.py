@@ -1,0 +1,165 @@
+"""Target grids: where outputs land, always as an ``odc.geo.GeoBox``.
+
+A grid comes either from an existing raster (``like=``: same CRS, transform and shape, so the
+outputs stack pixel-for-pixel on the user's imagery) or from an extent, a resolution and a CRS.
+Grids built from an extent snap to whole multiples of the resolution, so two jobs over
+neighbouring areas share pixel edges. A geographic CRS (degrees) is replaced by the local UTM
+zone unless the user forces it, because square metre pixels are what image generators and
+analysts expect.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import rasterio
+from odc.geo import CRS, BoundingBox, Resolution, resxy_
+from odc.geo.geobox import GeoBox
+from rasterio.errors import RasterioIOError
+
+from .errors import GridError, InputError
+
+DEFAULT_MAX_PIXELS = 2_500_000_000
+"""Default pixel budget (50,000 x 50,000): above it a grid is almost certainly a unit mistake."""
+
+MAX_PIXELS_ENV = "RS_SEG2ANY_MAX_PIXELS"
+
+
+def pixel_budget(max_pixels: int | None = None) -> int:
+    """The pixel budget in force: the argument, else the environment variable, else the default."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    env = os.environ.get(MAX_PIXELS_ENV)
+    if env:
+        try:
+            return int(float(env))
+        except ValueError as exc:
+            raise GridError(f"{MAX_PIXELS_ENV}={env!r} is not a number of pixels") from exc
+    return DEFAULT_MAX_PIXELS
+
+
+def parse_resolution(resolution: float | str | Sequence[float]) -> tuple[float, float]:
+    """(x, y) pixel size in CRS units from '10', 10, '10,5' or (10, 5); both must be > 0."""
+    if isinstance(resolution, str):
+        parts = [p for p in resolution.replace(" ", ",").split(",") if p]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as exc:
+            raise GridError(
+                f"resolution {resolution!r} is not a number (e.g. 10 or 10,10)"
+            ) from exc
+    elif isinstance(resolution, int | float):
+        values = [float(resolution)]
+    else:
+        values = [float(v) for v in resolution]
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+        raise GridError(f"resolution {resolution!r} must be one or two finite numbers")
+    if min(values) <= 0:
+        raise GridError(f"resolution must be > 0 (got {resolution!r}); it is the pixel size")
+    return values[0], values[1]
+
+
+def parse_crs(value: object) -> CRS:
+    """Normalise a user CRS (EPSG code, 'EPSG:32633', WKT, PROJ string) or raise GridError."""
+    try:
+        return CRS(value if not isinstance(value, int) else f"EPSG:{value}")  # type: ignore[arg-type]
+    except Exception as exc:  # pyproj raises several types for bad input
+        raise GridError(f"CRS {value!r} is not understood; use e.g. 'EPSG:32633'") from exc
+
+
+def check_budget(grid: GeoBox, max_pixels: int | None = None) -> GeoBox:
+    """Refuse grids larger than the pixel budget, naming the size and how to override."""
+    budget = pixel_budget(max_pixels)
+    height, width = grid.shape
+    if height <= 0 or width <= 0:
+        raise GridError(f"the grid is empty ({width} x {height} pixels)")
+    if height * width > budget:
+        raise GridError(
+            f"the grid would be {width} x {height} = {height * width:,} pixels, above the "
+            f"budget of {budget:,}; use a coarser --resolution, a smaller extent, or raise the "
+            f"budget with --max-pixels / {MAX_PIXELS_ENV}"
+        )
+    return grid
+
+
+def grid_like(path: str | Path, *, max_pixels: int | None = None) -> GeoBox:
+    """The grid of an existing raster: same CRS, transform and shape."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"raster '{p}' not found")
+    try:
+        with rasterio.open(p) as src:
+            if src.crs is None:
+                raise GridError(
+                    f"raster '{p}' has no CRS; assign one (e.g. gdal_edit -a_srs) first"
+                )
+            grid = GeoBox((src.height, src.width), src.transform, CRS(src.crs.to_wkt()))
+    except RasterioIOError as exc:
+        raise InputError(f"'{p}' is not a raster GDAL can read: {exc}") from exc
+    return check_budget(grid, max_pixels)
+
+
+def choose_crs(
+    layer_crs: CRS,
+    bounds: BoundingBox,
+    requested: object | None = None,
+    *,
+    keep_geographic: bool = False,
+) -> CRS:
+    """The output CRS: the user's choice, else the layer's, with degrees turned into UTM."""
+    if requested is not None:
+        return parse_crs(requested)
+    if layer_crs.geographic and not keep_geographic:
+        return CRS.utm(bounds)
+    return layer_crs
+
+
+def grid_from_bounds(
+    bounds: BoundingBox,
+    resolution: float | str | Sequence[float],
+    *,
+    crs: CRS | None = None,
+    snap: bool = True,
+    max_pixels: int | None = None,
+) -> GeoBox:
+    """A north-up grid covering ``bounds`` (already in ``crs``).
+
+    With ``snap`` (the default) pixel edges fall on whole multiples of the resolution, so
+    neighbouring jobs line up; without it the grid starts exactly at the top-left corner of
+    ``bounds`` (useful to reproduce a raster defined by its bounding box).
+    """
+    res_x, res_y = parse_resolution(resolution)
+    target = crs if crs is not None else bounds.crs
+    if target is None:
+        raise GridError("the extent has no CRS; pass crs=")
+    if target.geographic and max(res_x, res_y) > 10:
+        raise GridError(
+            f"resolution {res_x} is in degrees for the geographic CRS {target}; that is over "
+            "1000 km per pixel. Give the resolution in metres with a projected --crs"
+        )
+    left, bottom, right, top = bounds.bbox
+    if not (right > left and top > bottom):
+        raise GridError(f"the extent {bounds.bbox} is empty")
+    # Predict the size before building it, so absurd grids fail fast without allocating.
+    width = math.ceil((right - left) / res_x) + 1
+    height = math.ceil((top - bottom) / res_y) + 1
+    budget = pixel_budget(max_pixels)
+    if width * height > budget:
+        raise GridError(
+            f"the grid would be about {width} x {height} = {width * height:,} pixels at resolution "
+            f"{res_x:g}, above the budget of {budget:,}; use a coarser --resolution, a smaller "
+            f"extent, or raise the budget with --max-pixels / {MAX_PIXELS_ENV}"
+        )
+    grid = GeoBox.from_bbox(
+        (left, bottom, right, top), target, resolution=_odc_res(res_x, res_y), tight=not snap
+    )
+    return check_budget(grid, max_pixels)
+
+
+def _odc_res(res_x: float, res_y: float) -> Resolution:
+    return resxy_(res_x, -res_y)

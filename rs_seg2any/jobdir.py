@@ -1,0 +1,373 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Resumable job directories: finished tiles survive a crash, a kill or a full disk.
+
+Generating a large grid takes hours; a rerun of the same command must pick up where the last
+one stopped and produce bit-identical outputs. ``<out>/.rs_seg2any/`` holds ``job.json``
+(the job's parameters and tool version) and ``tiles/`` with one ``.npz`` per finished tile.
+Every file is written to a temp file, fsynced and renamed, so a tile file is either complete
+or absent; leftovers of a kill (``.tmp-*``) are removed when the job is reopened.
+
+Construct one ``JobDir`` per job in the coordinating process. It pickles as plain data, so
+workers (e.g. on Dask) can receive it; unpickling neither re-validates nor cleans anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rs_seg2any import __version__
+from rs_seg2any.errors import JobError, OutputError
+from rs_seg2any.tiling import Tile, TilePlan
+
+__all__ = ["JOB_DIRNAME", "JobDir"]
+
+#: Name of the hidden state folder inside an output folder.
+JOB_DIRNAME = ".rs_seg2any"
+
+_FORMAT = 1
+_TMP_PREFIX = ".tmp-"
+_WINDOW_KEY = "__window__"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same arrays -> same bytes
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+log = logging.getLogger(__name__)
+
+
+def _canonical(params: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON round trip, so tuples/lists and key order never make equal jobs look different."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"job params must be a mapping, got {type(params).__name__}")
+    try:
+        text = json.dumps(dict(params), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"job params must be JSON-serialisable (no NaN, no Paths): {exc}") from exc
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the parameters that differ, so the error says what changed."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if _same(old, new) else [prefix or "<params>"]
+    diffs: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in old or key not in new:
+            diffs.append(path)
+        else:
+            diffs.extend(_diff_keys(old[key], new[key], path))
+    return diffs
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable; best effort where directories cannot be opened (Windows)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(dest: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write via a temp file in the same folder, fsync, rename: never a half-written ``dest``."""
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_TMP_PREFIX}{dest.stem}-", suffix=dest.suffix, dir=dest.parent
+    )
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
+
+
+def _write_npz(fh: IO[bytes], arrays: Mapping[str, NDArray[Any]]) -> None:
+    """An ``.npz`` (readable by ``np.load``) without wall-clock timestamps: byte-deterministic."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arrays[name], allow_pickle=False)
+
+
+def _output_error(dest: Path, exc: OSError) -> OutputError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(
+            f"disk full while writing {dest}; free some space and rerun the same command "
+            "(finished tiles are kept)"
+        )
+    return OutputError(f"cannot write {dest}: {exc.strerror or exc}; check the --out folder")
+
+
+def _tile_arrays(tile: Tile, arrays: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
+    """Validate names (they become zip member names) and add the tile's window for checks."""
+    if not arrays:
+        raise ValueError(f"tile {tile.seed_key}: nothing to save")
+    out: dict[str, NDArray[Any]] = {}
+    for name, value in arrays.items():
+        if not (isinstance(name, str) and name.isidentifier()) or name.startswith("__"):
+            raise ValueError(
+                f"tile array names must be identifiers not starting with '__', got {name!r}"
+            )
+        array = np.ascontiguousarray(value)
+        if array.dtype.hasobject:
+            raise TypeError(
+                f"tile array {name!r} has dtype object; only plain numeric arrays are saved"
+            )
+        out[name] = array
+    out[_WINDOW_KEY] = _window(tile)
+    return out
+
+
+def _window(tile: Tile) -> NDArray[np.int64]:
+    bounds = (tile.rows.start, tile.rows.stop, tile.cols.start, tile.cols.stop)
+    return np.array(bounds, dtype=np.int64)
+
+
+class JobDir:
+    """<out>/.rs_seg2any/: job.json (params + tool version) and tiles/ (one .npz per finished tile).
+
+    Reopening with different params raises JobError (use a new --out, or --restart);
+    ``restart=True`` wipes the old tiles and records the new params.
+    """
+
+    def __init__(
+        self, out_dir: Path | str, params: Mapping[str, Any], *, restart: bool = False
+    ) -> None:
+        self._path = Path(out_dir) / JOB_DIRNAME
+        self._tiles = self._path / "tiles"
+        self._params = _canonical(params)
+        self._make_dirs()
+        self._remove_temps()
+        record = None if restart else self._read_record()
+        if record is None:
+            if restart:
+                self._wipe_tiles()
+            elif self._finished_tile_files():
+                raise JobError(
+                    f"{self._path} holds finished tiles but no job.json, so they cannot be "
+                    "trusted; use a new --out folder or pass --restart to discard them"
+                )
+            record = self._new_record()
+            self._write_record(record)
+        else:
+            self._check_params(record)
+        self._record = record
+
+    # -- job.json -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The hidden state folder ``<out>/.rs_seg2any``."""
+        return self._path
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The job's canonical (JSON round-tripped) parameters."""
+        return json.loads(json.dumps(self._params))  # type: ignore[no-any-return]
+
+    @property
+    def complete(self) -> bool:
+        """True once ``mark_complete`` ran: all outputs were written by an earlier run."""
+        return bool(self._record.get("complete", False))
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Outputs recorded by ``mark_complete`` (name -> path)."""
+        return dict(self._record.get("outputs", {}))
+
+    def mark_complete(self, outputs: Mapping[str, str | os.PathLike[str]]) -> None:
+        """Record the finished outputs, so a rerun can tell the job is already done."""
+        record = {
+            **self._record,
+            "complete": True,
+            "outputs": {k: str(v) for k, v in outputs.items()},
+        }
+        self._write_record(record)
+        self._record = record
+
+    def _new_record(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "tool": "rs_seg2any",
+            "version": __version__,
+            "params": self._params,
+            "complete": False,
+            "outputs": {},
+        }
+
+    def _record_path(self) -> Path:
+        return self._path / "job.json"
+
+    def _read_record(self) -> dict[str, Any] | None:
+        path = self._record_path()
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise JobError(
+                f"{path} is unreadable ({exc}); use a new --out folder or pass --restart"
+            ) from exc
+        if not isinstance(record, dict) or "params" not in record:
+            raise JobError(f"{path} is not an rs_seg2any job file; use a new --out or --restart")
+        return record
+
+    def _write_record(self, record: Mapping[str, Any]) -> None:
+        text = json.dumps(record, sort_keys=True, indent=2) + "\n"
+        dest = self._record_path()
+        try:
+            _atomic_write(dest, lambda fh: fh.write(text.encode("utf-8")))
+        except OSError as exc:
+            raise _output_error(dest, exc) from exc
+
+    def _check_params(self, record: Mapping[str, Any]) -> None:
+        old = record["params"]
+        if _same(old, self._params):
+            return
+        keys = ", ".join(_diff_keys(old, self._params))
+        done = len(self._finished_tile_files())
+        raise JobError(
+            f"{self._path.parent} holds a job with different parameters (differing: {keys}; "
+            f"{done} finished tiles). Use a new --out folder, or pass --restart to discard "
+            "them and start over."
+        )
+
+    # -- tiles ----------------------------------------------------------------------------
+
+    def tile_path(self, tile: Tile) -> Path:
+        """Where the tile's arrays live once finished."""
+        return self._tiles / f"{tile.seed_key}.npz"
+
+    def tile_done(self, tile: Tile) -> bool:
+        """Whether the tile is finished; a truncated file is deleted (so it is recomputed)."""
+        path = self.tile_path(tile)
+        if not path.is_file():
+            return False
+        if self._looks_intact(path):
+            return True
+        self._discard(path, "it is truncated or not an .npz archive")
+        return False
+
+    def pending(self, plan: TilePlan) -> list[Tile]:
+        """Tiles still to compute, in plan order."""
+        present = set(self._finished_tile_files())
+        return [
+            t for t in plan.tiles if f"{t.seed_key}.npz" not in present or not self.tile_done(t)
+        ]
+
+    def save_tile(self, tile: Tile, arrays: Mapping[str, NDArray[Any]]) -> None:
+        """Save a finished tile atomically; identical arrays always give identical bytes."""
+        payload = _tile_arrays(tile, arrays)
+        dest = self.tile_path(tile)
+        try:
+            self._tiles.mkdir(parents=True, exist_ok=True)
+            _atomic_write(dest, lambda fh: _write_npz(fh, payload))
+        except OSError as exc:
+            raise _output_error(dest, exc) from exc
+
+    def load_tile(self, tile: Tile) -> dict[str, NDArray[Any]]:
+        """The tile's arrays; an unreadable file is deleted and reported, so a rerun redoes it."""
+        path = self.tile_path(tile)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays: dict[str, NDArray[Any]] = {name: archive[name] for name in archive.files}
+        except FileNotFoundError:
+            raise JobError(
+                f"tile {tile.seed_key} has not been computed ({path} is missing)"
+            ) from None
+        except _UNREADABLE as exc:
+            self._discard(path, f"it is unreadable ({exc})")
+            raise JobError(
+                f"tile file {path} was unreadable, probably cut short by a full disk or a crash; "
+                "it has been deleted: rerun the same command to recompute it"
+            ) from exc
+        window = arrays.pop(_WINDOW_KEY, None)
+        if window is None or window.tolist() != _window(tile).tolist():
+            raise JobError(
+                f"tile file {path} was made for a different tile plan; use a new --out folder "
+                "or pass --restart"
+            )
+        return arrays
+
+    def clean_tiles(self) -> None:
+        """Remove tiles/ after a successful assembly; job.json stays as the job's record."""
+        self._wipe_tiles()
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def _make_dirs(self) -> None:
+        try:
+            self._tiles.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the job folder {self._path}: {exc.strerror or exc}; "
+                "choose a writable --out folder"
+            ) from exc
+
+    def _finished_tile_files(self) -> list[str]:
+        try:
+            names = os.listdir(self._tiles)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if n.endswith(".npz") and not n.startswith(_TMP_PREFIX))
+
+    def _remove_temps(self) -> None:
+        """Delete what a killed run left half-written; such files never count as finished."""
+        for folder in (self._path, self._tiles):
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(folder):
+                    if entry.name.startswith(_TMP_PREFIX) and entry.is_file():
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+
+    def _wipe_tiles(self) -> None:
+        try:
+            shutil.rmtree(self._tiles, ignore_errors=False)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"cannot remove {self._tiles}: {exc.strerror or exc}") from exc
+
+    @staticmethod
+    def _looks_intact(path: Path) -> bool:
+        """Cheap check (zip directory only, no decompression): catches truncated files."""
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return f"{_WINDOW_KEY}.npy" in archive.namelist()
+        except _UNREADABLE:
+            return False
+
+    @staticmethod
+    def _discard(path: Path, why: str) -> None:
+        log.warning("deleting tile file %s because %s; it will be recomputed", path, why)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def __repr__(self) -> str:
+        return f"JobDir({str(self._path.parent)!r}, complete={self.complete})"

@@ -1,0 +1,107 @@
+"""Progress reporting: a bar for people, JSON lines for programs (the QGIS plugin, batch jobs).
+
+Library code reports through the small ``Progress`` protocol and never prints; the CLI picks
+the implementation. JSON events are one object per line on stderr, e.g.
+``{"event": "progress", "stage": "tiles", "done": 3, "total": 12}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Protocol, TextIO
+
+
+class Progress(Protocol):
+    """What long-running library calls need from a progress reporter."""
+
+    def stage(self, name: str, total: int | None = None) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def message(self, text: str, **fields: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    """Reports nothing: the default for library calls."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def message(self, text: str, **fields: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonProgress:
+    """JSON-lines events on a stream (stderr by default), flushed at once for live readers."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._name = ""
+        self._total: int | None = None
+        self._done = 0
+
+    def _emit(self, payload: dict[str, Any]) -> None:
+        self._stream.write(json.dumps(payload, sort_keys=True) + "\n")
+        self._stream.flush()
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._name, self._total, self._done = name, total, 0
+        self._emit({"event": "stage", "stage": name, "total": total})
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        self._emit(
+            {"event": "progress", "stage": self._name, "done": self._done, "total": self._total}
+        )
+
+    def message(self, text: str, **fields: Any) -> None:
+        self._emit({"event": "message", "message": text, **fields})
+
+    def close(self) -> None:
+        pass
+
+
+class BarProgress:
+    """tqdm bars on stderr, one per stage; messages printed above the bar."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._bar: Any = None
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self._bar = tqdm(total=total, desc=name, file=self._stream, leave=True)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def message(self, text: str, **fields: Any) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=self._stream)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_progress(kind: str) -> Progress:
+    """'bar' (default for terminals), 'json' (for programs) or 'none'."""
+    if kind == "json":
+        return JsonProgress()
+    if kind == "none":
+        return NullProgress()
+    return BarProgress()

@@ -1,0 +1,272 @@
+"""Jobs: a layout rendered tile by tile into a resumable job folder, then into GeoTIFFs.
+
+A job is (layout, grid, options) -> files in one output folder. Every finished tile is saved
+atomically in ``<out>/.rs_seg2any/tiles``; an interrupted job resumes where it stopped when the
+same command is run again, and produces byte-identical outputs. Outputs are assembled by
+streaming tile stripes, so memory depends on the tile size and grid width, not on the area.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import Cancelled, OutputError
+from .geoio import (
+    GridRasterWriter,
+    atomic_output,
+    ensure_writable_dir,
+    label_mask_style,
+    provenance_tags,
+    write_preview_png,
+    write_qml,
+)
+from .jobdir import JobDir
+from .layout import Layout
+from .progress import NullProgress, Progress
+from .raster import instance_dtype, rasterize_window
+from .tiling import Tile, TilePlan, assemble
+
+LAYOUT_OUTPUTS = ("label.tif", "instance.tif", "contour.tif")
+DEFAULT_LAYOUT_TILE = 2048
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """Where the outputs of a finished job are."""
+
+    out_dir: Path
+    outputs: dict[str, Path] = field(default_factory=dict)
+    tiles_total: int = 0
+    tiles_resumed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+            "tiles_total": self.tiles_total,
+            "tiles_resumed": self.tiles_resumed,
+        }
+
+
+def grid_params(layout: Layout) -> dict[str, Any]:
+    """The grid as plain values (for job identity and provenance)."""
+    grid = layout.grid
+    return {
+        "crs": str(grid.crs),
+        "shape": [int(grid.shape[0]), int(grid.shape[1])],
+        "transform": [float(v) for v in tuple(grid.affine)[:6]],
+    }
+
+
+def _input_fingerprint(layout: Layout) -> dict[str, Any]:
+    """Size and mtime of the input file: a resumed job must read the same polygons."""
+    path = layout.spec.path
+    if path is None or not path.exists():
+        return {}
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def layout_job_params(layout: Layout, tile_size: int) -> dict[str, Any]:
+    return {
+        "job": "layout",
+        "version": __version__,
+        "layout": layout.describe(),
+        "input": _input_fingerprint(layout),
+        "taxonomy": layout.taxonomy.to_dict(),
+        "grid": grid_params(layout),
+        "tile_size": tile_size,
+    }
+
+
+def run_tiles(
+    plan: TilePlan,
+    job: JobDir,
+    render: Callable[[Tile], Mapping[str, np.ndarray]],
+    progress: Progress,
+) -> int:
+    """Render every pending tile into the job folder; returns how many were already done."""
+    pending = job.pending(plan)
+    done_before = len(plan.tiles) - len(pending)
+    progress.stage("tiles", len(plan.tiles))
+    if done_before:
+        progress.advance(done_before)
+        progress.message(f"resuming: {done_before} of {len(plan.tiles)} tiles already done")
+    try:
+        for tile in pending:
+            job.save_tile(tile, render(tile))
+            progress.advance(1)
+    except KeyboardInterrupt as exc:
+        finished = len(plan.tiles) - len(job.pending(plan))
+        raise Cancelled(
+            f"interrupted after {finished} of {len(plan.tiles)} tiles; run the same command "
+            "again to resume"
+        ) from exc
+    return done_before
+
+
+def _assemble_layer(
+    plan: TilePlan,
+    job: JobDir,
+    name: str,
+    dest: Path,
+    *,
+    dtype: str,
+    nodata: int | None,
+    finalize: Mapping[str, Any],
+) -> Path:
+    writer = GridRasterWriter(
+        dest, plan.grid, dtype=dtype, count=1, nodata=nodata, workdir=job.path
+    )
+    with writer:
+
+        def load(tile: Tile) -> np.ndarray:
+            return job.load_tile(tile)[name]
+
+        def sink(stripe: np.ndarray, rows: slice, cols: slice) -> None:
+            writer.write(stripe, rows, cols)
+
+        assemble(plan, load, sink, mode="core", dtype=dtype, bands=1)
+        return writer.finalize(**finalize)
+
+
+def _write_entities_csv(layout: Layout, dest: Path) -> Path:
+    """One row per entity: instance id -> class, description, source feature and part.
+
+    Streamed batch by batch, so the table costs no memory proportional to the layer.
+    """
+    names = layout.taxonomy.names_by_id()
+    with atomic_output(dest) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(["instance_id", "class_id", "class_name", "description", "source_fid", "part"])
+        for batch in layout.iter_batches():
+            for iid, cid, desc, fid, part in zip(
+                batch["instance_id"].tolist(),
+                batch["class_id"].tolist(),
+                batch["description"].tolist(),
+                batch["source_fid"].tolist(),
+                batch["part"].tolist(),
+                strict=True,
+            ):
+                out.writerow([iid, cid, names.get(cid, ""), desc, fid, part])
+    return dest
+
+
+def run_layout_job(
+    layout: Layout,
+    out_dir: str | Path,
+    *,
+    tile_size: int = DEFAULT_LAYOUT_TILE,
+    restart: bool = False,
+    keep_tiles: bool = False,
+    entities_table: bool = True,
+    progress: Progress | None = None,
+) -> JobResult:
+    """Write label.tif, instance.tif and contour.tif (+ style, preview, entity table) to out_dir.
+
+    Resumable: an interrupted run keeps its finished tiles; running it again with the same
+    inputs continues and gives byte-identical files. Different inputs in the same folder raise
+    JobError (use another folder or ``restart=True``).
+    """
+    progress = progress or NullProgress()
+    out = ensure_writable_dir(out_dir)
+    plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=0)
+    job = JobDir(out, layout_job_params(layout, tile_size), restart=restart)
+    inst_dtype = str(instance_dtype(layout.entity_count))
+
+    def render(tile: Tile) -> dict[str, np.ndarray]:
+        maps = rasterize_window(layout, tile.rows, tile.cols)
+        return {"label": maps.label, "instance": maps.instance, "contour": maps.contour}
+
+    resumed = run_tiles(plan, job, render, progress)
+
+    tags = provenance_tags(
+        inputs={"layer": str(layout.spec.path or "<GeoDataFrame>")},
+        taxonomy=layout.taxonomy.name,
+        extra={"layout": layout.describe(), "grid": grid_params(layout)},
+    )
+    progress.stage("write GeoTIFFs", 3)
+    outputs: dict[str, Path] = {}
+    outputs["label"] = _assemble_layer(
+        plan,
+        job,
+        "label",
+        out / "label.tif",
+        dtype="uint8",
+        nodata=0,
+        finalize={**label_mask_style(layout.taxonomy), "tags": tags},
+    )
+    progress.advance(1)
+    outputs["instance"] = _assemble_layer(
+        plan,
+        job,
+        "instance",
+        out / "instance.tif",
+        dtype=inst_dtype,
+        nodata=0,
+        finalize={"categorical": True, "band_descriptions": ["instance"], "tags": tags},
+    )
+    progress.advance(1)
+    outputs["contour"] = _assemble_layer(
+        plan,
+        job,
+        "contour",
+        out / "contour.tif",
+        dtype="uint8",
+        nodata=None,
+        finalize={
+            "categorical": True,
+            "colormap": {0: (0, 0, 0, 255), 1: (255, 255, 255, 255)},
+            "band_descriptions": ["contour"],
+            "tags": tags,
+        },
+    )
+    progress.advance(1)
+    outputs["style"] = write_qml(out / "label.qml", layout.taxonomy)
+    outputs["preview"] = _label_preview(outputs["label"], out / "preview.png", layout)
+    if entities_table:
+        outputs["entities"] = _write_entities_csv(layout, out / "entities.csv")
+    outputs["report"] = _write_report(out / "layout.json", layout)
+    job.mark_complete({k: str(v) for k, v in outputs.items()})
+    if not keep_tiles:
+        job.clean_tiles()
+    return JobResult(out, outputs, tiles_total=len(plan.tiles), tiles_resumed=resumed)
+
+
+def _label_preview(label_path: Path, dest: Path, layout: Layout, max_size: int = 1024) -> Path:
+    """Preview from the label COG's overviews: reads at most ~max_size^2 pixels."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(label_path) as src:
+        scale = max(src.height, src.width) / max_size
+        shape = (
+            (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
+            if scale > 1
+            else (src.height, src.width)
+        )
+        labels = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+    return write_preview_png(dest, labels, taxonomy=layout.taxonomy, max_size=max_size)
+
+
+def _write_report(dest: Path, layout: Layout) -> Path:
+    payload = {
+        "version": __version__,
+        "layout": layout.describe(),
+        "report": layout.report.to_dict(),
+        "grid": grid_params(layout),
+    }
+    try:
+        with atomic_output(dest) as tmp:
+            tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:  # pragma: no cover - atomic_output maps most of these
+        raise OutputError(f"cannot write {dest}: {exc}") from exc
+    return dest

@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Tile plans over any GeoBox, and a streaming mosaic that never holds the whole grid.
+
+Generators see fixed-size windows; a job's grid can be far larger than memory. A plan cuts
+the grid into overlapping windows, gives every grid pixel exactly one owning tile (its
+"core", for exact label maps) and smooth blend weights (for seamless imagery), and
+``assemble`` streams the mosaic out one stripe per tile row, so memory scales with the grid
+width, never with its area.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+from odc.geo.geobox import GeoBox
+
+from rs_seg2any.errors import GridError
+
+__all__ = [
+    "BLEND_EPSILON",
+    "Tile",
+    "TilePlan",
+    "assemble",
+    "blend_weights",
+]
+
+#: Smallest blend weight; keeps every covered pixel's weight sum strictly positive.
+BLEND_EPSILON = 1e-3
+
+_Span = tuple[int, int]
+
+Loader = Callable[["Tile"], NDArray[np.generic]]
+Sink = Callable[[NDArray[np.generic], slice, slice], None]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window of a plan; ``core_*`` are the pixels it alone writes in "core" mode."""
+
+    index: tuple[int, int]
+    rows: slice
+    cols: slice
+    core_rows: slice
+    core_cols: slice
+    seed_key: str
+
+    def __hash__(self) -> int:
+        # slices are unhashable before Python 3.12; hash the plain numbers instead.
+        return hash((self.index, self.rows.start, self.rows.stop, self.cols.start, self.cols.stop))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Window shape (rows, cols): what the generator must return per band."""
+        return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
+
+    def geobox(self, grid: GeoBox) -> GeoBox:
+        """The tile's own GeoBox, so conditions rasterise on exactly the mosaic's pixels."""
+        sub = grid[self.rows, self.cols]
+        assert isinstance(sub, GeoBox)
+        return sub
+
+
+def _axis_windows(n: int, size: int, overlap: int) -> list[_Span]:
+    """Regular windows with the last one shifted back, so every window is full size."""
+    if n <= size:
+        return [(0, n)]
+    stride = size - overlap
+    count = -(-(n - size) // stride) + 1
+    starts = [i * stride for i in range(count - 1)] + [n - size]
+    return [(s, s + size) for s in starts]
+
+
+def _axis_cores(windows: Sequence[_Span]) -> list[_Span]:
+    """Cut midway through each overlap: the cores partition the axis exactly."""
+    cuts = [windows[0][0]]
+    for (_, prev_end), (next_start, _) in pairwise(windows):
+        cuts.append((next_start + prev_end) // 2)
+    cuts.append(windows[-1][1])
+    return list(pairwise(cuts))
+
+
+def _axis_ramp(windows: Sequence[_Span], i: int) -> NDArray[np.float32]:
+    """1-D weights: 1 inside, linear ramps over overlaps with neighbours, flat at grid edges.
+
+    Ramps are sampled at pixel centres over the actual overlap, so two neighbours' weights
+    sum to exactly 1 there (a partition of unity: no brightness dip across seams).
+    """
+    start, end = windows[i]
+    centres = np.arange(start, end, dtype=np.float64) + 0.5
+    weight = np.ones(end - start, dtype=np.float64)
+    if i > 0:
+        lap = windows[i - 1][1] - start
+        weight = np.minimum(weight, (centres - start) / lap)
+    if i < len(windows) - 1:
+        lap = end - windows[i + 1][0]
+        weight = np.minimum(weight, (end - centres) / lap)
+    return np.maximum(weight, BLEND_EPSILON).astype(np.float32)
+
+
+def _as_int(value: object, name: str) -> int:
+    if isinstance(value, bool):
+        raise GridError(f"{name} must be an integer number of pixels, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise GridError(f"{name} must be an integer number of pixels, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Overlapping fixed-size windows over a grid; a value, cheap to rebuild anywhere."""
+
+    grid: GeoBox
+    tile_size: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        size = _as_int(self.tile_size, "tile_size")
+        overlap = _as_int(self.overlap, "overlap")
+        if size <= 0:
+            raise GridError(f"tile_size must be a positive number of pixels, got {size}")
+        if overlap < 0 or 2 * overlap >= size:
+            raise GridError(
+                f"overlap must be >= 0 and less than half the tile size ({size} px), got "
+                f"{overlap}; e.g. use --overlap {size // 8}"
+            )
+        ny, nx = self.grid.shape
+        if ny <= 0 or nx <= 0:
+            raise GridError(f"the target grid is empty ({ny} x {nx} pixels)")
+        object.__setattr__(self, "tile_size", size)
+        object.__setattr__(self, "overlap", overlap)
+
+    @classmethod
+    def for_grid(cls, grid: GeoBox, tile_size: int = 512, overlap: int = 64) -> TilePlan:
+        """Plan tiles over ``grid``; raises GridError for impossible sizes."""
+        return cls(grid=grid, tile_size=tile_size, overlap=overlap)
+
+    @cached_property
+    def _row_windows(self) -> list[_Span]:
+        return _axis_windows(self.grid.shape[0], self.tile_size, self.overlap)
+
+    @cached_property
+    def _col_windows(self) -> list[_Span]:
+        return _axis_windows(self.grid.shape[1], self.tile_size, self.overlap)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Number of tiles along (rows, cols)."""
+        return (len(self._row_windows), len(self._col_windows))
+
+    @cached_property
+    def tiles(self) -> tuple[Tile, ...]:
+        """All tiles, row-major (tile row 0 first), so stripes can stream top to bottom."""
+        row_cores = _axis_cores(self._row_windows)
+        col_cores = _axis_cores(self._col_windows)
+        return tuple(
+            Tile(
+                index=(r, c),
+                rows=slice(*rw),
+                cols=slice(*cw),
+                core_rows=slice(*row_cores[r]),
+                core_cols=slice(*col_cores[c]),
+                seed_key=f"r{r:04d}_c{c:04d}",
+            )
+            for r, rw in enumerate(self._row_windows)
+            for c, cw in enumerate(self._col_windows)
+        )
+
+    def tile_row(self, r: int) -> tuple[Tile, ...]:
+        """The tiles of tile row ``r``, left to right."""
+        ncols = self.shape[1]
+        return self.tiles[r * ncols : (r + 1) * ncols]
+
+    def tile_seed(self, job_seed: int, tile: Tile) -> int:
+        """Per-tile seed from the job seed: independent of order, process and PYTHONHASHSEED."""
+        digest = hashlib.sha256(f"{int(job_seed)}:{tile.seed_key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+
+def blend_weights(plan: TilePlan, tile: Tile) -> NDArray[np.float32]:
+    """(h, w) float32 weights of ``tile``: 1 inside, ramping to ~0 where a neighbour takes over."""
+    r, c = tile.index
+    return np.outer(_axis_ramp(plan._row_windows, r), _axis_ramp(plan._col_windows, c))
+
+
+def _cast(values: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """Cast for writing: integers are rounded and clipped, never wrapped around."""
+    if np.issubdtype(dtype, np.integer) and np.issubdtype(values.dtype, np.floating):
+        info = np.iinfo(dtype)
+        rounded: NDArray[Any] = np.clip(np.rint(values), info.min, info.max)
+        return rounded.astype(dtype)
+    if dtype == np.bool_ and np.issubdtype(values.dtype, np.floating):
+        return values >= 0.5
+    return values.astype(dtype, copy=False)
+
+
+def _load_checked(load: Loader, tile: Tile, bands: int) -> NDArray[np.generic]:
+    """Accept (h, w) for one band; fail loudly on a generator returning the wrong shape."""
+    data = np.asarray(load(tile))
+    if data.ndim == 2 and bands == 1:
+        data = data[np.newaxis]
+    expected = (bands, *tile.shape)
+    if data.shape != expected:
+        raise ValueError(
+            f"tile {tile.seed_key}: expected an array of shape {expected}, got {data.shape}"
+        )
+    return data
+
+
+def _core_part(data: NDArray[np.generic], tile: Tile) -> NDArray[np.generic]:
+    r0, c0 = tile.rows.start, tile.cols.start
+    rows = slice(tile.core_rows.start - r0, tile.core_rows.stop - r0)
+    cols = slice(tile.core_cols.start - c0, tile.core_cols.stop - c0)
+    return data[:, rows, cols]
+
+
+def _assemble_core(
+    plan: TilePlan, load: Loader, sink: Sink, dtype: np.dtype[np.generic], bands: int
+) -> None:
+    width = plan.grid.shape[1]
+    for r in range(plan.shape[0]):
+        row_tiles = plan.tile_row(r)
+        core_rows = row_tiles[0].core_rows
+        stripe = np.empty((bands, core_rows.stop - core_rows.start, width), dtype=dtype)
+        for tile in row_tiles:
+            stripe[:, :, tile.core_cols] = _cast(
+                _core_part(_load_checked(load, tile, bands), tile), dtype
+            )
+        sink(stripe, core_rows, slice(0, width))
+
+
+class _StripeAccumulator:
+    """Weighted sums for the core rows of one tile row; finished once no later tile touches it."""
+
+    def __init__(self, rows: slice, width: int, bands: int, acc_dtype: np.dtype[np.generic]):
+        self.rows = rows
+        height = rows.stop - rows.start
+        self.total = np.zeros((bands, height, width), dtype=acc_dtype)
+        self.weight = np.zeros((height, width), dtype=acc_dtype)
+
+    def add(self, tile: Tile, weighted: NDArray[np.generic], weights: NDArray[np.float32]) -> None:
+        lo, hi = max(self.rows.start, tile.rows.start), min(self.rows.stop, tile.rows.stop)
+        if lo >= hi:
+            return
+        dst = slice(lo - self.rows.start, hi - self.rows.start)
+        src = slice(lo - tile.rows.start, hi - tile.rows.start)
+        self.total[:, dst, tile.cols] += weighted[:, src, :]
+        self.weight[dst, tile.cols] += weights[src, :]
+
+    def result(self) -> NDArray[np.generic]:
+        return self.total / self.weight[np.newaxis]
+
+
+def _assemble_blend(
+    plan: TilePlan, load: Loader, sink: Sink, dtype: np.dtype[np.generic], bands: int
+) -> None:
+    width, nrows = plan.grid.shape[1], plan.shape[0]
+    acc_dtype = np.result_type(np.float32, dtype)
+    row_span = [plan.tile_row(r)[0].rows for r in range(nrows)]
+    core_span = [plan.tile_row(r)[0].core_rows for r in range(nrows)]
+    pending: dict[int, _StripeAccumulator] = {}
+    next_out = 0
+    for j in range(nrows):
+        window = row_span[j]
+        touched = [r for r in range(next_out, nrows) if core_span[r].start < window.stop]
+        touched = [r for r in touched if core_span[r].stop > window.start]
+        for r in touched:
+            if r not in pending:
+                pending[r] = _StripeAccumulator(core_span[r], width, bands, acc_dtype)
+        for tile in plan.tile_row(j):
+            weights = blend_weights(plan, tile)
+            weighted = _load_checked(load, tile, bands).astype(acc_dtype) * weights
+            for r in touched:
+                pending[r].add(tile, weighted, weights)
+            del weighted
+        # Tile rows start in increasing order: rows above the next window are final.
+        boundary = row_span[j + 1].start if j + 1 < nrows else plan.grid.shape[0]
+        while next_out < nrows and core_span[next_out].stop <= boundary:
+            stripe = pending.pop(next_out)
+            sink(_cast(stripe.result(), dtype), stripe.rows, slice(0, width))
+            next_out += 1
+
+
+def assemble(
+    plan: TilePlan,
+    load: Loader,
+    sink: Sink,
+    *,
+    mode: Literal["blend", "core"],
+    dtype: DTypeLike,
+    bands: int = 1,
+) -> None:
+    """Stream the mosaic to ``sink(stripe (bands, h, W), rows, cols=slice(0, W))``, top to bottom.
+
+    ``mode="core"`` copies each pixel from the tile that owns it (exact: labels, instances,
+    contours); ``mode="blend"`` averages all covering tiles with ``blend_weights`` (imagery)
+    and rounds for integer dtypes. Each tile is loaded exactly once; memory is a few stripes
+    of (bands x ~tile_size x grid width), never the whole grid.
+    """
+    out_dtype = np.dtype(dtype)
+    if bands < 1:
+        raise ValueError(f"bands must be >= 1, got {bands}")
+    if mode == "core":
+        _assemble_core(plan, load, sink, out_dtype, bands)
+    elif mode == "blend":
+        _assemble_blend(plan, load, sink, out_dtype, bands)
+    else:
+        raise ValueError(f"mode must be 'blend' or 'core', got {mode!r}")
