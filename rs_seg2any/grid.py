@@ -146,8 +146,10 @@ def grid_from_bounds(
     if not (right > left and top > bottom):
         raise GridError(f"the extent {bounds.bbox} is empty")
     # Predict the size before building it, so absurd grids fail fast without allocating.
-    width = math.ceil((right - left) / res_x) + 1
-    height = math.ceil((top - bottom) / res_y) + 1
+    # This is a lower bound (snapping may add one row/column): it must never refuse a grid
+    # that fits the budget; check_budget below applies the exact size.
+    width = math.ceil((right - left) / res_x)
+    height = math.ceil((top - bottom) / res_y)
     budget = pixel_budget(max_pixels)
     if width * height > budget:
         raise GridError(

@@ -800,6 +800,7 @@ def _resolve_grid(
     max_pixels: int | None,
 ) -> GeoBox:
     if grid is not None:
+        _crs_of(grid)  # a grid without CRS cannot be matched with the layer: say so
         return check_budget(grid, max_pixels)
     if like is not None:
         return grid_like(like, max_pixels=max_pixels)
@@ -836,7 +837,14 @@ def _check_overlap(layer_bounds: BoundingBox, grid: GeoBox, where: str) -> None:
     ):
         raise LayoutError(
             f"{where} (extent {tuple(round(v, 3) for v in layer_bounds.bbox)} in "
-            f"{layer_bounds.crs}) lies outside the requested grid (extent "
-            f"{tuple(round(v, 3) for v in grid_bounds.bbox)} in {grid.crs}); check the CRS "
-            "of both inputs"
+            f"{_crs_text(layer_bounds.crs)}) lies outside the requested grid (extent "
+            f"{tuple(round(v, 3) for v in grid_bounds.bbox)} in {_crs_text(grid.crs)}); check "
+            "the CRS of both inputs"
         )
+
+
+def _crs_text(crs: CRS | None) -> str:
+    """'EPSG:32633' where the CRS has a code, else its WKT: short enough for a message."""
+    if crs is None:
+        return "no CRS"
+    return f"EPSG:{crs.epsg}" if crs.epsg is not None else str(crs)

@@ -1,9 +1,9 @@
 """Rasterisation of a layout onto its grid: label mask, instance ids and entity contour map.
 
-All three maps come from ONE rasterisation pass that burns a per-window local index (the
-drawing order) into the smallest integer type that holds it; labels and global instance ids
-are then table look-ups, and contours a neighbour comparison. This keeps the cost close to a
-bare label rasterisation while guaranteeing that the three maps agree pixel for pixel.
+All three maps come from ONE rasterisation pass that burns entity ids (in drawing order);
+labels are then a table look-up and contours a neighbour comparison, done strip by strip in
+a helper thread while GDAL burns the next strip. This keeps the cost close to a bare label
+rasterisation while guaranteeing that the three maps agree pixel for pixel.
 
 Pixels are assigned by the GDAL centre rule (``all_touched=False``): a pixel belongs to a
 polygon when its centre does.
@@ -17,11 +17,13 @@ the maps of the whole grid.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio.features
+import shapely
 from odc.geo.geobox import GeoBox
 
 if TYPE_CHECKING:
@@ -66,16 +68,15 @@ def contours_from_instances(instance: np.ndarray) -> np.ndarray:
     return edge.view(np.uint8)
 
 
-def burn_local_index(features: gpd.GeoDataFrame, geobox: GeoBox) -> np.ndarray:
-    """Burn 1..n (drawing order of ``features``) on ``geobox``; later features win."""
+def _burn(
+    geoms: np.ndarray, values: np.ndarray, geobox: GeoBox, dtype: np.dtype[Any]
+) -> np.ndarray:
+    """Burn ``values`` (drawing order: later wins) with the GDAL centre rule."""
     height, width = geobox.shape
-    n = len(features)
-    dtype = _index_dtype(n)
-    if n == 0:
+    if len(geoms) == 0:
         return np.zeros((height, width), dtype=dtype)
-    shapes = zip(features.geometry.values, range(1, n + 1), strict=True)
     burnt: np.ndarray = rasterio.features.rasterize(
-        shapes,
+        zip(geoms, values.tolist(), strict=True),
         out_shape=(height, width),
         transform=geobox.affine,
         fill=0,
@@ -85,17 +86,84 @@ def burn_local_index(features: gpd.GeoDataFrame, geobox: GeoBox) -> np.ndarray:
     return burnt
 
 
-def maps_from_index(
-    index: np.ndarray, features: gpd.GeoDataFrame, inst_dtype: np.dtype[np.unsignedinteger]
+class _Tables:
+    """What to burn and how to turn burnt values into labels and instance ids.
+
+    While global instance ids fit the instance dtype (uint16: <= 65,535 entities) they are
+    burnt directly: the instance map is the burnt raster and labels are one table look-up.
+    Beyond that a per-window index (1..n) is burnt and both maps are look-ups.
+    """
+
+    def __init__(self, features: gpd.GeoDataFrame, inst_dtype: np.dtype[np.unsignedinteger]):
+        ids = features["instance_id"].to_numpy().astype(np.int64)
+        classes = features["class_id"].to_numpy(dtype=np.uint8)
+        self.inst_dtype = inst_dtype
+        self.direct = inst_dtype == np.uint16
+        self.instances: np.ndarray | None
+        if self.direct:
+            self.burn_values = ids.astype(np.uint16)
+            self.burn_dtype: np.dtype[Any] = np.dtype(np.uint16)
+            self.labels = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.uint8)
+            self.labels[ids] = classes
+            self.instances = None
+        else:
+            n = len(ids)
+            self.burn_values = np.arange(1, n + 1, dtype=np.int64)
+            self.burn_dtype = _index_dtype(n)
+            self.labels = np.concatenate([[0], classes]).astype(np.uint8)
+            self.instances = np.concatenate([[0], ids]).astype(inst_dtype)
+
+    def maps(self, burnt: np.ndarray, inner: slice) -> LayoutMaps:
+        """Maps of rows ``inner`` of a burnt strip (the strip may carry 1 halo row each side)."""
+        core = burnt[inner]
+        contour = contours_from_instances(burnt)[inner]
+        label = self.labels[core]
+        instance = core if self.instances is None else self.instances[core]
+        return LayoutMaps(
+            label=label, instance=instance.astype(self.inst_dtype, copy=False), contour=contour
+        )
+
+
+STRIP_ROWS = 1024
+"""Rows burnt at once: strips keep look-ups cache-friendly and let one strip's look-ups run
+in a helper thread (NumPy releases the GIL) while GDAL burns the next."""
+
+
+def rasterize_features(
+    features: gpd.GeoDataFrame, geobox: GeoBox, inst_dtype: np.dtype[np.unsignedinteger]
 ) -> LayoutMaps:
-    """Turn a burnt local index into the label, instance and contour maps."""
-    labels = np.zeros(len(features) + 1, dtype=np.uint8)
-    labels[1:] = features["class_id"].to_numpy(dtype=np.uint8)
-    ids = np.zeros(len(features) + 1, dtype=inst_dtype)
-    ids[1:] = features["instance_id"].to_numpy().astype(inst_dtype)
-    return LayoutMaps(
-        label=labels[index], instance=ids[index], contour=contours_from_instances(index)
-    )
+    """The three maps of ``geobox`` from prepared features (in drawing order)."""
+    height, width = geobox.shape
+    tables = _Tables(features, inst_dtype)
+    geoms = np.asarray(features.geometry.values, dtype=object)
+    if height <= STRIP_ROWS + STRIP_ROWS // 2 or len(geoms) == 0:
+        burnt = _burn(geoms, tables.burn_values, geobox, tables.burn_dtype)
+        return tables.maps(burnt, slice(0, height))
+
+    label = np.empty((height, width), dtype=np.uint8)
+    instance = np.empty((height, width), dtype=inst_dtype)
+    contour = np.empty((height, width), dtype=np.uint8)
+    tree = shapely.STRtree(geoms)
+
+    def finish(burnt: np.ndarray, rows: slice, inner: slice) -> None:
+        maps = tables.maps(burnt, inner)
+        label[rows], instance[rows], contour[rows] = maps.label, maps.instance, maps.contour
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: list[Future[None]] = []
+        for start in range(0, height, STRIP_ROWS):
+            stop = min(start + STRIP_ROWS, height)
+            r0, r1 = max(start - 1, 0), min(stop + 1, height)
+            strip = geobox[r0:r1, :]
+            picked = np.sort(tree.query(shapely.box(*strip.boundingbox.bbox)))
+            burnt = _burn(geoms[picked], tables.burn_values[picked], strip, tables.burn_dtype)
+            inner = slice(start - r0, stop - r0)
+            pending.append(pool.submit(finish, burnt, slice(start, stop), inner))
+            if len(pending) > 1:
+                pending.pop(0).result()  # at most two strips in flight: bounded memory
+        for job in pending:
+            job.result()
+    return LayoutMaps(label=label, instance=instance, contour=contour)
 
 
 def rasterize_window(
@@ -109,8 +177,7 @@ def rasterize_window(
     halo = grid[r0:r1, c0:c1]
     if features is None:
         features = layout.features(halo.boundingbox)
-    index = burn_local_index(features, halo)
-    maps = maps_from_index(index, features, instance_dtype(layout.entity_count))
+    maps = rasterize_features(features, halo, instance_dtype(layout.entity_count))
     inner = (slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0))
     return LayoutMaps(
         label=maps.label[inner], instance=maps.instance[inner], contour=maps.contour[inner]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 
 from . import __version__
 from .errors import Cancelled, OutputError
@@ -36,6 +37,10 @@ from .tiling import Tile, TilePlan, assemble
 
 LAYOUT_OUTPUTS = ("label.tif", "instance.tif", "contour.tif")
 DEFAULT_LAYOUT_TILE = 2048
+GDAL_CACHE_BYTES = 64 * 1024 * 1024
+"""GDAL's block cache during jobs. Its default (5 % of RAM) fills up while COGs and their
+overviews are written, so peak memory would grow with the area; tiles are written in whole
+blocks, so a small cache costs nothing."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,28 @@ def run_layout_job(
     inputs continues and gives byte-identical files. Different inputs in the same folder raise
     JobError (use another folder or ``restart=True``).
     """
-    progress = progress or NullProgress()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        return _run_layout_job(
+            layout,
+            Path(out_dir),
+            tile_size=tile_size,
+            restart=restart,
+            keep_tiles=keep_tiles,
+            entities_table=entities_table,
+            progress=progress or NullProgress(),
+        )
+
+
+def _run_layout_job(
+    layout: Layout,
+    out_dir: Path,
+    *,
+    tile_size: int,
+    restart: bool,
+    keep_tiles: bool,
+    entities_table: bool,
+    progress: Progress,
+) -> JobResult:
     out = ensure_writable_dir(out_dir)
     plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=0)
     job = JobDir(out, layout_job_params(layout, tile_size), restart=restart)
@@ -243,7 +269,6 @@ def run_layout_job(
 
 def _label_preview(label_path: Path, dest: Path, layout: Layout, max_size: int = 1024) -> Path:
     """Preview from the label COG's overviews: reads at most ~max_size^2 pixels."""
-    import rasterio
     from rasterio.enums import Resampling
 
     with rasterio.open(label_path) as src:

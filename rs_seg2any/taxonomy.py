@@ -39,7 +39,10 @@ def parse_colour(value: object) -> tuple[int, int, int]:
             h = match.group(1)
             return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
     elif isinstance(value, list | tuple) and len(value) == 3:
-        rgb = tuple(int(v) for v in value)
+        try:
+            rgb = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            rgb = (-1, -1, -1)
         if all(0 <= v <= 255 for v in rgb):
             return (rgb[0], rgb[1], rgb[2])
     raise TaxonomyError(f"colour {value!r} is neither '#RRGGBB' nor [r, g, b] with 0..255 values")
@@ -155,6 +158,10 @@ class Taxonomy:
 
 
 def _class_from_mapping(raw: Mapping[str, Any], where: str) -> ClassDef:
+    if not isinstance(raw, Mapping):
+        raise TaxonomyError(
+            f"{where}: class entry {raw!r} is not a mapping (expected id:, name:, colour:, ...)"
+        )
     missing = [k for k in ("id", "name") if k not in raw]
     if missing:
         raise TaxonomyError(f"{where}: class entry {dict(raw)!r} lacks {', '.join(missing)}")
@@ -167,12 +174,18 @@ def _class_from_mapping(raw: Mapping[str, Any], where: str) -> ClassDef:
     aliases = raw.get("aliases") or []
     if not isinstance(aliases, list):
         raise TaxonomyError(f"{where}: aliases of class '{name}' must be a list")
+    try:
+        priority = int(raw.get("priority", 0))
+    except (TypeError, ValueError) as exc:
+        raise TaxonomyError(
+            f"{where}: priority {raw.get('priority')!r} of class '{name}' is not an integer"
+        ) from exc
     return ClassDef(
         id=class_id,
         name=name,
         colour=colour,
         description=str(raw.get("description") or name),
-        priority=int(raw.get("priority", 0)),
+        priority=priority,
         aliases=tuple(str(a) for a in aliases),
     )
 

@@ -4,14 +4,15 @@
 Generators see fixed-size windows; a job's grid can be far larger than memory. A plan cuts
 the grid into overlapping windows, gives every grid pixel exactly one owning tile (its
 "core", for exact label maps) and smooth blend weights (for seamless imagery), and
-``assemble`` streams the mosaic out one stripe per tile row, so memory scales with the grid
-width, never with its area.
+``assemble`` streams the mosaic out one tile core at a time, so memory depends on the tile
+size, never on the grid's width or area.
 """
 
 from __future__ import annotations
 
 import hashlib
 import operator
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -222,71 +223,72 @@ def _core_part(data: NDArray[np.generic], tile: Tile) -> NDArray[np.generic]:
     return data[:, rows, cols]
 
 
+def _covering(windows: Sequence[_Span], span: slice) -> list[int]:
+    """Indices of the windows that overlap ``span`` along one axis."""
+    return [i for i, (start, end) in enumerate(windows) if start < span.stop and end > span.start]
+
+
+class _TileCache:
+    """A few recently loaded tiles: neighbours are reused while blending a tile row."""
+
+    def __init__(self, load: Loader, bands: int, size: int) -> None:
+        self._load, self._bands, self._size = load, bands, size
+        self._items: OrderedDict[tuple[int, int], NDArray[np.generic]] = OrderedDict()
+
+    def get(self, tile: Tile) -> NDArray[np.generic]:
+        if tile.index in self._items:
+            self._items.move_to_end(tile.index)
+            return self._items[tile.index]
+        data = _load_checked(self._load, tile, self._bands)
+        self._items[tile.index] = data
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return data
+
+
 def _assemble_core(
     plan: TilePlan, load: Loader, sink: Sink, dtype: np.dtype[np.generic], bands: int
 ) -> None:
-    width = plan.grid.shape[1]
-    for r in range(plan.shape[0]):
-        row_tiles = plan.tile_row(r)
-        core_rows = row_tiles[0].core_rows
-        stripe = np.empty((bands, core_rows.stop - core_rows.start, width), dtype=dtype)
-        for tile in row_tiles:
-            stripe[:, :, tile.core_cols] = _cast(
-                _core_part(_load_checked(load, tile, bands), tile), dtype
-            )
-        sink(stripe, core_rows, slice(0, width))
-
-
-class _StripeAccumulator:
-    """Weighted sums for the core rows of one tile row; finished once no later tile touches it."""
-
-    def __init__(self, rows: slice, width: int, bands: int, acc_dtype: np.dtype[np.generic]):
-        self.rows = rows
-        height = rows.stop - rows.start
-        self.total = np.zeros((bands, height, width), dtype=acc_dtype)
-        self.weight = np.zeros((height, width), dtype=acc_dtype)
-
-    def add(self, tile: Tile, weighted: NDArray[np.generic], weights: NDArray[np.float32]) -> None:
-        lo, hi = max(self.rows.start, tile.rows.start), min(self.rows.stop, tile.rows.stop)
-        if lo >= hi:
-            return
-        dst = slice(lo - self.rows.start, hi - self.rows.start)
-        src = slice(lo - tile.rows.start, hi - tile.rows.start)
-        self.total[:, dst, tile.cols] += weighted[:, src, :]
-        self.weight[dst, tile.cols] += weights[src, :]
-
-    def result(self) -> NDArray[np.generic]:
-        return self.total / self.weight[np.newaxis]
+    for tile in plan.tiles:
+        data = _load_checked(load, tile, bands)
+        sink(_cast(_core_part(data, tile), dtype), tile.core_rows, tile.core_cols)
 
 
 def _assemble_blend(
     plan: TilePlan, load: Loader, sink: Sink, dtype: np.dtype[np.generic], bands: int
 ) -> None:
-    width, nrows = plan.grid.shape[1], plan.shape[0]
     acc_dtype = np.result_type(np.float32, dtype)
-    row_span = [plan.tile_row(r)[0].rows for r in range(nrows)]
-    core_span = [plan.tile_row(r)[0].core_rows for r in range(nrows)]
-    pending: dict[int, _StripeAccumulator] = {}
-    next_out = 0
-    for j in range(nrows):
-        window = row_span[j]
-        touched = [r for r in range(next_out, nrows) if core_span[r].start < window.stop]
-        touched = [r for r in touched if core_span[r].stop > window.start]
-        for r in touched:
-            if r not in pending:
-                pending[r] = _StripeAccumulator(core_span[r], width, bands, acc_dtype)
-        for tile in plan.tile_row(j):
-            weights = blend_weights(plan, tile)
-            weighted = _load_checked(load, tile, bands).astype(acc_dtype) * weights
-            for r in touched:
-                pending[r].add(tile, weighted, weights)
-            del weighted
-        # Tile rows start in increasing order: rows above the next window are final.
-        boundary = row_span[j + 1].start if j + 1 < nrows else plan.grid.shape[0]
-        while next_out < nrows and core_span[next_out].stop <= boundary:
-            stripe = pending.pop(next_out)
-            sink(_cast(stripe.result(), dtype), stripe.rows, slice(0, width))
-            next_out += 1
+    ncols = plan.shape[1]
+    rows_cover = {r: _covering(plan._row_windows, t.core_rows) for r, t in _first_of_rows(plan)}
+    cols_cover = [_covering(plan._col_windows, t.core_cols) for t in plan.tile_row(0)]
+    cache = _TileCache(load, bands, size=4 * max(len(c) for c in cols_cover) + 4)
+    for tile in plan.tiles:
+        core_r, core_c = tile.core_rows, tile.core_cols
+        height, width = core_r.stop - core_r.start, core_c.stop - core_c.start
+        total = np.zeros((bands, height, width), dtype=acc_dtype)
+        weight = np.zeros((height, width), dtype=acc_dtype)
+        for r in rows_cover[tile.index[0]]:
+            for c in cols_cover[tile.index[1]]:
+                other = plan.tiles[r * ncols + c]
+                r0, r1 = max(core_r.start, other.rows.start), min(core_r.stop, other.rows.stop)
+                c0, c1 = max(core_c.start, other.cols.start), min(core_c.stop, other.cols.stop)
+                dst = (
+                    slice(r0 - core_r.start, r1 - core_r.start),
+                    slice(c0 - core_c.start, c1 - core_c.start),
+                )
+                src = (
+                    slice(r0 - other.rows.start, r1 - other.rows.start),
+                    slice(c0 - other.cols.start, c1 - other.cols.start),
+                )
+                w = blend_weights(plan, other)[src]
+                part = cache.get(other)[(slice(None), *src)].astype(acc_dtype)
+                total[(slice(None), *dst)] += part * w
+                weight[dst] += w
+        sink(_cast(total / weight[np.newaxis], dtype), core_r, core_c)
+
+
+def _first_of_rows(plan: TilePlan) -> list[tuple[int, Tile]]:
+    return [(r, plan.tile_row(r)[0]) for r in range(plan.shape[0])]
 
 
 def assemble(
@@ -298,12 +300,12 @@ def assemble(
     dtype: DTypeLike,
     bands: int = 1,
 ) -> None:
-    """Stream the mosaic to ``sink(stripe (bands, h, W), rows, cols=slice(0, W))``, top to bottom.
+    """Stream the mosaic to ``sink(block (bands, h, w), rows, cols)``, one core block per tile.
 
     ``mode="core"`` copies each pixel from the tile that owns it (exact: labels, instances,
     contours); ``mode="blend"`` averages all covering tiles with ``blend_weights`` (imagery)
-    and rounds for integer dtypes. Each tile is loaded exactly once; memory is a few stripes
-    of (bands x ~tile_size x grid width), never the whole grid.
+    and rounds for integer dtypes. Memory is a few tiles, whatever the grid size: blending
+    re-reads a neighbour when it has left a small cache rather than holding whole stripes.
     """
     out_dtype = np.dtype(dtype)
     if bands < 1:

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real open data folder and writers of real vector files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+VectorWriter = Callable[[gpd.GeoDataFrame, str], Path]
+"""write(frame, file name) -> path of a real vector file in tmp_path (driver from the suffix)."""
+
+DRIVERS: dict[str, str | None] = {
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".geojson": "GeoJSON",
+    ".fgb": "FlatGeobuf",
+    ".parquet": None,  # GeoParquet, written by geopandas/pyarrow
+}
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` next to the repository (the real open data sets), else skip."""
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not folder.is_dir():
+        pytest.skip(f"{folder}: ../shared/data is absent (a fresh clone does not have it)")
+    return folder
+
+
+def write_vector(frame: gpd.GeoDataFrame, path: Path, **options: str) -> Path:
+    """Write ``frame`` with the driver its suffix names (GeoParquet for .parquet)."""
+    driver = DRIVERS[path.suffix.lower()]
+    if driver is None:
+        frame.to_parquet(path)
+    else:
+        frame.to_file(path, driver=driver, engine="pyogrio", **options)
+    return path
+
+
+@pytest.fixture
+def write_layer(tmp_path: Path) -> VectorWriter:
+    """Factory: write a GeoDataFrame to tmp_path under a name whose suffix picks the format.
+
+    FlatGeobuf is written without its spatial index: the index re-orders features along a
+    Hilbert curve, and instance ids follow the order of the file.
+    """
+
+    def write(frame: gpd.GeoDataFrame, name: str) -> Path:
+        path = tmp_path / name
+        if path.suffix.lower() == ".fgb":
+            return write_vector(frame, path, SPATIAL_INDEX="NO")
+        return write_vector(frame, path)
+
+    return write
