@@ -107,12 +107,14 @@ def _job_peak_rss(layer_path: Path, out: Path, res: float, tile: int) -> tuple[f
         "--out", str(out),
     ]  # fmt: skip
     code = (
-        "import resource, sys, time\n"
+        "import sys, time\n"
         "from rs_seg2any.cli import main\n"
         "t = time.perf_counter()\n"
         f"rc = main({argv!r})\n"
         "wall = time.perf_counter() - t\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        # VmHWM is this process's own peak: ru_maxrss would include the forking parent's.
+        "hwm = [x for x in open('/proc/self/status') if x.startswith('VmHWM')]\n"
+        "peak = int(hwm[0].split()[1]) / 1024\n"
         "print(peak, wall)\n"
         "sys.exit(rc)\n"
     )

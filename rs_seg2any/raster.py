@@ -58,6 +58,12 @@ def contours_from_instances(instance: np.ndarray) -> np.ndarray:
     """1-pixel inner outline of every entity (see module docstring); uint8 0/1."""
     a = instance
     edge = np.zeros(a.shape, dtype=bool)
+    _mark_edges(a, edge)
+    return edge.view(np.uint8)
+
+
+def _mark_edges(a: np.ndarray, edge: np.ndarray) -> None:
+    """OR into ``edge`` (bool, zeros) the outline pixels of ``a``; see the module docstring."""
     vertical = a[1:, :] != a[:-1, :]
     edge[1:, :] |= vertical
     edge[:-1, :] |= vertical
@@ -65,7 +71,6 @@ def contours_from_instances(instance: np.ndarray) -> np.ndarray:
     edge[:, 1:] |= horizontal
     edge[:, :-1] |= horizontal
     edge &= a != 0
-    return edge.view(np.uint8)
 
 
 def _burn(
@@ -115,13 +120,26 @@ class _Tables:
 
     def maps(self, burnt: np.ndarray, inner: slice) -> LayoutMaps:
         """Maps of rows ``inner`` of a burnt strip (the strip may carry 1 halo row each side)."""
-        core = burnt[inner]
-        contour = contours_from_instances(burnt)[inner]
-        label = self.labels[core]
-        instance = core if self.instances is None else self.instances[core]
-        return LayoutMaps(
-            label=label, instance=instance.astype(self.inst_dtype, copy=False), contour=contour
+        height, width = inner.stop - inner.start, burnt.shape[1]
+        out = LayoutMaps(
+            label=np.empty((height, width), dtype=np.uint8),
+            instance=np.empty((height, width), dtype=self.inst_dtype),
+            contour=np.empty((height, width), dtype=np.uint8),
         )
+        self.fill(burnt, inner, out, slice(0, height))
+        return out
+
+    def fill(self, burnt: np.ndarray, inner: slice, out: LayoutMaps, rows: slice) -> None:
+        """Write the maps of rows ``inner`` of ``burnt`` into rows ``rows`` of ``out``."""
+        core = burnt[inner]
+        np.take(self.labels, core, out=out.label[rows], mode="clip")
+        if self.instances is None:
+            out.instance[rows] = core
+        else:
+            np.take(self.instances, core, out=out.instance[rows], mode="clip")
+        edge = np.zeros(burnt.shape, dtype=bool)
+        _mark_edges(burnt, edge)
+        out.contour[rows] = edge[inner]
 
 
 STRIP_ROWS = 1024
@@ -140,14 +158,12 @@ def rasterize_features(
         burnt = _burn(geoms, tables.burn_values, geobox, tables.burn_dtype)
         return tables.maps(burnt, slice(0, height))
 
-    label = np.empty((height, width), dtype=np.uint8)
-    instance = np.empty((height, width), dtype=inst_dtype)
-    contour = np.empty((height, width), dtype=np.uint8)
+    out = LayoutMaps(
+        label=np.empty((height, width), dtype=np.uint8),
+        instance=np.empty((height, width), dtype=inst_dtype),
+        contour=np.empty((height, width), dtype=np.uint8),
+    )
     tree = shapely.STRtree(geoms)
-
-    def finish(burnt: np.ndarray, rows: slice, inner: slice) -> None:
-        maps = tables.maps(burnt, inner)
-        label[rows], instance[rows], contour[rows] = maps.label, maps.instance, maps.contour
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending: list[Future[None]] = []
@@ -158,12 +174,12 @@ def rasterize_features(
             picked = np.sort(tree.query(shapely.box(*strip.boundingbox.bbox)))
             burnt = _burn(geoms[picked], tables.burn_values[picked], strip, tables.burn_dtype)
             inner = slice(start - r0, stop - r0)
-            pending.append(pool.submit(finish, burnt, slice(start, stop), inner))
+            pending.append(pool.submit(tables.fill, burnt, inner, out, slice(start, stop)))
             if len(pending) > 1:
                 pending.pop(0).result()  # at most two strips in flight: bounded memory
         for job in pending:
             job.result()
-    return LayoutMaps(label=label, instance=instance, contour=contour)
+    return out
 
 
 def rasterize_window(
