@@ -203,8 +203,9 @@ def _big_layer(path: Path) -> Path:
 
 
 def _layout_cmd(layer: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "rs_seg2any.cli", "layout", str(layer), "--class-field", "lc",
-            "--resolution", "1", "--tile-size", "128", "--progress", "json", "--out", str(out)]  # fmt: skip
+    return [sys.executable, "-m", "rs_seg2any.cli", "layout", str(layer), "--class-field",
+            "lc", "--resolution", "1", "--tile-size", "128", "--progress", "json",
+            "--out", str(out)]  # fmt: skip
 
 
 def test_killed_then_resumed_job_is_byte_identical(tmp_path: Path) -> None:
@@ -242,8 +243,9 @@ def test_slovenian_polygons_match_the_reference_raster(shared_data: Path, tmp_pa
     xs, ys = [p[0] for p in bbox], [p[1] for p in bbox]
     reference = np.load(folder / "LULC.npy")[..., 0]
     extent = f"{min(xs)},{min(ys)},{max(xs)},{max(ys)}"
-    common = ["layout", str(folder / "LULC.gpkg"), "--class-field", "LULC_NAME", "--taxonomy",
-              "eolearn_slovenia", "--unknown-class", "background", "--progress", "none"]  # fmt: skip
+    common = ["layout", str(folder / "LULC.gpkg"), "--class-field", "LULC_NAME",
+              "--taxonomy", "eolearn_slovenia", "--unknown-class", "background",
+              "--progress", "none"]  # fmt: skip
 
     # 1) A 10 m grid starting at the patch corner.
     out = tmp_path / "ten_metres"
