@@ -296,8 +296,13 @@ class GridRasterWriter:
         category_names: Sequence[str] | None = None,
         band_descriptions: Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
+        rgb: bool = False,
     ) -> Path:
-        """Attach styling and metadata, convert to COG at dest, remove the intermediate."""
+        """Attach styling and metadata, convert to COG at dest, remove the intermediate.
+
+        ``rgb`` marks a 3-band (or 4-band) image as red, green, blue (, alpha) so GIS software
+        shows true colour without manual band mapping.
+        """
         if self._done:
             raise RuntimeError("writer is already finalised or aborted")
         if band_descriptions is not None and len(band_descriptions) != self.count:
@@ -307,6 +312,8 @@ class GridRasterWriter:
         try:
             with rasterio.Env(**_GDAL_ENV):
                 self._attach_metadata(colormap, category_names, band_descriptions, tags)
+                if rgb:
+                    self._set_rgb()
                 self._ds.close()
                 with atomic_output(self.dest) as tmp:
                     rasterio.shutil.copy(
@@ -339,6 +346,14 @@ class GridRasterWriter:
             ds.write_colormap(1, {int(k): tuple(v) for k, v in colormap.items()})
         if category_names is not None:
             ds.update_tags(1, **_class_name_tags(category_names))
+
+    def _set_rgb(self) -> None:
+        from rasterio.enums import ColorInterp
+
+        order = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+        if self.count not in (3, 4):
+            raise ValueError(f"rgb=True needs 3 or 4 bands, not {self.count}")
+        self._ds.colorinterp = order[: self.count]
 
     def abort(self) -> None:
         """Drop the intermediate; dest is untouched. Safe to call more than once."""

@@ -152,8 +152,9 @@ def _window(tile: Tile) -> NDArray[np.int64]:
 class JobDir:
     """<out>/.rs_seg2any/: job.json (params + tool version) and tiles/ (one .npz per finished tile).
 
-    Reopening with different params raises JobError (use a new --out, or --restart);
-    ``restart=True`` wipes the old tiles and records the new params.
+    Reopening an UNFINISHED job with different params raises JobError (use a new --out, or
+    --restart), because its tiles would be lost; a finished job is simply replaced by the new
+    one (its outputs are rewritten atomically). ``restart=True`` wipes the old tiles.
     """
 
     def __init__(
@@ -165,6 +166,10 @@ class JobDir:
         self._make_dirs()
         self._remove_temps()
         record = None if restart else self._read_record()
+        if record is not None and record.get("complete") and not _same(
+            record.get("params"), self._params
+        ):
+            restart, record = True, None  # nothing unfinished to protect
         if record is None:
             if restart:
                 self._wipe_tiles()

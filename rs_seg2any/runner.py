@@ -118,7 +118,7 @@ def run_tiles(
     return done_before
 
 
-def _assemble_layer(
+def assemble_layer(
     plan: TilePlan,
     job: JobDir,
     name: str,
@@ -127,9 +127,10 @@ def _assemble_layer(
     dtype: str,
     nodata: int | None,
     finalize: Mapping[str, Any],
+    bands: int = 1,
 ) -> Path:
     writer = GridRasterWriter(
-        dest, plan.grid, dtype=dtype, count=1, nodata=nodata, workdir=job.path
+        dest, plan.grid, dtype=dtype, count=bands, nodata=nodata, workdir=job.path
     )
     with writer:
 
@@ -139,11 +140,11 @@ def _assemble_layer(
         def sink(stripe: np.ndarray, rows: slice, cols: slice) -> None:
             writer.write(stripe, rows, cols)
 
-        assemble(plan, load, sink, mode="core", dtype=dtype, bands=1)
+        assemble(plan, load, sink, mode="core", dtype=dtype, bands=bands)
         return writer.finalize(**finalize)
 
 
-def _write_entities_csv(layout: Layout, dest: Path) -> Path:
+def write_entities_csv(layout: Layout, dest: Path) -> Path:
     """One row per entity: instance id -> class, description, source feature and part.
 
     Streamed batch by batch, so the table costs no memory proportional to the layer.
@@ -206,7 +207,6 @@ def _run_layout_job(
     out = ensure_writable_dir(out_dir)
     plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=0)
     job = JobDir(out, layout_job_params(layout, tile_size), restart=restart)
-    inst_dtype = str(instance_dtype(layout.entity_count))
 
     def render(tile: Tile) -> dict[str, np.ndarray]:
         maps = rasterize_window(layout, tile.rows, tile.cols)
@@ -219,9 +219,30 @@ def _run_layout_job(
         taxonomy=layout.taxonomy.name,
         extra={"layout": layout.describe(), "grid": grid_params(layout)},
     )
+    outputs = write_layout_outputs(plan, job, layout, out, tags, progress)
+    outputs["preview"] = label_preview(outputs["label"], out / "preview.png", layout)
+    if entities_table:
+        outputs["entities"] = write_entities_csv(layout, out / "entities.csv")
+    outputs["report"] = write_report(out / "layout.json", layout)
+    job.mark_complete({k: str(v) for k, v in outputs.items()})
+    if not keep_tiles:
+        job.clean_tiles()
+    return JobResult(out, outputs, tiles_total=len(plan.tiles), tiles_resumed=resumed)
+
+
+def write_layout_outputs(
+    plan: TilePlan,
+    job: JobDir,
+    layout: Layout,
+    out: Path,
+    tags: Mapping[str, str],
+    progress: Progress,
+) -> dict[str, Path]:
+    """label.tif, instance.tif, contour.tif and label.qml from the tiles of a finished job."""
+    inst_dtype = str(instance_dtype(layout.entity_count))
     progress.stage("write GeoTIFFs", 3)
     outputs: dict[str, Path] = {}
-    outputs["label"] = _assemble_layer(
+    outputs["label"] = assemble_layer(
         plan,
         job,
         "label",
@@ -231,7 +252,7 @@ def _run_layout_job(
         finalize={**label_mask_style(layout.taxonomy), "tags": tags},
     )
     progress.advance(1)
-    outputs["instance"] = _assemble_layer(
+    outputs["instance"] = assemble_layer(
         plan,
         job,
         "instance",
@@ -241,7 +262,7 @@ def _run_layout_job(
         finalize={"categorical": True, "band_descriptions": ["instance"], "tags": tags},
     )
     progress.advance(1)
-    outputs["contour"] = _assemble_layer(
+    outputs["contour"] = assemble_layer(
         plan,
         job,
         "contour",
@@ -257,17 +278,10 @@ def _run_layout_job(
     )
     progress.advance(1)
     outputs["style"] = write_qml(out / "label.qml", layout.taxonomy)
-    outputs["preview"] = _label_preview(outputs["label"], out / "preview.png", layout)
-    if entities_table:
-        outputs["entities"] = _write_entities_csv(layout, out / "entities.csv")
-    outputs["report"] = _write_report(out / "layout.json", layout)
-    job.mark_complete({k: str(v) for k, v in outputs.items()})
-    if not keep_tiles:
-        job.clean_tiles()
-    return JobResult(out, outputs, tiles_total=len(plan.tiles), tiles_resumed=resumed)
+    return outputs
 
 
-def _label_preview(label_path: Path, dest: Path, layout: Layout, max_size: int = 1024) -> Path:
+def label_preview(label_path: Path, dest: Path, layout: Layout, max_size: int = 1024) -> Path:
     """Preview from the label COG's overviews: reads at most ~max_size^2 pixels."""
     from rasterio.enums import Resampling
 
@@ -282,7 +296,7 @@ def _label_preview(label_path: Path, dest: Path, layout: Layout, max_size: int =
     return write_preview_png(dest, labels, taxonomy=layout.taxonomy, max_size=max_size)
 
 
-def _write_report(dest: Path, layout: Layout) -> Path:
+def write_report(dest: Path, layout: Layout) -> Path:
     payload = {
         "version": __version__,
         "layout": layout.describe(),

@@ -22,7 +22,12 @@ from rasterio.transform import from_bounds
 from rs_seg2any.cli import main
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import JobError, LayoutError, OutputError
+from rs_seg2any.jobdir import JobDir
+from rs_seg2any.layout import load_layout
+from rs_seg2any.raster import rasterize_window
+from rs_seg2any.runner import layout_job_params
 from rs_seg2any.taxonomy import load_taxonomy
+from rs_seg2any.tiling import TilePlan
 
 OUTPUT_RASTERS = ("label.tif", "instance.tif", "contour.tif")
 
@@ -165,14 +170,30 @@ def test_unwritable_output_folder_is_a_typed_error(
     assert "error:" in capsys.readouterr().err
 
 
-def test_reusing_a_folder_for_another_job_needs_restart(
+def test_unfinished_job_is_protected_until_restart(
     demo_layer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    assert run_layout(demo_layer, out, "--keep-tiles") == 0
-    assert run_layout(demo_layer, out, "--keep-tiles", "--tile-size", "128") == JobError.exit_code
-    assert "--restart" in capsys.readouterr().err
+    layout = load_layout(
+        demo_layer, "landcover", description_field="description", taxonomy="dubai_aerial",
+        resolution=0.5,
+    )  # fmt: skip
+    plan = TilePlan.for_grid(layout.grid, tile_size=256, overlap=0)
+    job = JobDir(out, layout_job_params(layout, 256))
+    maps = rasterize_window(layout, plan.tiles[0].rows, plan.tiles[0].cols)
+    job.save_tile(plan.tiles[0], {"label": maps.label})  # an interrupted job: 1 tile done
+    assert run_layout(demo_layer, out, "--tile-size", "128") == JobError.exit_code
+    err = capsys.readouterr().err
+    assert "--restart" in err and "tile_size" in err
     assert run_layout(demo_layer, out, "--tile-size", "128", "--restart") == 0
+
+
+def test_finished_job_is_replaced_by_a_new_one(demo_layer: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_layout(demo_layer, out) == 0
+    assert run_layout(demo_layer, out, "--extent", "300000,2780000,300100,2780050") == 0
+    with rasterio.open(out / "label.tif") as src:
+        assert src.shape == (100, 200)
 
 
 def test_json_progress_reports_stages_and_result(

@@ -393,3 +393,17 @@ def test_read_only_folder_is_an_output_error(tmp_path: Path) -> None:
             ensure_writable_dir(locked)
     finally:
         locked.chmod(0o700)
+
+
+def test_rgb_image_is_tagged_as_true_colour(tmp_path: Path) -> None:
+    from rasterio.enums import ColorInterp
+
+    grid = GeoBox.from_bbox((465180, 5079240, 466180, 5080260), "EPSG:32633", resolution=10)
+    data = np.random.default_rng(1).integers(0, 255, (3, *grid.shape), dtype=np.uint8)
+    writer = GridRasterWriter(tmp_path / "rgb2.tif", grid, dtype="uint8", count=3)
+    writer.write(data, slice(0, grid.shape[0]), slice(0, grid.shape[1]))
+    writer.finalize(categorical=False, rgb=True, band_descriptions=["red", "green", "blue"])
+    with rasterio.open(tmp_path / "rgb2.tif") as src:
+        assert src.descriptions == ("red", "green", "blue")
+        assert src.colorinterp == (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+        np.testing.assert_array_equal(src.read(), data)
