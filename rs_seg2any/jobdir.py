@@ -166,8 +166,10 @@ class JobDir:
         self._make_dirs()
         self._remove_temps()
         record = None if restart else self._read_record()
-        if record is not None and record.get("complete") and not _same(
-            record.get("params"), self._params
+        if (
+            record is not None
+            and record.get("complete")
+            and not _same(record.get("params"), self._params)
         ):
             restart, record = True, None  # nothing unfinished to protect
         if record is None:
