@@ -63,14 +63,22 @@ def contours_from_instances(instance: np.ndarray) -> np.ndarray:
 
 
 def _mark_edges(a: np.ndarray, edge: np.ndarray) -> None:
-    """OR into ``edge`` (bool, zeros) the outline pixels of ``a``; see the module docstring."""
-    vertical = a[1:, :] != a[:-1, :]
-    edge[1:, :] |= vertical
-    edge[:-1, :] |= vertical
-    horizontal = a[:, 1:] != a[:, :-1]
-    edge[:, 1:] |= horizontal
-    edge[:, :-1] |= horizontal
-    edge &= a != 0
+    """Set ``edge`` (bool, same shape) to the outline pixels of ``a``; see the module docstring.
+
+    Written with explicit output buffers: this runs on every pixel of every job.
+    """
+    edge[...] = False
+    if a.shape[0] > 1:
+        vertical = np.not_equal(a[1:], a[:-1])
+        edge[1:] = vertical
+        edge[:-1] |= vertical
+        del vertical
+    if a.shape[1] > 1:
+        horizontal = np.not_equal(a[:, 1:], a[:, :-1])
+        edge[:, 1:] |= horizontal
+        edge[:, :-1] |= horizontal
+        del horizontal
+    np.logical_and(edge, a != 0, out=edge)
 
 
 def _burn(
@@ -137,7 +145,7 @@ class _Tables:
             out.instance[rows] = core
         else:
             np.take(self.instances, core, out=out.instance[rows], mode="clip")
-        edge = np.zeros(burnt.shape, dtype=bool)
+        edge = np.empty(burnt.shape, dtype=bool)
         _mark_edges(burnt, edge)
         out.contour[rows] = edge[inner]
 
