@@ -90,6 +90,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grid_args(lay)
     _add_job_args(lay, DEFAULT_LAYOUT_TILE)
 
+    gen = sub.add_parser(
+        "generate",
+        help="render imagery from a polygon layer (plus its label, instance and contour maps)",
+        description="Render a polygon layer into a georeferenced image with a generator "
+        "(default: the embedded CPU model): image.tif (RGB COG) plus label.tif, instance.tif, "
+        "contour.tif, label.qml, preview.png, entities.csv and layout.json, all on one grid.",
+    )
+    _add_layer_args(gen)
+    _add_grid_args(gen)
+    g = gen.add_argument_group("generator")
+    g.add_argument("--backend", default="tiny", help="generator backend (default: tiny)")
+    g.add_argument("--model", help="weights file or model folder (default: the embedded model)")
+    g.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
+    g.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
+    g.add_argument("--gamma", type=float, default=1.0, help="shape strength (0 = ignore shapes)")
+    g.add_argument("--seed", type=int, default=0, help="job seed; each tile derives its own")
+    g.add_argument("--caption", help="global caption (default: the classes of each tile)")
+    g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    g.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
+    f = gen.add_argument_group("flux backend")
+    f.add_argument("--lora", action="append", metavar="PATH[:WEIGHT]",
+                   help="LoRA file or Seg2Any checkpoint folder (repeatable)")  # fmt: skip
+    f.add_argument("--device", default="auto", help="auto (GPU when present), cuda, cpu")
+    f.add_argument("--dtype", default="auto", help="auto (bf16 on GPU), bf16, fp16, fp32")
+    f.add_argument("--offload", action="store_true", help="keep parts on the CPU until used")
+    _add_job_args(gen, 256)
+
     sub.add_parser("taxonomies", help="list the shipped taxonomies and their classes")
 
     demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
@@ -146,6 +173,41 @@ def _cmd_layout(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace, progress: Progress) -> int:
+    from .generate_job import run_generate_job
+    from .generators.registry import load_generator
+    from .geoio import ensure_writable_dir
+
+    ensure_writable_dir(args.out)
+    layout = _load_layout(args, progress)
+    options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
+    if args.backend == "flux":
+        options.update(lora=args.lora or [], device=args.device, dtype=args.dtype,
+                       offload=args.offload)  # fmt: skip
+    elif args.lora or args.offload or args.device != "auto" or args.dtype != "auto":
+        from .errors import InputError
+
+        raise InputError("--lora, --device, --dtype and --offload apply to --backend flux")
+    generator = load_generator(args.backend, args.model, **options)
+    result = run_generate_job(
+        layout,
+        args.out,
+        generator,
+        steps=args.steps,
+        guidance=args.guidance,
+        gamma=args.gamma,
+        seed=args.seed,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        caption=args.caption,
+        restart=args.restart,
+        keep_tiles=args.keep_tiles,
+        progress=progress,
+    )
+    _report_done(args, result.to_dict())
+    return 0
+
+
 def _cmd_taxonomies() -> int:
     from .taxonomy import load_taxonomy, shipped_taxonomies
 
@@ -176,13 +238,33 @@ def _report_done(args: argparse.Namespace, payload: dict[str, Any]) -> None:
         print(f"  {name:<9} {path}")
 
 
+def _interrupt_on_signals() -> None:
+    """SIGTERM (and SIGINT, even if a parent ignored it) stop a job like Ctrl-C: cleanly,
+    keeping finished tiles, so schedulers and the QGIS plugin can cancel and resume."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # a real process, not a library call of main([...])
+        _interrupt_on_signals()
     if args.command == "taxonomies":
         return _run(args, lambda _p: _cmd_taxonomies())
     if args.command == "demo-layer":
         return _run(args, lambda _p: _cmd_demo_layer(args))
+    if args.command == "generate":
+        return _run(args, lambda p: _cmd_generate(args, p))
     return _run(args, lambda p: _cmd_layout(args, p))
 
 

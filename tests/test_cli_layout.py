@@ -239,14 +239,14 @@ def test_killed_then_resumed_job_is_byte_identical(tmp_path: Path) -> None:
     tiles = out / ".rs_seg2any" / "tiles"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if tiles.exists() and len(list(tiles.glob("*.npz"))) >= 30:
+        if tiles.exists() and len(list(tiles.glob("r*.npz"))) >= 30:
             break
         if proc.poll() is not None:
             pytest.fail("the job finished before it could be killed; make the layer bigger")
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(tiles.glob("*.npz")))
+    done_before = len(list(tiles.glob("r*.npz")))
     assert 0 < done_before < 16 * 16  # killed half-way
     assert not (out / "label.tif").exists()
 
@@ -290,3 +290,24 @@ def test_slovenian_polygons_match_the_reference_raster(shared_data: Path, tmp_pa
     with rasterio.open(out / "label.tif") as src, rasterio.open(like) as ref:
         assert src.crs == ref.crs and src.transform == ref.transform and src.shape == ref.shape
         assert float((src.read(1) == reference).mean()) >= 0.99
+
+
+def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path) -> None:
+    """Schedulers and the QGIS plugin cancel with SIGTERM/SIGINT: typed exit, tiles kept."""
+    layer = _big_layer(tmp_path / "big.gpkg")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_layout_cmd(layer, out), stderr=subprocess.PIPE, text=True)
+    tiles = out / ".rs_seg2any" / "tiles"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if tiles.exists() and len(list(tiles.glob("r*.npz"))) >= 20:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert '"type": "Cancelled"' in err
+    kept = len(list(tiles.glob("r*.npz")))
+    assert kept >= 20
+    resumed = subprocess.run(_layout_cmd(layer, out), check=True, capture_output=True, text=True)
+    assert "resuming" in resumed.stderr

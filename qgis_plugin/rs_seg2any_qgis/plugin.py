@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The plugin object: toolbar, menu, Processing provider, and the jobs it starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from . import config
+from ._tools import custom_logging, messages, resources
+from .dialogs import GenerateDialog, SettingsDialog
+from .jobs import JobSpec
+from .layers import add_results
+from .processing.provider import RsSeg2AnyProvider
+from .task import CliJobTask
+
+MENU = "&rs_seg2any"
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    """A toolbar/menu entry. ``coming`` names the issue that brings a missing backend."""
+
+    key: str
+    text: str
+    icon: str
+    coming: str = ""
+
+
+ACTIONS = (
+    ActionDef("generate", "Generate imagery from layer…", "icon.svg"),
+    ActionDef("flood", "Flood…", "flood.svg", "Coming with the scenarios (issue 5): flood"),
+    ActionDef(
+        "planning", "Planning zones…", "planning.svg",
+        "Coming with the scenarios (issue 5): urban planning zones",
+    ),
+    ActionDef("seasons", "Seasons…", "seasons.svg", "Coming with the scenarios (issue 5): seasons"),
+    ActionDef(
+        "change", "Change pair…", "change.svg",
+        "Coming with the scenarios (issue 5): bi-temporal change pairs",
+    ),
+    ActionDef(
+        "detection", "Detection dataset…", "detection.svg",
+        "Coming with the detection dataset export (boxes from instances, not built yet)",
+    ),
+    ActionDef("settings", "Settings…", "settings.svg"),
+)  # fmt: skip
+
+
+class RsSeg2AnyPlugin:
+    """Created by ``classFactory``; QGIS calls ``initGui`` / ``unload``."""
+
+    def __init__(self, iface: Any) -> None:
+        self.iface = iface
+        self.actions: dict[str, QAction] = {}
+        self.toolbar: Any = None
+        self.provider: RsSeg2AnyProvider | None = None
+        self.dialog: GenerateDialog | None = None
+        self.tasks: list[CliJobTask] = []
+        self.finished: list[CliJobTask] = []  # Python side only: QGIS deletes the C++ task
+        self.logger_name = resources.plugin_name()
+        self.bar = messages.MessageBarLogger(self.logger_name)
+
+    # -- QGIS hooks ----------------------------------------------------------------------
+    def initProcessing(self) -> None:
+        if self.provider is None:
+            self.provider = RsSeg2AnyProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:
+        custom_logging.setup_logger(self.logger_name, self.iface)
+        self.initProcessing()
+        self.toolbar = self.iface.addToolBar("rs_seg2any")
+        self.toolbar.setObjectName("rs_seg2any_toolbar")
+        slots = {"generate": self.show_generate, "settings": self.show_settings}
+        for spec in ACTIONS:
+            action = QAction(QIcon(config.icon_path(spec.icon)), spec.text, self.iface.mainWindow())
+            action.setObjectName(f"rs_seg2any_{spec.key}")
+            if spec.coming:
+                action.setEnabled(False)
+                action.setToolTip(f"{spec.text.rstrip('…')}: {spec.coming}")
+                action.setStatusTip(spec.coming)
+            else:
+                action.triggered.connect(slots[spec.key])
+            self.toolbar.addAction(action)
+            self.iface.addPluginToMenu(MENU, action)
+            self.actions[spec.key] = action
+
+    def unload(self) -> None:
+        for task in list(self.tasks):  # jobs stop cleanly and resume when run again
+            task.on_finished = None
+            task.cancel()
+        self.tasks.clear()
+        remove_menu = getattr(self.iface, "removePluginMenu", None)
+        for action in self.actions.values():
+            if remove_menu is not None:
+                remove_menu(MENU, action)
+            self.iface.removeToolBarIcon(action)
+            action.deleteLater()
+        self.actions.clear()
+        if self.toolbar is not None:
+            self.toolbar.deleteLater()
+            self.toolbar = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
+        custom_logging.teardown_logger(self.logger_name)
+
+    # -- actions -------------------------------------------------------------------------
+    def show_generate(self) -> GenerateDialog:
+        """Open (or raise) the modeless Generate dialog."""
+        if self.dialog is None:
+            self.dialog = GenerateDialog(
+                self.iface.mapCanvas(), self.start_job, self.iface.mainWindow()
+            )
+        active = self.iface.activeLayer()
+        if isinstance(active, QgsVectorLayer):
+            self.dialog.layer.setLayer(active)
+        self.dialog.show()
+        self.dialog.raise_()
+        return self.dialog
+
+    def show_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.iface.mainWindow())
+        dialog.show()
+        return dialog
+
+    # -- jobs ----------------------------------------------------------------------------
+    def start_job(self, spec: JobSpec, layer: QgsVectorLayer | None = None) -> CliJobTask | None:
+        """Run ``spec`` as a background task; results land in the project when it ends."""
+        cli = config.cli_path()
+        if cli is None:
+            self.bar.error(
+                "rs_seg2any: no backend",
+                "set the path of rs-seg2any in rs_seg2any > Settings",
+                duration=0,
+            )
+            return None
+        busy = [t for t in self.tasks if t.args[t.args.index("--out") + 1] == spec.out_dir]
+        if busy:  # two processes on one job folder would fight over its tiles
+            self.bar.warning(
+                "rs_seg2any: that output folder is busy",
+                f"a job is still running in {spec.out_dir}: wait for it, cancel it, "
+                "or choose another folder",
+            )
+            return None
+        name = layer.name() if layer is not None else Path(spec.layer_path).stem
+        verb = "Generating imagery" if spec.command == "generate" else "Rasterising"
+        task = CliJobTask(f"rs_seg2any: {verb} for {name}", cli, spec.to_args(), self._done)
+        task.title = f"{name} ({Path(spec.out_dir).name})"  # type: ignore[attr-defined]
+        self.tasks.append(task)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _done(self, task: CliJobTask) -> None:
+        """GUI thread: add the layers, or say why not (with the CLI's own message)."""
+        if task in self.tasks:
+            self.tasks.remove(task)
+        self.finished = [*self.finished[-19:], task]  # recent outcomes, for inspection
+        result = task.result
+        assert result is not None
+        if result.ok:
+            _group, added, problems = add_results(
+                result.outputs, f"rs_seg2any: {task.title}", QgsProject.instance()
+            )  # type: ignore[attr-defined]
+            resumed = f" ({result.tiles_resumed} tiles resumed)" if result.tiles_resumed else ""
+            if problems:
+                self.bar.warning("rs_seg2any: some outputs did not load", "; ".join(problems))
+            self.bar.info(
+                "rs_seg2any: done",
+                f"{len(added)} layers added from {result.out_dir}{resumed}",
+                success=True,
+            )
+        elif result.cancelled:
+            self.bar.info(
+                "rs_seg2any: cancelled",
+                (result.error_message or "stopped") + " (run it again to resume)",
+            )
+        else:
+            self.bar.error(
+                f"rs_seg2any: {result.error_type or 'failed'}", result.summary(), duration=0
+            )

@@ -1,0 +1,1 @@
+"""Generator backends (one sub-package per backend)."""

@@ -1,0 +1,71 @@
+"""The one small protocol every generator backend implements, and the per-tile condition.
+
+Backends (the embedded ``tiny`` model, the diffusers FLUX backend) receive a ``TileCondition``
+— an instance map with one free-text description per entity, a global caption, and for
+inpainting known pixels plus an edit mask — and return pixels. Everything geographic (grids,
+tiles, seams, GeoTIFFs) stays outside the backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class TileCondition:
+    """What a generator needs for one tile.
+
+    ``instances`` holds tile-local entity ids 1..E (0 = no entity); ``descriptions[j]``
+    describes entity ``j + 1``. Where ``edit_mask`` is False the output must equal ``known``.
+    """
+
+    instances: NDArray[np.integer]
+    descriptions: Sequence[str]
+    caption: str
+    labels: NDArray[np.uint8] | None = None
+    known: NDArray[np.uint8] | None = None  # (h, w, bands)
+    edit_mask: NDArray[np.bool_] | None = None  # (h, w), True = generate
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        h, w = self.instances.shape
+        return int(h), int(w)
+
+
+class Generator(Protocol):
+    """A backend: pixels from a tile condition, deterministic for a given seed."""
+
+    name: str
+    bands: int
+    supports_inpainting: bool
+    tile_multiple: int  # tile sides must be multiples of this
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, weights and settings for provenance tags (no timestamps)."""
+        ...
+
+    def generate(
+        self, cond: TileCondition, *, steps: int, guidance: float, gamma: float, seed: int
+    ) -> NDArray[np.uint8]:
+        """(h, w, bands) uint8 pixels for ``cond``."""
+        ...
+
+
+def local_entities(
+    instances: NDArray[np.integer], descriptions_by_id: dict[int, str]
+) -> tuple[NDArray[np.int64], list[str], list[int]]:
+    """Renumber global instance ids of a tile to 1..E; return the map, texts and global ids."""
+    uniq, inverse = np.unique(instances, return_inverse=True)
+    local = inverse.reshape(instances.shape).astype(np.int64)
+    if len(uniq) and uniq[0] == 0:
+        ids = [int(v) for v in uniq[1:]]
+    else:
+        local += 1
+        ids = [int(v) for v in uniq]
+    return local, [descriptions_by_id.get(i, "") for i in ids], ids

