@@ -117,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--offload", action="store_true", help="keep parts on the CPU until used")
     _add_job_args(gen, 256)
 
+    train = sub.add_parser(
+        "train-base",
+        help="train the embedded tiny generator on the Dubai aerial data",
+        description="Train the embedded generator from a YAML config (geoconf/train/*.yaml): "
+        "EMA, safetensors checkpoints, resume, loss log.",
+    )
+    train.add_argument("--config", required=True, help="training config YAML")
+    train.add_argument("--out", help="override the output folder")
+    train.add_argument("--minutes", type=float, help="override the time budget")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("taxonomies", help="list the shipped taxonomies and their classes")
 
     demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
@@ -208,6 +219,19 @@ def _cmd_generate(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def _cmd_train_base(args: argparse.Namespace) -> int:
+    from .train.__main__ import main as train_main
+
+    argv = ["train-base", "--config", args.config]
+    if args.out:
+        argv += ["--out", args.out]
+    if args.minutes is not None:
+        argv += ["--minutes", str(args.minutes)]
+    if args.no_progress:
+        argv.append("--no-progress")
+    return train_main(argv)
+
+
 def _cmd_taxonomies() -> int:
     from .taxonomy import load_taxonomy, shipped_taxonomies
 
@@ -265,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, lambda _p: _cmd_demo_layer(args))
     if args.command == "generate":
         return _run(args, lambda p: _cmd_generate(args, p))
+    if args.command == "train-base":
+        return _run(args, lambda _p: _cmd_train_base(args))
     return _run(args, lambda p: _cmd_layout(args, p))
 
 

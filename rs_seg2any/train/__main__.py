@@ -1,7 +1,5 @@
-"""``python -m rs_seg2any.train train-base --config geoconf/train/tiny_base.yaml``.
-
-Kept here until ``rs-seg2any train-base`` in the CLI delegates to :func:`main`.
-"""
+"""``rs-seg2any train-base --config geoconf/train/tiny_base.yaml`` (also ``python -m
+rs_seg2any.train train-base ...``): the CLI delegates here."""
 
 from __future__ import annotations
 
