@@ -49,9 +49,12 @@ class TinyBackend:
 
         path = Path(weights) if weights is not None else shipped_weights()
         if not path.is_file():
+            if weights is not None:
+                raise InputError(f"tiny-model weights not found at '{path}'")
             raise InputError(
-                f"tiny-model weights not found at '{path}'"
-                + ("" if weights is not None else "; reinstall rs_seg2any")
+                "this installation has no embedded model weights yet; pass --model WEIGHTS "
+                "(train them with `rs-seg2any train-base --config "
+                "geoconf/train/tiny_base.yaml`) or use --backend flux"
             )
         if threads:
             torch.set_num_threads(threads)
