@@ -141,3 +141,66 @@ def attention_weights(q: Tensor, k: Tensor, bias: Tensor) -> Tensor:
     """Reference softmax attention weights (for tests and inspection)."""
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias
     return torch.softmax(logits, dim=-1)
+
+
+def joint_attention_bias(
+    token_entity: Tensor,
+    entity_valid: Tensor,
+    cond_valid: Tensor,
+    *,
+    gamma: float = 1.0,
+    isolation: bool = True,
+) -> Tensor:
+    """Seg2Any's published mask over ``[caption, texts, image, cond]`` as queries *and* keys.
+
+    ``(B, S, S)`` with ``S = 1 + E + N + K``; condition tokens are queries too (they read the
+    image tokens at every step), which is the pattern the Seg2Any LoRA checkpoints were
+    trained with. Rules (Seg2Any's ``prepare_attention_mask``, method "hard"):
+
+    - caption <-> caption, caption <-> all image tokens; captions never see condition tokens;
+    - entity text ``j`` <-> itself and <-> image tokens of entity ``j``;
+    - image <-> image everywhere, image <-> condition with ``log(gamma)`` in both directions,
+      condition <-> condition; condition tokens never see text;
+    - with ``isolation``: an entity's image token sees only its own entity's image tokens and
+      its own text (not the caption); a background token sees the caption and every image
+      token. Entities without a valid text count as background.
+
+    Invalid condition tokens and entity texts see only themselves; nobody sees them.
+    """
+    b, n = token_entity.shape
+    e = entity_valid.shape[1]
+    k = cond_valid.shape[1]
+    s = 1 + e + n + k
+    dev = token_entity.device
+    ent = torch.arange(1, e + 1, device=dev)
+    owner_ok = torch.gather(
+        torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=dev), entity_valid], 1),
+        1, token_entity.clamp(0, e),
+    ) & (token_entity <= e)  # fmt: skip
+    owner = torch.where(owner_ok, token_entity, torch.zeros_like(token_entity))  # 0: background
+    fg = owner > 0
+    txt_img = owner[:, None, :] == ent[None, :, None]  # (B, E, N)
+    if isolation:
+        img_img = (owner[:, :, None] == owner[:, None, :]) | ~fg[:, :, None]
+        img_cap = ~fg
+    else:
+        img_img = torch.ones(b, n, n, dtype=torch.bool, device=dev)
+        img_cap = torch.ones(b, n, dtype=torch.bool, device=dev)
+    allowed = torch.zeros(b, s, s, dtype=torch.bool, device=dev)
+    i0, c0 = 1 + e, 1 + e + n
+    allowed[:, 0, 0] = True
+    allowed[:, 0, i0:c0] = True
+    allowed[:, 1:i0, i0:c0] = txt_img
+    allowed[:, i0:c0, 0] = img_cap
+    allowed[:, i0:c0, 1:i0] = txt_img.transpose(1, 2)
+    allowed[:, i0:c0, i0:c0] = img_img
+    pair = cond_valid[:, :, None] & cond_valid[:, None, :]
+    allowed[:, c0:, c0:] = pair
+    allowed[:, i0:c0, c0:] = cond_valid[:, None, :].expand(b, n, k)
+    allowed[:, c0:, i0:c0] = cond_valid[:, :, None].expand(b, k, n)
+    allowed |= torch.eye(s, dtype=torch.bool, device=dev)[None]
+    bias = torch.zeros(b, s, s, device=dev).masked_fill(~allowed, NEG_INF)
+    g = gamma_bias(gamma)
+    bias[:, i0:c0, c0:] += g
+    bias[:, c0:, i0:c0] += g
+    return bias

@@ -20,7 +20,7 @@ from rs_seg2any.generators.flux.lora import LoraSpec, save_adapters  # noqa: E40
 from rs_seg2any.generators.flux.testing import build_tiny_flux  # noqa: E402
 
 torch.set_num_threads(1)
-SETTINGS = FluxSettings(caption_tokens=12, regional_tokens=6)
+SETTINGS = FluxSettings(caption_tokens=12, regional_tokens=6, attention="seg2any")
 RUN: dict[str, Any] = dict(steps=2, guidance=3.5, gamma=1.0, seeds=[11])
 # Seg2Any's target modules: every linear of the blocks for the text/image branch; the
 # image-side layers (and x_embedder) for the condition branch

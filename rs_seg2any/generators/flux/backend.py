@@ -6,6 +6,12 @@ timestep 0 with the condition LoRA caches every block's condition keys/values (c
 tokens attend only to each other, so they are the same at every step), (4) flow-matching
 steps with the text/image LoRA, the cached condition tokens and the Seg2Any masks,
 (5) VAE decode, known pixels restored exactly outside the edit mask.
+
+That is the ``cached`` attention mode. The ``seg2any`` mode (the default once a condition
+LoRA is loaded) replaces (3)-(4) by Seg2Any's exact pattern: the condition tokens run through
+every block of every step as a third stream (timestep 0, condition LoRA) and read the image
+tokens, as the published checkpoints were trained; it costs the condition tokens' share of
+every step instead of one pass per tile.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from ...conditioning import condition_keep, patchify_ids
+from ...conditioning import condition_keep, filter_condition_tokens, patchify_ids
 from ..base import TileCondition
-from .attention import install_processors
+from .attention import JointState, StepState, install_processors
 from .condition import (
     contour_image,
     entity_contours,
@@ -38,7 +44,7 @@ from .errors import GpuOutOfMemoryError
 from .loading import Components, load_components, resolve_device, resolve_dtype
 from .lora import Adapters, LoraSpec, load_adapters
 from .masks import JointLayout
-from .passes import condition_pass, denoise, step_state
+from .passes import condition_pass, denoise, joint_state, step_state
 from .sampler import euler, sigmas
 
 
@@ -52,8 +58,23 @@ class FluxSettings:
     isolation_blocks: tuple[int, int] | None = None  # inclusive global block range
     filter_condition: bool = True
     use_condition: bool = True
-    text_reads_image: bool = True  # Seg2Any's mask; False: rs_seg2any.conditioning's as is
+    text_reads_image: bool = True  # cached mode only; the seg2any mode always has it
+    # "seg2any": exact Seg2Any attention (condition tokens are queries at every step and read
+    # the image tokens), what the published LoRAs were trained with; "cached": condition
+    # tokens see only each other, so their keys/values are computed once per tile (faster,
+    # an approximation for Seg2Any checkpoints); "auto": seg2any when a condition LoRA is
+    # loaded, else cached.
+    attention: str = "auto"
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.attention not in ("auto", "seg2any", "cached"):
+            raise ValueError(f"attention must be auto, seg2any or cached, got {self.attention!r}")
+
+    def attention_mode(self, has_cond_lora: bool) -> str:
+        if self.attention == "auto":
+            return "seg2any" if has_cond_lora else "cached"
+        return self.attention
 
     def isolation_range(self, n_double: int, n_single: int) -> range:
         """Default: the first half of the single blocks (Seg2Any's 19..37 on FLUX.1)."""
@@ -107,6 +128,11 @@ class FluxBackend:
             for block in [*tr.transformer_blocks, *tr.single_transformer_blocks]:
                 block.compile(dynamic=True)
 
+    @property
+    def attention(self) -> str:
+        """The attention mode in use: ``seg2any`` (exact) or ``cached``."""
+        return self.settings.attention_mode(bool(self.adapters.names("cond")))
+
     def _modules(self) -> list[Any]:
         c = self.c
         return [c.transformer, c.vae, c.text_encoder, c.text_encoder_2]
@@ -134,6 +160,7 @@ class FluxBackend:
             "dtype": str(self.dtype).removeprefix("torch."),
             "loras": [self.adapters.sources[n] for n in self.adapters.roles],
             "settings": {k: v for k, v in asdict(self.settings).items() if k != "compile"},
+            "attention": self.attention,
         }
 
     def generate(
@@ -219,21 +246,35 @@ class FluxBackend:
             else None
         )
         with self._on(self.c.transformer):
-            if cond_tokens is not None and keep is not None:
-                grid = (h // s.cond_scale // self.patch, w // s.cond_scale // self.patch)
-                ids = token_ids(*grid, scale=s.cond_scale, device=dev)
-                self.adapters.activate(self.c.transformer, "cond")
-                cache, cond_valid = condition_pass(
-                    self.c.transformer, cond_tokens, keep, ids, text.pooled.to(dev), guid,
-                    filtered=s.filter_condition, dtype=dt,
+            grid = (h // s.cond_scale // self.patch, w // s.cond_scale // self.patch)
+            ids = token_ids(*grid, scale=s.cond_scale, device=dev)
+            state: StepState | JointState
+            if self.attention == "seg2any":
+                toks, tok_ids, cond_valid = _joint_condition(cond_tokens, keep, ids,
+                                                             s.filter_condition, b)  # fmt: skip
+                layout = JointLayout(text.slots.to(dev), token_entity,
+                                     text.entity_valid.to(dev), cond_valid)  # fmt: skip
+                self.adapters.activate(self.c.transformer, "cond")  # sets the cond scales
+                self.adapters.activate(self.c.transformer, "image")
+                state = joint_state(
+                    self.c.transformer, layout, toks, tok_ids, text.pooled.to(dev), guid,
+                    gamma=gamma, isolation=self.isolation, dtype=dt,
+                    scope=lambda m: self.adapters.scoped(m, "cond"),
                 )  # fmt: skip
             else:
-                cache, cond_valid = {}, torch.zeros(b, 0, dtype=torch.bool, device=dev)
-            layout = JointLayout(text.slots.to(dev), token_entity, text.entity_valid.to(dev),
-                                 cond_valid)  # fmt: skip
-            state = step_state(layout, cache, gamma=gamma, isolation=self.isolation,
-                               use_condition=use_cond, dtype=dt,
-                               text_reads_image=s.text_reads_image)  # fmt: skip
+                if cond_tokens is not None and keep is not None:
+                    self.adapters.activate(self.c.transformer, "cond")
+                    cache, cond_valid = condition_pass(
+                        self.c.transformer, cond_tokens, keep, ids, text.pooled.to(dev), guid,
+                        filtered=s.filter_condition, dtype=dt,
+                    )  # fmt: skip
+                else:
+                    cache, cond_valid = {}, torch.zeros(b, 0, dtype=torch.bool, device=dev)
+                layout = JointLayout(text.slots.to(dev), token_entity,
+                                     text.entity_valid.to(dev), cond_valid)  # fmt: skip
+                state = step_state(layout, cache, gamma=gamma, isolation=self.isolation,
+                                   use_condition=use_cond, dtype=dt,
+                                   text_reads_image=s.text_reads_image)  # fmt: skip
             lh, lw = h // self.vae_factor, w // self.vae_factor
             img_ids = token_ids(lh // 2, lw // 2, device=dev)
             txt_ids = torch.zeros(text.tokens.shape[1], 3, device=dev)
@@ -280,6 +321,24 @@ class FluxBackend:
         m = latent_edit_mask(torch.stack(edits), self.vae_factor)
         edit = m.repeat(1, 1, known.shape[2] // m.shape[2]) > 0
         return known, edit.to(self.device)
+
+
+def _joint_condition(
+    tokens: Tensor | None, keep: Tensor | None, ids: Tensor, filtered: bool, b: int
+) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """Condition tokens, their ids ``(B, K, 3)`` and validity for the exact mode.
+
+    Filtered: non-empty tokens left-packed per tile and padded (padding masked); otherwise
+    every token, the empty ones masked (equivalent, tested).
+    """
+    if tokens is None or keep is None:
+        return None, None, torch.zeros(b, 0, dtype=torch.bool, device=ids.device)
+    if not filtered:
+        return tokens, ids[None].expand(b, -1, -1), keep
+    ft = filter_condition_tokens(keep)
+    index = ft.index.to(tokens.device)
+    picked = torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[2]))
+    return picked, ids[index], ft.valid.to(tokens.device)
 
 
 def _noise(seed: int, shape: tuple[int, ...]) -> Tensor:

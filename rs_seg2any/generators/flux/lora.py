@@ -14,7 +14,9 @@ the denoising steps, which is Seg2Any's per-branch switching done with peft's
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +70,33 @@ class Adapters:
             return
         transformer.enable_lora()
         transformer.set_adapters(names, [self.weights[n] for n in names])
+
+    @contextlib.contextmanager
+    def scoped(self, module: Any, role: Role) -> Iterator[None]:
+        """Only inside the block: the LoRA layers of ``module`` run the adapters of ``role``.
+
+        Seg2Any's per-token-group switching (condition tokens through the condition LoRA,
+        text/image tokens through the others) on the few layers one call uses; adapter
+        scales are the ones set by :meth:`activate`.
+        """
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        layers = [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
+        if not self.roles or not layers:
+            yield
+            return
+        names = self.names(role)
+        saved = [(m, list(m.active_adapters), bool(m.disable_adapters)) for m in layers]
+        for m in layers:
+            if names:
+                m.set_adapter(names, inference_mode=True)
+            m._disable_adapters = not names
+        try:
+            yield
+        finally:
+            for m, active, disabled in saved:
+                m.set_adapter(active, inference_mode=True)
+                m._disable_adapters = disabled
 
 
 def discover(path: Path) -> list[tuple[Path, Role]]:

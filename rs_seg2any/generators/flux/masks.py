@@ -13,7 +13,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ...conditioning import NEG_INF, context_attention_bias, image_attention_bias
+from ...conditioning import (
+    NEG_INF,
+    context_attention_bias,
+    image_attention_bias,
+    joint_attention_bias,
+)
 
 
 @dataclass(frozen=True)
@@ -102,3 +107,27 @@ def cond_bias(cond_valid: Tensor, dtype: torch.dtype) -> Tensor | None:
         return None
     empty = torch.zeros(cond_valid.shape[0], 0, dtype=torch.bool, device=cond_valid.device)
     return context_attention_bias(empty, cond_valid)[:, 1:, 1:].to(dtype)[:, None]
+
+
+def joint_bias(layout: JointLayout, *, gamma: float, isolation: bool, dtype: torch.dtype) -> Tensor:
+    """Exact Seg2Any bias over ``[text, image, cond]`` queries and keys: ``(B, 1, S, S)``.
+
+    Built from :func:`rs_seg2any.conditioning.joint_attention_bias` (slot level) expanded to
+    text tokens; padding text tokens are masked as in :func:`step_bias`.
+    """
+    b, n = layout.token_entity.shape
+    e = layout.entity_valid.shape[1]
+    k = layout.cond_valid.shape[1]
+    slots = joint_attention_bias(
+        layout.token_entity, layout.entity_valid, layout.cond_valid,
+        gamma=gamma, isolation=isolation,
+    )  # fmt: skip
+    text = layout.text_slots
+    dev = text.device
+    img_idx = torch.arange(n, device=dev)[None].expand(b, n) + 1 + e
+    cond_idx = torch.arange(k, device=dev)[None].expand(b, k) + 1 + e + n
+    idx = torch.cat([text.clamp(min=0), img_idx, cond_idx], dim=1)
+    rows = torch.gather(slots, 1, idx[:, :, None].expand(-1, -1, slots.shape[2]))
+    full = torch.gather(rows, 2, idx[:, None, :].expand(-1, rows.shape[1], -1))
+    full = _mask_padding(full, text < 0)
+    return full.to(dtype)[:, None]

@@ -3,18 +3,22 @@
 - condition pass: contour tokens alone at timestep 0 (one tile at a time, so filtered
   tokens need no padding inside the pass); every block's keys/values are cached;
 - denoising step: diffusers' own forward, the processors appending the cached condition
-  keys/values and applying the Seg2Any biases.
+  keys/values and applying the Seg2Any biases;
+- exact Seg2Any (``joint_state``): no condition pass; the condition tokens run through every
+  block of every step as a third stream (see ``attention.JointState``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .attention import CondPass, StepState
-from .masks import JointLayout, cond_bias, step_bias
+from .attention import CondPass, JointState, StepState
+from .masks import JointLayout, cond_bias, joint_bias, step_bias
 
 Cache = dict[str, tuple[Tensor, Tensor]]
 
@@ -112,6 +116,46 @@ def step_state(
     )
 
 
+def joint_state(
+    transformer: Any,
+    layout: JointLayout,
+    tokens: Tensor | None,
+    ids: Tensor | None,
+    pooled: Tensor,
+    guidance: Tensor | None,
+    *,
+    gamma: float,
+    isolation: range,
+    scope: Callable[[Any], AbstractContextManager[None]],
+    dtype: torch.dtype,
+) -> JointState:
+    """Exact Seg2Any state: condition tokens ``(B, K, C)`` with ids ``(B, K, 3)`` (or none).
+
+    The embedded tokens, their timestep-0 embedding (same pooled text and guidance as the
+    image tokens) and rotary tables do not depend on the step, so they are built once.
+    """
+
+    def bias(iso: bool) -> Tensor:
+        return joint_bias(layout, gamma=gamma, isolation=iso, dtype=dtype)
+
+    hidden = temb = rope = None
+    if tokens is not None and ids is not None and tokens.shape[1] > 0:
+        with scope(transformer.x_embedder):
+            hidden = transformer.x_embedder(tokens.to(dtype))
+        t0 = torch.zeros(tokens.shape[0], device=tokens.device, dtype=dtype)
+        pooled = pooled.to(dtype)
+        if guidance is None:
+            temb = transformer.time_text_embed(t0, pooled)
+        else:
+            temb = transformer.time_text_embed(t0, guidance.to(dtype) * 1000, pooled)
+        tables = [transformer.pos_embed(i) for i in ids]
+        rope = (torch.stack([c for c, _ in tables]), torch.stack([s for _, s in tables]))
+    return JointState(
+        hidden0=hidden, temb=temb, rope=rope, bias_isolated=bias(True), bias_shared=bias(False),
+        isolation_blocks=isolation, scope=scope,
+    )  # fmt: skip
+
+
 def denoise(
     transformer: Any,
     x: Tensor,
@@ -121,9 +165,11 @@ def denoise(
     guidance: Tensor | None,
     img_ids: Tensor,
     txt_ids: Tensor,
-    state: StepState | None,
+    state: StepState | JointState | None,
 ) -> Tensor:
     """One velocity prediction; ``state=None`` is the plain diffusers FLUX forward."""
+    if isinstance(state, JointState):
+        state.reset()
     out = transformer(
         hidden_states=x, encoder_hidden_states=text, pooled_projections=pooled, timestep=t,
         guidance=guidance, img_ids=img_ids, txt_ids=txt_ids,
