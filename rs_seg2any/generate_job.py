@@ -10,14 +10,12 @@ position, the result is byte-identical to an uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
 
-from . import __version__
 from .errors import GridError
 from .generators.base import Generator, TileCondition, local_entities
 from .geoio import ensure_writable_dir, provenance_tags, write_preview_png
@@ -29,6 +27,7 @@ from .runner import (
     GDAL_CACHE_BYTES,
     JobResult,
     assemble_layer,
+    finish_job,
     grid_params,
     layout_job_params,
     run_tiles,
@@ -254,10 +253,7 @@ def run_generate_job(
         outputs["preview"] = _image_preview(outputs["image"], out / "preview.png")
         outputs["entities"] = write_entities_csv(layout, out / "entities.csv")
         outputs["report"] = write_report(out / "layout.json", layout)
-        job.mark_complete({k: str(v) for k, v in outputs.items()})
-        if not keep_tiles:
-            job.clean_tiles()
-    return JobResult(out, outputs, tiles_total=len(plan.tiles), tiles_resumed=resumed)
+        return finish_job(job, plan, out, outputs, resumed=resumed, keep_tiles=keep_tiles)
 
 
 def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:
@@ -268,15 +264,3 @@ def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:
         shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
         data = src.read(out_shape=(src.count, *shape), resampling=Resampling.average)
     return write_preview_png(dest, data[:3] if data.shape[0] >= 3 else data[0])
-
-
-def weights_digest(path: Path) -> str:
-    """Short content hash of a weights file, recorded in provenance and job identity."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "__version__", "run_generate_job", "weights_digest"]

@@ -224,6 +224,19 @@ def _run_layout_job(
     if entities_table:
         outputs["entities"] = write_entities_csv(layout, out / "entities.csv")
     outputs["report"] = write_report(out / "layout.json", layout)
+    return finish_job(job, plan, out, outputs, resumed=resumed, keep_tiles=keep_tiles)
+
+
+def finish_job(
+    job: JobDir,
+    plan: TilePlan,
+    out: Path,
+    outputs: dict[str, Path],
+    *,
+    resumed: int,
+    keep_tiles: bool,
+) -> JobResult:
+    """Record the outputs as complete, drop the tile cache unless kept, and report."""
     job.mark_complete({k: str(v) for k, v in outputs.items()})
     if not keep_tiles:
         job.clean_tiles()

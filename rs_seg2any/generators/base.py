@@ -8,8 +8,10 @@ tiles, seams, GeoTIFFs) stays outside the backends.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,3 +71,12 @@ def local_entities(
         local += 1
         ids = [int(v) for v in uniq]
     return local, [descriptions_by_id.get(i, "") for i in ids], ids
+
+
+def weights_digest(path: Path) -> str:
+    """Short content hash of a weights file, for provenance tags and job identity."""
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()[:16]

@@ -6,7 +6,6 @@ the geo paths of the package stay usable without a deep-learning stack.
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .base import Generator, TileCondition
+from .base import Generator, TileCondition, weights_digest
 
 BACKENDS = ("tiny", "flux")
 DEFAULT_BACKEND = "tiny"
@@ -25,14 +24,6 @@ SHIPPED_WEIGHTS = "tiny_base.safetensors"
 def shipped_weights() -> Path:
     """Path of the embedded model's weights inside the installed package."""
     return Path(str(resources.files("rs_seg2any.generators.tiny") / "weights" / SHIPPED_WEIGHTS))
-
-
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
 
 
 class TinyBackend:
@@ -59,7 +50,7 @@ class TinyBackend:
         if threads:
             torch.set_num_threads(threads)
         self.weights = path
-        self._sha = _digest(path)
+        self._sha = weights_digest(path)
         self._impl = TinyGenerator.from_file(path)
         self.tile_multiple = int(self._impl.tile_multiple)
 

@@ -15,7 +15,6 @@ the denoising steps, which is Seg2Any's per-branch switching done with peft's
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..base import weights_digest
 from .errors import LoraMismatchError
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
@@ -172,7 +172,7 @@ def load_adapters(transformer: Any, specs: list[LoraSpec]) -> Adapters:
             adapters.sources[name] = {
                 "file": file.name,
                 "folder": file.parent.name,
-                "sha256": _digest(file),
+                "sha256": weights_digest(file),
                 "weight": spec.weight,
                 "role": role,
             }
@@ -193,11 +193,3 @@ def save_adapters(transformer: Any, folder: Path, names: dict[str, str]) -> Path
         (folder / sub).mkdir(parents=True, exist_ok=True)
         save_file(state, str(folder / sub / WEIGHTS_NAME), metadata={"format": "pt"})
     return folder
-
-
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
