@@ -45,9 +45,9 @@ def _cond() -> Condition:
     )
 
 
-@pytest.mark.parametrize("token_text", [False, True])
-def test_changing_one_description_leaves_other_entities_unchanged(token_text: bool) -> None:
-    m = _model(token_text=token_text)
+@pytest.mark.parametrize("kw", [{}, {"token_text": True}, {"refine": 8}])
+def test_changing_one_description_leaves_other_entities_unchanged(kw: dict[str, object]) -> None:
+    m = _model(**kw)
     c1 = _cond()
     c2 = _cond()
     c2.texts[:, 0] = torch.randn(384)  # new description of entity 1 (left half)
@@ -57,8 +57,9 @@ def test_changing_one_description_leaves_other_entities_unchanged(token_text: bo
     assert torch.allclose(a[..., 16:], b[..., 16:], atol=1e-5)  # entities 2 and 3 did not
 
 
-def test_gamma_zero_removes_shape_condition() -> None:
-    m = _model()
+@pytest.mark.parametrize("refine", [0, 8])
+def test_gamma_zero_removes_shape_condition(refine: int) -> None:
+    m = _model(refine=refine)
     c1 = _cond()
     c2 = _cond()
     c2.contours = torch.zeros_like(c2.contours)
@@ -131,3 +132,23 @@ def test_latent_variant_samples_and_round_trips(tmp_path: Path) -> None:
     ae2 = load_autoencoder(path)
     assert ae2 is not None and ae2.cfg == ae.cfg
     assert load_weights(path).cfg.downsample == 4
+
+
+def test_masked_conv_is_a_plain_conv_inside_one_entity_and_blind_across() -> None:
+    from rs_seg2any.generators.tiny.refiner import MaskedConv, neighbour_mask
+
+    torch.manual_seed(0)
+    conv = MaskedConv(4, 5)
+    x = torch.randn(1, 4, 12, 12)
+    one = neighbour_mask(torch.ones(1, 12, 12, dtype=torch.long))
+    ref = torch.nn.functional.conv2d(x, conv.weight.view(5, 4, 3, 3), conv.bias, padding=1)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))  # borders are renormalised
+    assert torch.allclose(conv(x, one)[inner], ref[inner], atol=1e-5)
+    owner = torch.zeros(1, 12, 12, dtype=torch.long)
+    owner[:, :, 6:] = 1
+    mask = neighbour_mask(owner)
+    y = x.clone()
+    y[:, :, :, :6] = torch.randn(1, 4, 12, 6)  # change everything entity 0 owns
+    a, b = conv(x, mask), conv(y, mask)
+    assert torch.equal(a[..., 6:], b[..., 6:])  # entity 1 reads nothing of entity 0
+    assert not torch.equal(a[..., :6], b[..., :6])

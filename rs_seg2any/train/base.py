@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,7 @@ class TrainConfig:
     minutes: float = 55.0
     clock: str = "wall"  # "cpu": budget and logs in process CPU time (fair on a shared machine)
     lr: float = 4e-4
+    lr_decay: bool = False  # cosine decay to 10 % over the time budget (for the final run)
     warmup: int = 200
     weight_decay: float = 0.0
     ema: float = 0.999
@@ -61,6 +63,7 @@ class TrainConfig:
     ckpt_every: int = 500
     seed: int = 0
     autoencoder: str | None = None  # latent variant: path of a trained tiny AE
+    init_from: str | None = None  # warm start: weights whose matching tensors are loaded
     model: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -137,7 +140,11 @@ class Trainer:
             return self.ae.encode(x).float()
 
     def lr_at(self, step: int) -> float:
-        return self.cfg.lr * min(1.0, (step + 1) / max(self.cfg.warmup, 1))
+        lr = self.cfg.lr * min(1.0, (step + 1) / max(self.cfg.warmup, 1))
+        if self.cfg.lr_decay:
+            frac = min(1.0, self.elapsed / max(self.cfg.minutes * 60, 1.0))
+            lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+        return lr
 
     def train_step(self) -> float:
         x, cond = self.batch()
@@ -207,6 +214,21 @@ class Trainer:
         self.rng.setstate((st[0], tuple(st[1]), st[2]))
         return True
 
+    def warm_start(self, path: Path) -> None:
+        """Load every tensor of ``path`` that the model has with the same shape.
+
+        New modules (e.g. a refiner added to a trained transformer) keep their
+        zero-initialised outputs, so training continues from the old model's behaviour.
+        """
+        sd = {k: v.float() for k, v in load_file(str(path)).items() if not k.startswith("ae.")}
+        own = self.model.state_dict()
+        usable = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+        if not usable:
+            raise InputError(f"{path}: no tensor matches the model; not a warm start")
+        self.model.load_state_dict(usable, strict=False)
+        self.ema.load_state_dict(self.model.state_dict())
+        print(f"warm start from {path}: {len(usable)}/{len(own)} tensors", flush=True)
+
     def run(self, progress: bool = True) -> Path:
         """Train until ``max_steps`` or the wall-clock budget; return the EMA weights path."""
         cfg = self.cfg
@@ -215,6 +237,8 @@ class Trainer:
         loss_log = (self.out / "loss.csv").open("a", newline="")
         val_log = (self.out / "val.csv").open("a", newline="")
         lw, vw = csv.writer(loss_log), csv.writer(val_log)
+        if not resumed and cfg.init_from:
+            self.warm_start(Path(cfg.init_from))
         if not resumed:
             lw.writerow(["step", "elapsed_s", "loss", "lr"])
             vw.writerow(["step", "elapsed_s", "val_loss_ema", "val_loss_raw"])

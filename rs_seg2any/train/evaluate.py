@@ -58,6 +58,7 @@ def evaluate(
     gamma: float = 1.0,
     bf16: bool = True,
     train_tiles: int = 6,
+    seg: Path | None = None,
 ) -> dict[str, object]:
     torch.set_num_threads(1)
     model = load_weights(weights)
@@ -100,6 +101,10 @@ def evaluate(
             "colour": realism.mean_distance(d, "colour"),
             "per_class": {str(k): v for k, v in d.items()},
         }
+    if seg is not None:  # layout fidelity on the very same crops and sampler settings
+        from rs_seg2any.train.segmenter import fidelity_report
+
+        res["fidelity"] = fidelity_report(seg, gen, list(cls), real)  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(res, indent=1))
     rows = [
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--gamma", type=float, default=1.0)
     ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--seg", type=Path, help="segmenter weights: also report layout fidelity")
     a = ap.parse_args(argv)
     res = evaluate(
         a.weights,
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         guidance=a.guidance,
         gamma=a.gamma,
         bf16=not a.fp32,
+        seg=a.seg,
     )
     print(
         json.dumps(

@@ -27,6 +27,7 @@ from rs_seg2any.conditioning import (
     image_attention_bias,
     patchify_ids,
 )
+from rs_seg2any.generators.tiny.refiner import Refiner, neighbour_mask
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class TinyConfig:
     prediction: str = "x"  # "x": predict the clean image (JiT); "v": predict the velocity
     downsample: int = 1  # >1: the model works on autoencoder latents this much smaller
     token_text: bool = False  # also add each token's own entity text to its embedding
+    refine: int = 0  # >0: width of the entity-masked conv refiner after the head (0 = none)
+    refine_blocks: int = 2
 
     @property
     def cond_patch(self) -> int:
@@ -75,6 +78,15 @@ class Condition:
 
 
 @dataclass
+class RefineContext:
+    """Per-position conditioning of the refiner, at the model's resolution."""
+
+    text_map: Tensor  # (B, refine, h, w): the owning entity's projected description
+    contours: Tensor  # (B, downsample**2, h, w): the contour patch under each position
+    mask: Tensor  # (B, 1, 9, h*w): same-owner 3x3 neighbours
+
+
+@dataclass
 class Context:
     """Encoded, step-independent conditioning of a batch (reused across steps and CFG)."""
 
@@ -85,6 +97,7 @@ class Context:
     own_text: Tensor | None  # (B, N, width): each image token's own entity text, or None
     grid: tuple[int, int]
     filtered: FilteredTokens
+    refine: RefineContext | None = None
     kv: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
 
@@ -232,6 +245,11 @@ class TinySeg2Any(nn.Module):
         self.final_mod = nn.Linear(d, 2 * d)
         self.head = nn.Linear(d, c * p * p)
         self._init()
+        self.refiner = (
+            Refiner(c, cfg.refine, cfg.refine_blocks, d, cfg.downsample**2, d)
+            if cfg.refine
+            else None
+        )
 
     def _init(self) -> None:
         for m in self.modules():
@@ -245,13 +263,21 @@ class TinySeg2Any(nn.Module):
             assert lin.bias is not None
             nn.init.zeros_(lin.bias)
 
-    def encode_context(self, cond: Condition, offset: tuple[int, int] = (0, 0)) -> Context:
-        """Encode caption, entity texts and filtered contour tokens once per batch."""
+    def encode_context(
+        self, cond: Condition, offset: tuple[int, int] = (0, 0), *, filter_empty: bool = True
+    ) -> Context:
+        """Encode caption, entity texts and filtered contour tokens once per batch.
+
+        ``filter_empty=False`` keeps all-empty contour patches as tokens too (only to measure
+        what condition-token filtering saves).
+        """
         p, d = self.cfg.cond_patch, self.cfg.width
         _b, h, w = cond.instances.shape
         gh, gw = h // p, w // p
         token_entity = patchify_ids(cond.instances, p)
         keep = condition_keep(cond.contours, p)
+        if not filter_empty:
+            keep = torch.ones_like(keep)
         if cond.drop_cond is not None:
             keep = keep & ~cond.drop_cond[:, None]
         filt = filter_condition_tokens(keep)
@@ -267,6 +293,7 @@ class TinySeg2Any(nn.Module):
             own = torch.gather(texts[:, 1:], 1, idx) * (token_entity > 0)[:, :, None]
             own = self.own_text(own)
         types = torch.cat([self.type_embed[:1], self.type_embed[1:2].expand(e, d)])
+        plain_texts = texts
         texts = texts + types[None]
         patches = patchify(cond.contours[:, None].float(), p)  # (B, N, p*p)
         idx = filt.index
@@ -277,6 +304,7 @@ class TinySeg2Any(nn.Module):
         bias = context_attention_bias(cond.text_valid, filt.valid)
         for blk in self.ctx_blocks:
             tokens = blk(tokens, bias)
+        refine = self._refine_context(cond, plain_texts) if self.refiner else None
         return Context(
             tokens=self.ctx_out(tokens),
             token_entity=token_entity,
@@ -285,6 +313,23 @@ class TinySeg2Any(nn.Module):
             own_text=own,
             grid=(gh, gw),
             filtered=filt,
+            refine=refine,
+        )
+
+    def _refine_context(self, cond: Condition, texts: Tensor) -> RefineContext:
+        """Owner, description and contour patch of every position of the model's grid."""
+        assert self.refiner is not None
+        ds = self.cfg.downsample
+        b, h, w = cond.instances.shape
+        owner = cond.instances if ds == 1 else patchify_ids(cond.instances, ds)
+        owner = owner.reshape(b, h // ds, w // ds).clamp(0, texts.shape[1] - 1)
+        contours = F.pixel_unshuffle(cond.contours[:, None].float(), ds)
+        if cond.drop_cond is not None:
+            contours = contours * (~cond.drop_cond).to(contours.dtype)[:, None, None, None]
+        return RefineContext(
+            text_map=self.refiner.text_map(texts, owner),
+            contours=contours,
+            mask=neighbour_mask(owner),
         )
 
     def context_kv(self, ctx: Context) -> list[tuple[Tensor, Tensor]]:
@@ -322,7 +367,12 @@ class TinySeg2Any(nn.Module):
             x = blk(x, tmod, bias, kv, split)
         shift, scale = self.final_mod(F.silu(temb)).chunk(2, dim=-1)
         x = self.final_norm(x) * (1 + scale[:, None]) + shift[:, None]
-        return unpatchify(self.head(x), p, h, w)
+        out = unpatchify(self.head(x), p, h, w)
+        if self.refiner is not None and ctx.refine is not None:
+            rc = ctx.refine
+            shape = rc.contours.to(z.dtype) * min(max(gamma, 0.0), 1.0)  # gamma 0: no shape
+            out = out + self.refiner(out, z, rc.text_map, shape, temb, rc.mask)
+        return out
 
 
 def count_parameters(model: nn.Module) -> int:

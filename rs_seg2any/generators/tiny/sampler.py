@@ -83,6 +83,7 @@ def sample(
     known: Tensor | None = None,
     edit_mask: Tensor | None = None,
     ae: TinyAE | None = None,
+    filter_empty: bool = True,
 ) -> Tensor:
     """Generate images in [-1, 1], ``(B, C, H, W)``.
 
@@ -101,7 +102,9 @@ def sample(
         known_z = ae.encode(known)
         mask_z = F.max_pool2d(edit_mask, ds) if ds > 1 else edit_mask
     guided = guidance != 1.0
-    ctx: Context = model.encode_context(_with_uncond(cond) if guided else cond)
+    ctx: Context = model.encode_context(
+        _with_uncond(cond) if guided else cond, filter_empty=filter_empty
+    )
     ts = torch.linspace(0.0, 1.0, steps + 1)
     z = noise
     for i in range(steps):
