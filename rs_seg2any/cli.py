@@ -68,6 +68,25 @@ def _add_job_args(p: argparse.ArgumentParser, tile_default: int) -> None:
     )
 
 
+def add_generator_args(gen: argparse.ArgumentParser) -> None:
+    g = gen.add_argument_group("generator")
+    g.add_argument("--backend", default="tiny", help="generator backend (default: tiny)")
+    g.add_argument("--model", help="weights file or model folder (default: the embedded model)")
+    g.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
+    g.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
+    g.add_argument("--gamma", type=float, default=1.0, help="shape strength (0 = ignore shapes)")
+    g.add_argument("--seed", type=int, default=0, help="job seed; each tile derives its own")
+    g.add_argument("--caption", help="global caption (default: the classes of each tile)")
+    g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    g.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
+    f = gen.add_argument_group("flux backend")
+    f.add_argument("--lora", action="append", metavar="PATH[:WEIGHT]",
+                   help="LoRA file or Seg2Any checkpoint folder (repeatable)")  # fmt: skip
+    f.add_argument("--device", default="auto", help="auto (GPU when present), cuda, cpu")
+    f.add_argument("--dtype", default="auto", help="auto (bf16 on GPU), bf16, fp16, fp32")
+    f.add_argument("--offload", action="store_true", help="keep parts on the CPU until used")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .runner import DEFAULT_LAYOUT_TILE
 
@@ -99,22 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_layer_args(gen)
     _add_grid_args(gen)
-    g = gen.add_argument_group("generator")
-    g.add_argument("--backend", default="tiny", help="generator backend (default: tiny)")
-    g.add_argument("--model", help="weights file or model folder (default: the embedded model)")
-    g.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
-    g.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
-    g.add_argument("--gamma", type=float, default=1.0, help="shape strength (0 = ignore shapes)")
-    g.add_argument("--seed", type=int, default=0, help="job seed; each tile derives its own")
-    g.add_argument("--caption", help="global caption (default: the classes of each tile)")
-    g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
-    g.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
-    f = gen.add_argument_group("flux backend")
-    f.add_argument("--lora", action="append", metavar="PATH[:WEIGHT]",
-                   help="LoRA file or Seg2Any checkpoint folder (repeatable)")  # fmt: skip
-    f.add_argument("--device", default="auto", help="auto (GPU when present), cuda, cpu")
-    f.add_argument("--dtype", default="auto", help="auto (bf16 on GPU), bf16, fp16, fp32")
-    f.add_argument("--offload", action="store_true", help="keep parts on the CPU until used")
+    add_generator_args(gen)
     _add_job_args(gen, 256)
 
     train = sub.add_parser(
@@ -127,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="override the output folder")
     train.add_argument("--minutes", type=float, help="override the time budget")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from .scenarios.cli import add_scenario_parsers
+
+    add_scenario_parsers(sub, _add_grid_args, add_generator_args, _add_job_args)
 
     sub.add_parser("taxonomies", help="list the shipped taxonomies and their classes")
 
@@ -184,22 +192,30 @@ def _cmd_layout(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def make_generator(args: argparse.Namespace, extra_lora: Sequence[str] = ()) -> Any:
+    """The generator the generator options ask for (``extra_lora``: e.g. a season adapter)."""
+    from .errors import InputError
+    from .generators.registry import load_generator
+
+    options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
+    lora = [*(args.lora or []), *extra_lora]
+    if args.backend == "flux":
+        options.update(lora=lora, device=args.device, dtype=args.dtype, offload=args.offload)
+    elif lora or args.offload or args.device != "auto" or args.dtype != "auto":
+        raise InputError(
+            "LoRA adapters (--lora, season adapters), --device, --dtype and --offload apply to "
+            f"--backend flux, not to {args.backend}"
+        )
+    return load_generator(args.backend, args.model, **options)
+
+
 def _cmd_generate(args: argparse.Namespace, progress: Progress) -> int:
     from .generate_job import run_generate_job
-    from .generators.registry import load_generator
     from .geoio import ensure_writable_dir
 
     ensure_writable_dir(args.out)
     layout = _load_layout(args, progress)
-    options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
-    if args.backend == "flux":
-        options.update(lora=args.lora or [], device=args.device, dtype=args.dtype,
-                       offload=args.offload)  # fmt: skip
-    elif args.lora or args.offload or args.device != "auto" or args.dtype != "auto":
-        from .errors import InputError
-
-        raise InputError("--lora, --device, --dtype and --offload apply to --backend flux")
-    generator = load_generator(args.backend, args.model, **options)
+    generator = make_generator(args)
     result = run_generate_job(
         layout,
         args.out,
@@ -216,6 +232,16 @@ def _cmd_generate(args: argparse.Namespace, progress: Progress) -> int:
         progress=progress,
     )
     _report_done(args, result.to_dict())
+    return 0
+
+
+SCENARIOS = ("flood", "plan", "seasons", "change", "cloudfill")
+
+
+def _cmd_scenario(args: argparse.Namespace, progress: Progress) -> int:
+    from .scenarios.cli import run_scenario
+
+    _report_done(args, run_scenario(args, progress))
     return 0
 
 
@@ -291,6 +317,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, lambda p: _cmd_generate(args, p))
     if args.command == "train-base":
         return _run(args, lambda _p: _cmd_train_base(args))
+    if args.command == "run":
+        from .scenarios.cli import job_argv
+
+        try:
+            job = job_argv(args.job)
+        except RsSeg2AnyError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return exc.exit_code
+        return main(job)
+    if args.command in SCENARIOS:
+        return _run(args, lambda p: _cmd_scenario(args, p))
     return _run(args, lambda p: _cmd_layout(args, p))
 
 

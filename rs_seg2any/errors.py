@@ -49,6 +49,13 @@ class JobError(RsSeg2AnyError):
     exit_code = 8
 
 
+class ScenarioError(RsSeg2AnyError):
+    """A scenario's inputs contradict each other (a water level below all terrain, zones
+    outside the image, a change pair whose layouts lie on different grids)."""
+
+    exit_code = 9
+
+
 class Cancelled(RsSeg2AnyError):
     """The user interrupted a job; finished tiles are kept and a rerun resumes."""
 

@@ -10,15 +10,19 @@ position, the result is byte-identical to an uninterrupted run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from odc.geo.geobox import GeoBox
+from rasterio.windows import Window
 
-from .errors import GridError
+from .errors import GridError, InputError, ScenarioError
 from .generators.base import Generator, TileCondition, local_entities
 from .geoio import ensure_writable_dir, provenance_tags, write_preview_png
+from .grid import grid_like
 from .jobdir import JobDir
 from .layout import Layout
 from .progress import NullProgress, Progress
@@ -36,6 +40,52 @@ from .runner import (
     write_report,
 )
 from .tiling import Tile, TilePlan
+
+
+@dataclass(frozen=True)
+class EditRegion:
+    """Generate only inside ``mask`` over the image ``base``; every other pixel is copied.
+
+    Both are GeoTIFFs on exactly the layout's grid (the scenarios load their layouts with
+    ``like=base``). ``mask`` is one band, non-zero = generate. This is what floods, planning
+    zones, change pairs and cloud filling share: a window of both is read per tile, so any
+    area size works in constant memory.
+    """
+
+    base: Path
+    mask: Path
+
+    def check_grid(self, grid: GeoBox) -> None:
+        for what, path in (("base image", self.base), ("edit mask", self.mask)):
+            if not Path(path).is_file():
+                raise InputError(f"{what} not found: {path}")
+            other = grid_like(path)
+            if (
+                other.crs != grid.crs
+                or other.shape != grid.shape
+                or not _same_affine(other.affine, grid.affine)
+            ):
+                raise ScenarioError(
+                    f"the {what} {path} is not on the layout's grid ({other.shape[1]}x"
+                    f"{other.shape[0]} px, {other.crs}) vs ({grid.shape[1]}x{grid.shape[0]} px, "
+                    f"{grid.crs}); load the layout with like=<base image>"
+                )
+
+    def read(self, tile: Tile, bands: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(h, w, bands)`` uint8 base pixels and the ``(h, w)`` bool edit mask of a tile."""
+        window = Window.from_slices(tile.rows, tile.cols)
+        with rasterio.open(self.base) as src:
+            if src.count < bands:
+                raise InputError(f"base image {self.base} has {src.count} bands, need {bands}")
+            base = src.read(list(range(1, bands + 1)), window=window)
+        with rasterio.open(self.mask) as src:
+            mask = src.read(1, window=window) != 0
+        return np.ascontiguousarray(base.transpose(1, 2, 0)).astype(np.uint8), mask
+
+
+def _same_affine(a: Any, b: Any, tol: float = 1e-9) -> bool:
+    return all(abs(x - y) <= tol * max(1.0, abs(x), abs(y)) for x, y in zip(a, b, strict=False))
+
 
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 64
@@ -91,10 +141,12 @@ class _TileRenderer:
         gamma: float,
         seed: int,
         caption: str | None,
+        edit: EditRegion | None = None,
     ) -> None:
         self.layout, self.generator, self.plan, self.job = layout, generator, plan, job
         self.steps, self.guidance, self.gamma, self.seed = steps, guidance, gamma, seed
         self.caption = caption
+        self.edit = edit
         self._order = {tile.index: i for i, tile in enumerate(plan.tiles)}
 
     def __call__(self, tile: Tile) -> dict[str, np.ndarray]:
@@ -115,15 +167,27 @@ class _TileRenderer:
         )
         local, descriptions, _ids = local_entities(maps.instance, texts)
         known, edit = self._known(tile)
-        cond = TileCondition(
-            instances=local,
-            descriptions=descriptions,
-            caption=self.caption or default_caption(self.layout, maps.label),
-            labels=maps.label,
-            known=known if edit is not None else None,
-            edit_mask=edit,
-        )
-        image = self._generate_padded(cond, self.plan.tile_seed(self.seed, tile))
+        if self.edit is not None:
+            base, region = self.edit.read(tile, self.generator.bands)
+            if edit is None:  # no earlier tile overlaps this one
+                known, edit = base, region
+            else:  # earlier tiles' pixels where they exist, the base elsewhere
+                known = np.where(edit[..., None], base, known)
+                edit = region & edit
+        if edit is not None and not edit.any():
+            image = known  # nothing to generate here: the tile is copied, bit for bit
+        else:
+            cond = TileCondition(
+                instances=local,
+                descriptions=descriptions,
+                caption=self.caption or default_caption(self.layout, maps.label),
+                labels=maps.label,
+                known=known if edit is not None else None,
+                edit_mask=edit,
+            )
+            image = self._generate_padded(cond, self.plan.tile_seed(self.seed, tile))
+            if edit is not None:  # exact outside the edit mask, whatever the backend does
+                image = np.where(edit[..., None], image, known)
         return {
             "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
             "label": maps.label,
@@ -189,11 +253,16 @@ def run_generate_job(
     tile_size: int = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
     caption: str | None = None,
+    edit: EditRegion | None = None,
     restart: bool = False,
     keep_tiles: bool = False,
     progress: Progress | None = None,
 ) -> JobResult:
-    """Render ``layout`` with ``generator`` into image.tif plus the layout maps, resumably."""
+    """Render ``layout`` with ``generator`` into image.tif plus the layout maps, resumably.
+
+    With ``edit``, only the pixels inside its mask are generated over its base image; all
+    others are copied from the base exactly.
+    """
     if tile_size % generator.tile_multiple:
         raise GridError(
             f"--tile-size {tile_size} must be a multiple of {generator.tile_multiple} px for "
@@ -201,6 +270,10 @@ def run_generate_job(
         )
     if steps < 1:
         raise GridError(f"--steps must be >= 1 (got {steps})")
+    if edit is not None:
+        if not generator.supports_inpainting:
+            raise ScenarioError(f"the {generator.name} generator cannot inpaint an edit region")
+        edit.check_grid(layout.grid)
     progress = progress or NullProgress()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         out = ensure_writable_dir(out_dir)
@@ -209,10 +282,12 @@ def run_generate_job(
             layout, generator, tile_size=tile_size, overlap=overlap, steps=steps,
             guidance=guidance, gamma=gamma, seed=seed, caption=caption,
         )  # fmt: skip
+        if edit is not None:
+            params["edit"] = {"base": _file_key(edit.base), "mask": _file_key(edit.mask)}
         job = JobDir(out, params, restart=restart)
         render = _TileRenderer(
             layout, generator, plan, job, steps=steps, guidance=guidance, gamma=gamma,
-            seed=seed, caption=caption,
+            seed=seed, caption=caption, edit=edit,
         )  # fmt: skip
         resumed = run_tiles(plan, job, render, progress)
         tags = provenance_tags(
@@ -254,6 +329,12 @@ def run_generate_job(
         outputs["entities"] = write_entities_csv(layout, out / "entities.csv")
         outputs["report"] = write_report(out / "layout.json", layout)
         return finish_job(job, plan, out, outputs, resumed=resumed, keep_tiles=keep_tiles)
+
+
+def _file_key(path: Path) -> dict[str, Any]:
+    """Identity of an input file for the job parameters: a changed file is a different job."""
+    st = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:

@@ -62,3 +62,22 @@ def write_layer(tmp_path: Path) -> VectorWriter:
         return write_vector(frame, path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny-model weights file with small random weights: the real model code at test
+    speed. Output layers are randomised too (the real init zeroes them), so pixels vary."""
+    torch = pytest.importorskip("torch")
+    from rs_seg2any.generators.tiny.model import TinyConfig, TinySeg2Any
+    from rs_seg2any.generators.tiny.weights import save_weights
+
+    torch.manual_seed(0)
+    model = TinySeg2Any(TinyConfig(patch=8, width=32, depth=1, heads=2, ctx_depth=1,
+                                   bottleneck=16))  # fmt: skip
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.2)
+    path = tmp_path_factory.mktemp("weights") / "tiny_test.safetensors"
+    save_weights(model, path)
+    return path

@@ -32,21 +32,8 @@ EXTENT = "300000,2780150,300064,2780214"  # 64 m x 64 m of the demo town: 128 x 
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from rs_seg2any.generators.tiny.model import TinyConfig, TinySeg2Any
-    from rs_seg2any.generators.tiny.weights import save_weights
-
-    torch.manual_seed(0)
-    model = TinySeg2Any(TinyConfig(patch=8, width=32, depth=1, heads=2, ctx_depth=1,
-                                   bottleneck=16))  # fmt: skip
-    with torch.no_grad():  # the real init zeroes output layers; random ones give real pixels
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.2)
-    path = tmp_path_factory.mktemp("weights") / "tiny_test.safetensors"
-    save_weights(model, path)
-    return path
+def weights(tiny_random_weights: Path) -> Path:
+    return tiny_random_weights
 
 
 @pytest.fixture(scope="module")

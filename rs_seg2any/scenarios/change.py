@@ -1,0 +1,169 @@
+"""Bi-temporal change pairs: T1 from the before layout, T2 edited only where the layout changed.
+
+The after layout is given, or derived from the before layout by a change recipe (new
+buildings on bare land, demolition, road construction, urban growth; see
+:mod:`rs_seg2any.scenarios.change_recipes`). The change mask is exactly the cell-wise
+difference of the two label masks; the from-to raster codes each changed cell as
+``from_id * 256 + to_id`` (uint16, 0 = unchanged), listed in ``change_classes.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+
+from ..errors import ScenarioError
+from ..generate_job import run_generate_job
+from ..generators.base import Generator
+from ..geoio import ensure_writable_dir, write_cog
+from ..progress import Progress
+from ..raster import rasterize_window
+from ..runner import JobResult
+from .change_recipes import ChangeRoles, apply_recipe
+from .common import GenOptions, Polygons, edit_job, same_grid
+from .presets import load_preset
+
+
+@dataclass
+class ChangePair:
+    t2: JobResult
+    change_mask: Path
+    change_fromto: Path
+    change_classes: Path
+
+
+@dataclass
+class ChangeResult:
+    t1: JobResult
+    pairs: list[ChangePair] = field(default_factory=list)
+
+    def outputs(self) -> dict[str, Path]:
+        out = {f"t1_{k}": v for k, v in self.t1.outputs.items()}
+        for i, p in enumerate(self.pairs):
+            tag = "" if len(self.pairs) == 1 else f"{i:03d}_"
+            out.update({f"t2_{tag}{k}": v for k, v in p.t2.outputs.items()})
+            out[f"{tag}change_mask"] = p.change_mask
+            out[f"{tag}change_fromto"] = p.change_fromto
+        return out
+
+
+def roles_for(taxonomy_name: str, preset: dict[str, Any], override: str | None) -> ChangeRoles:
+    """The classes the recipes use: ``--roles building,bare,road`` or the preset's entry."""
+    if override:
+        parts = [p.strip() for p in override.split(",")]
+        if len(parts) != 3 or not all(parts):
+            raise ScenarioError("--roles needs three class names: building,bare,road")
+        return ChangeRoles(*parts)
+    entry = preset.get("roles", {}).get(taxonomy_name)
+    if not entry:
+        raise ScenarioError(
+            f"no change roles for taxonomy '{taxonomy_name}' in the preset; pass "
+            "--roles building,bare,road"
+        )
+    return ChangeRoles(str(entry["building"]), str(entry["bare"]), str(entry["road"]))
+
+
+def _labels(polys: Polygons, grid: GeoBox) -> np.ndarray:
+    h, w = grid.shape
+    return rasterize_window(polys.layout(grid), slice(0, h), slice(0, w)).label
+
+
+def check_same_grid(a: GeoBox, b: GeoBox) -> None:
+    if not same_grid(a, b):
+        raise ScenarioError(
+            f"the before and after layouts lie on different grids ({a.shape[1]}x{a.shape[0]} px, "
+            f"{a.crs} vs {b.shape[1]}x{b.shape[0]} px, {b.crs}); load both on one grid "
+            "(e.g. --like the same raster)"
+        )
+
+
+def write_change(out: Path, before: np.ndarray, after: np.ndarray, polys: Polygons,
+                 grid: GeoBox) -> tuple[Path, Path, Path]:  # fmt: skip
+    """change_mask.tif, change_fromto.tif and change_classes.csv of two label masks."""
+    changed = before != after
+    code = np.where(changed, before.astype(np.uint16) * 256 + after.astype(np.uint16), 0)
+    tags = {"RS_SEG2ANY_SCENARIO": "change"}
+    mask_path = write_cog(out / "change_mask.tif", changed.astype(np.uint8), grid,
+                          categorical=True, tags=tags,
+                          category_names=["unchanged", "changed"])  # fmt: skip
+    code_path = write_cog(out / "change_fromto.tif", code.astype(np.uint16), grid,
+                          categorical=True, nodata=0, tags=tags)  # fmt: skip
+    names = polys.taxonomy.names_by_id()
+    names[0] = "no polygon"
+    values, counts = np.unique(code[changed], return_counts=True)
+    csv_path = out / "change_classes.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["code", "from_id", "from_class", "to_id", "to_class", "pixels"])
+        for v, n in zip(values.tolist(), counts.tolist(), strict=True):
+            a, b = divmod(int(v), 256)
+            w.writerow([v, a, names.get(a, a), b, names.get(b, b), n])
+    return mask_path, code_path, csv_path
+
+
+def change_pairs(
+    out: str | Path,
+    generator: Generator,
+    before: Polygons,
+    grid: GeoBox,
+    *,
+    after: Polygons | None = None,
+    after_grid: GeoBox | None = None,
+    recipe: str | None = None,
+    recipe_params: dict[str, Any] | None = None,
+    roles: str | None = None,
+    pairs: int = 1,
+    opts: GenOptions | None = None,
+    preset: str | Path = "change",
+    progress: Progress | None = None,
+) -> ChangeResult:
+    """T1 of ``before``; then ``pairs`` T2 images, each from ``after`` or a recipe draw."""
+    opts = opts or GenOptions()
+    if (after is None) == (recipe is None):
+        raise ScenarioError("give either an after layout or a change recipe (not both)")
+    if pairs < 1:
+        raise ScenarioError(f"--pairs must be >= 1 (got {pairs})")
+    if after is not None and after_grid is not None:
+        check_same_grid(grid, after_grid)
+    cfg = load_preset(preset)
+    params = {**cfg.get("recipes", {}).get(recipe or "", {}), **(recipe_params or {})}
+    role_set = roles_for(before.taxonomy.name, cfg, roles) if recipe else None
+    out = ensure_writable_dir(out)
+    label1 = _labels(before, grid)
+    # derive every after layout (and fail on a no-op) before any long render starts
+    afters: list[tuple[Polygons, np.ndarray]] = []
+    for i in range(pairs):
+        if after is not None:
+            polys = after
+        else:
+            rng = np.random.default_rng(opts.seed + 1000 + i)
+            assert recipe is not None and role_set is not None
+            frame = apply_recipe(before.frame, before.class_field, role_set, recipe, rng=rng,
+                                 **params)  # fmt: skip
+            polys = before.with_frame(frame)
+        label2 = _labels(polys, grid)
+        if not (label2 != label1).any():
+            raise ScenarioError(f"pair {i}: the after layout changes no pixel of the before one")
+        afters.append((polys, label2))
+    t1 = run_generate_job(
+        before.layout(grid), out / "t1", generator, steps=opts.steps, guidance=opts.guidance,
+        gamma=opts.gamma, seed=opts.seed, tile_size=opts.tile_size, overlap=opts.overlap,
+        caption=opts.caption, restart=opts.restart, progress=progress,
+    )  # fmt: skip
+    result = ChangeResult(t1)
+    for i, (polys, label2) in enumerate(afters):
+        pair_dir = out if pairs == 1 else ensure_writable_dir(out / f"pair_{i:03d}")
+        mask = label2 != label1
+        t2 = edit_job(polys, grid, t1.outputs["image"], mask, pair_dir / "t2", generator, opts,
+                      progress, seed_offset=1 + i)  # fmt: skip
+        with rasterio.open(t2.outputs["label"]) as src:
+            written = src.read(1)
+        m, c, k = write_change(pair_dir, label1, written, polys, grid)
+        result.pairs.append(ChangePair(t2, m, c, k))
+    return result

@@ -1,0 +1,231 @@
+"""What every scenario shares: its inputs, the base image, the edit mask and the edit job.
+
+A scenario is a short recipe: derive an *after* layer (polygons) and an *edit mask* from the
+inputs, then run the generate job with an :class:`~rs_seg2any.generate_job.EditRegion` over
+the *before* image, so only masked pixels change. All rasters land on one grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio.features
+from odc.geo.geobox import GeoBox
+
+from ..errors import InputError, ScenarioError
+from ..generate_job import EditRegion, run_generate_job
+from ..generators.base import Generator
+from ..geoio import ensure_writable_dir, write_cog
+from ..layout import Layout, load_layout
+from ..progress import Progress
+from ..runner import JobResult
+from ..taxonomy import ClassDef, Taxonomy, load_taxonomy
+
+
+@dataclass(frozen=True)
+class GenOptions:
+    """Sampler and tiling settings, shared by every render of a scenario."""
+
+    steps: int = 10
+    guidance: float = 2.0
+    gamma: float = 1.0
+    seed: int = 0
+    tile_size: int = 256
+    overlap: int = 64
+    caption: str | None = None
+    restart: bool = False
+
+
+@dataclass
+class Polygons:
+    """A polygon layer in memory with the fields the layout needs."""
+
+    frame: gpd.GeoDataFrame
+    class_field: str
+    description_field: str | None = None
+    taxonomy: Taxonomy = field(default_factory=lambda: load_taxonomy("worldcover"))
+    priority_field: str | None = None
+
+    @classmethod
+    def read(
+        cls,
+        source: str | Path | gpd.GeoDataFrame,
+        class_field: str,
+        *,
+        layer: str | None = None,
+        description_field: str | None = None,
+        taxonomy: str | Path | Taxonomy = "worldcover",
+    ) -> Polygons:
+        if isinstance(source, gpd.GeoDataFrame):
+            frame = source.copy()
+        else:
+            if not Path(source).exists():
+                raise InputError(f"layer file not found: {source}")
+            frame = gpd.read_file(source, layer=layer)
+        where = "the layer" if isinstance(source, gpd.GeoDataFrame) else str(source)
+        for name in (class_field, description_field):
+            if name is not None and name not in frame.columns:
+                fields = ", ".join(map(str, frame.columns))
+                raise InputError(f"field '{name}' not in {where}; fields: {fields}")
+        tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+        return cls(frame, class_field, description_field, tax)
+
+    def with_frame(self, frame: gpd.GeoDataFrame, taxonomy: Taxonomy | None = None) -> Polygons:
+        return replace(self, frame=frame, taxonomy=taxonomy or self.taxonomy)
+
+    def layout(self, grid: GeoBox) -> Layout:
+        return load_layout(
+            self.frame,
+            self.class_field,
+            description_field=self.description_field,
+            priority_field=self.priority_field,
+            taxonomy=self.taxonomy,
+            grid=grid,
+        )
+
+
+def extend_taxonomy(taxonomy: Taxonomy, spec: dict[str, Any]) -> tuple[Taxonomy, ClassDef]:
+    """The taxonomy plus one scenario class (e.g. flood water), or the class it already has."""
+    existing = taxonomy.resolve(spec["name"])
+    if existing is not None:
+        return taxonomy, taxonomy.by_id(existing)
+    colour = str(spec.get("colour", "#FF00FF")).lstrip("#")
+    new = ClassDef(
+        id=taxonomy.max_id + 1,
+        name=str(spec["name"]),
+        colour=(int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)),
+        description=str(spec.get("description", spec["name"])),
+        priority=int(spec.get("priority", 1000)),
+    )
+    extended = Taxonomy(
+        name=f"{taxonomy.name}+{new.name.replace(' ', '_')}",
+        classes=(*taxonomy.classes, new),
+        title=taxonomy.title,
+        source=taxonomy.source,
+    )
+    return extended, new
+
+
+def append_polygons(
+    base: Polygons, geoms: gpd.GeoSeries, class_name: str, descriptions: list[str]
+) -> gpd.GeoDataFrame:
+    """``base``'s frame plus new polygons of one class (with their own descriptions)."""
+    new = gpd.GeoDataFrame({base.class_field: [class_name] * len(geoms)}, geometry=geoms.values,
+                           crs=geoms.crs)  # fmt: skip
+    if base.description_field:
+        new[base.description_field] = descriptions
+    frame = base.frame
+    if frame.crs is not None and geoms.crs is not None and frame.crs != geoms.crs:
+        new = new.to_crs(frame.crs)
+    return gpd.GeoDataFrame(pd.concat([frame, new], ignore_index=True), crs=frame.crs or geoms.crs)
+
+
+def rasterize_polygons(frame: gpd.GeoDataFrame, grid: GeoBox) -> np.ndarray:
+    """Bool mask of the pixels whose centres fall in any polygon of ``frame`` (GDAL's rule)."""
+    if frame.crs is None:
+        raise InputError("the polygon layer has no CRS")
+    geoms = frame.to_crs(_wkt(grid)).geometry
+    shapes = [g for g in geoms if g is not None and not g.is_empty]
+    if not shapes:
+        return np.zeros(grid.shape, dtype=bool)
+    out: np.ndarray = rasterio.features.rasterize(
+        shapes, out_shape=tuple(grid.shape), transform=grid.affine, fill=0, default_value=1,
+        dtype="uint8",
+    ) > 0  # fmt: skip
+    return out
+
+
+def polygons_from_mask(
+    classes: np.ndarray, grid: GeoBox, values: list[int] | None = None
+) -> tuple[gpd.GeoSeries, list[int]]:
+    """Pixel-exact polygons of the non-zero cells of ``classes`` (one per connected region and
+    value): rasterised back on the same grid they give exactly the same cells."""
+    geoms, vals = [], []
+    mask = classes > 0
+    for geom, value in rasterio.features.shapes(
+        classes.astype(np.int32), mask=mask, transform=grid.affine, connectivity=4
+    ):
+        if values is not None and int(value) not in values:
+            continue
+        geoms.append(geom)
+        vals.append(int(value))
+    from shapely.geometry import shape
+
+    series = gpd.GeoSeries([shape(g) for g in geoms], crs=_wkt(grid))
+    return series, vals
+
+
+def _wkt(grid: GeoBox) -> str:
+    if grid.crs is None:
+        raise InputError("the target grid has no CRS")
+    return str(grid.crs.to_wkt())
+
+
+def write_mask(path: Path, mask: np.ndarray, grid: GeoBox, tags: dict[str, str]) -> Path:
+    """uint8 0/1 GeoTIFF on the grid (nodata none: 0 is a real 'unchanged')."""
+    return write_cog(path, mask.astype(np.uint8), grid, categorical=True, tags=tags,
+                     category_names=["unchanged", "edited"])  # fmt: skip
+
+
+def render_base(
+    polys: Polygons,
+    grid: GeoBox,
+    out: Path,
+    generator: Generator,
+    opts: GenOptions,
+    progress: Progress | None = None,
+) -> JobResult:
+    """The *before* image of a scenario that starts from a layout instead of a photo."""
+    return run_generate_job(
+        polys.layout(grid), out, generator, steps=opts.steps, guidance=opts.guidance,
+        gamma=opts.gamma, seed=opts.seed, tile_size=opts.tile_size, overlap=opts.overlap,
+        caption=opts.caption, restart=opts.restart, progress=progress,
+    )  # fmt: skip
+
+
+def edit_job(
+    after: Polygons,
+    grid: GeoBox,
+    base_image: Path,
+    mask: np.ndarray,
+    out: Path,
+    generator: Generator,
+    opts: GenOptions,
+    progress: Progress | None = None,
+    *,
+    seed_offset: int = 1,
+) -> JobResult:
+    """Generate the *after* image: only inside ``mask``, conditioned on ``after``'s layout.
+
+    The mask is written next to the outputs (``edit_mask.tif``) first; the job reads it back
+    window by window.
+    """
+    if not mask.any():
+        raise ScenarioError("the edit mask is empty: nothing of the image would change")
+    out = ensure_writable_dir(out)
+    mask_path = write_mask(out / "edit_mask.tif", mask, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
+    return run_generate_job(
+        after.layout(grid), out, generator, steps=opts.steps, guidance=opts.guidance,
+        gamma=opts.gamma, seed=opts.seed + seed_offset, tile_size=opts.tile_size,
+        overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
+        edit=EditRegion(Path(base_image), mask_path),
+    )  # fmt: skip
+
+
+def same_grid(a: GeoBox, b: GeoBox) -> bool:
+    """Same CRS, shape and transform (to float noise): pixels line up one to one."""
+    return bool(a.crs == b.crs and a.shape == b.shape and a.affine.almost_equals(b.affine))
+
+
+def grid_of(image: str | Path) -> GeoBox:
+    """The grid of an existing image (the base of a scenario): outputs land exactly on it."""
+    from ..grid import grid_like
+
+    if not Path(image).is_file():
+        raise InputError(f"image not found: {image}")
+    return grid_like(image)

@@ -1,0 +1,202 @@
+"""Flood scenario: flood water generated only inside a flood extent over a base image.
+
+The extent is either polygons, or a DEM plus a water level, where only low ground that is
+hydraulically connected to a seed location or to the layout's water class floods
+(:mod:`rs_seg2any.scenarios.flood_extent`). Flooded pixels get a ``flood water`` class with a
+depth-aware description; every pixel outside the extent is copied from the base image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+from rasterio.warp import Resampling, reproject
+
+from ..errors import InputError, ScenarioError
+from ..generators.base import Generator
+from ..geoio import ensure_writable_dir, write_cog
+from ..grid import grid_like
+from ..progress import Progress
+from ..runner import JobResult
+from .common import (
+    GenOptions,
+    Polygons,
+    append_polygons,
+    edit_job,
+    extend_taxonomy,
+    grid_of,
+    polygons_from_mask,
+    rasterize_polygons,
+    render_base,
+    same_grid,
+)
+from .flood_extent import depth_class, flood_from_dem
+from .presets import load_preset
+
+RESAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear,
+              "cubic": Resampling.cubic}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemFlood:
+    """A flood from terrain: ``dem`` GeoTIFF, water ``level`` (m, the DEM's datum), seeds."""
+
+    dem: Path
+    level: float
+    seeds: Sequence[tuple[float, float]] = ()  # (x, y) in the grid's CRS
+    resample: str | None = None  # None: the DEM must be on the grid; else a resampling name
+
+
+@dataclass
+class FloodResult:
+    before: Path
+    after: JobResult
+    flood_mask: Path
+    flood_depth: Path | None
+
+    def outputs(self) -> dict[str, Path]:
+        out = {"before": self.before, **self.after.outputs, "flood_mask": self.flood_mask}
+        if self.flood_depth is not None:
+            out["flood_depth"] = self.flood_depth
+        return out
+
+
+def read_dem_on_grid(path: Path, grid: GeoBox, resample: str | None) -> np.ndarray:
+    """DEM heights on exactly ``grid`` (float32, NaN = nodata).
+
+    A DEM on another grid is an error unless a resampling method is named: silently
+    resampling terrain would move the flood edge without the user knowing.
+    """
+    if not Path(path).is_file():
+        raise InputError(f"DEM not found: {path}")
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise InputError(f"DEM {path} has no CRS")
+        if same_grid(grid_like(path), grid):
+            dem = src.read(1, masked=True).astype(np.float32).filled(np.nan)
+            return np.asarray(dem, dtype=np.float32)
+        if resample is None:
+            raise ScenarioError(
+                f"DEM {path} is on another grid ({src.width}x{src.height} px, {src.crs}) than "
+                f"the image ({grid.shape[1]}x{grid.shape[0]} px); pass --dem-resample "
+                "bilinear (or nearest, cubic) to resample it onto the image grid"
+            )
+        if resample not in RESAMPLING:
+            raise InputError(f"unknown DEM resampling '{resample}'; use {', '.join(RESAMPLING)}")
+        out = np.full(tuple(grid.shape), np.nan, dtype=np.float32)
+        reproject(
+            source=rasterio.band(src, 1),
+            destination=out,
+            src_nodata=src.nodata,
+            dst_transform=grid.affine,
+            dst_crs=grid.crs.to_wkt(),  # type: ignore[union-attr]
+            dst_nodata=np.nan,
+            resampling=RESAMPLING[resample],
+        )
+        return out
+
+
+def seed_mask(seeds: Sequence[tuple[float, float]], grid: GeoBox) -> np.ndarray | None:
+    """Pixels of the seed points; a seed outside the image is an error, not a silent no-op."""
+    if not seeds:
+        return None
+    mask = np.zeros(tuple(grid.shape), dtype=bool)
+    inv = ~grid.affine
+    for x, y in seeds:
+        col, row = inv * (x, y)
+        r, c = int(np.floor(row)), int(np.floor(col))
+        if not (0 <= r < grid.shape[0] and 0 <= c < grid.shape[1]):
+            raise ScenarioError(f"flood seed ({x}, {y}) lies outside the image")
+        mask[r, c] = True
+    return mask
+
+
+def _water_mask(polys: Polygons | None, grid: GeoBox, preset: dict[str, Any]) -> np.ndarray | None:
+    if polys is None:
+        return None
+    names = preset.get("water_classes", {}).get(polys.taxonomy.name, [])
+    ids = {polys.taxonomy.resolve(n) for n in names} - {None}
+    if not ids:
+        return None
+    resolved = polys.frame[polys.class_field].map(polys.taxonomy.resolve)
+    water = polys.frame[resolved.isin(ids)]
+    return rasterize_polygons(water, grid) if len(water) else None
+
+
+def flood(
+    out: str | Path,
+    generator: Generator,
+    *,
+    extent: gpd.GeoDataFrame | DemFlood,
+    base_image: str | Path | None = None,
+    polygons: Polygons | None = None,
+    grid: GeoBox | None = None,
+    opts: GenOptions | None = None,
+    preset: str | Path = "flood",
+    progress: Progress | None = None,
+) -> FloodResult:
+    """Flood a base image (or one generated from ``polygons`` on ``grid``) inside ``extent``.
+
+    Writes ``before/`` (when generated), ``after/`` (image, updated label mask, ...),
+    ``flood_mask.tif`` and, for DEM floods, ``flood_depth.tif`` (metres, NaN outside).
+    """
+    opts = opts or GenOptions()
+    cfg = load_preset(preset)
+    out = ensure_writable_dir(out)
+    if base_image is None:
+        if polygons is None or grid is None:
+            raise InputError("give a base image, or a layout and a grid to generate one")
+        before = render_base(polygons, grid, out / "before", generator, opts, progress)
+        base = before.outputs["image"]
+    else:
+        base = Path(base_image)
+        grid = grid_of(base)
+    thresholds = [float(t) for t in cfg.get("depth_thresholds_m", [0.5, 1.5])]
+    texts = cfg.get("descriptions", {})
+    depth_names = ["shallow", "medium", "deep"] if len(thresholds) == 2 else None
+    depth: np.ndarray | None = None
+    if isinstance(extent, DemFlood):
+        dem = read_dem_on_grid(extent.dem, grid, extent.resample)
+        result = flood_from_dem(
+            dem, extent.level, seeds=seed_mask(extent.seeds, grid),
+            water=_water_mask(polygons, grid, cfg),
+        )  # fmt: skip
+        mask, depth = result.mask, result.depth
+        classes = depth_class(depth, mask, thresholds)
+        names = depth_names or [f"depth class {i}" for i in range(1, len(thresholds) + 2)]
+        describe = {i + 1: str(texts.get(n, cfg["class"]["description"])) for i, n in
+                    enumerate(names)}  # fmt: skip
+    else:
+        mask = rasterize_polygons(extent, grid)
+        if not mask.any():
+            raise ScenarioError("the flood polygons do not cover any pixel of the image")
+        classes = mask.astype(np.uint8)
+        describe = {1: str(texts.get("polygon", cfg["class"]["description"]))}
+    base_polys = polygons or Polygons(
+        gpd.GeoDataFrame({"class": [], "description": []}, geometry=[], crs=grid.crs.to_wkt()),  # type: ignore[union-attr]
+        "class",
+        "description",
+    )
+    taxonomy, flood_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])
+    geoms, vals = polygons_from_mask(classes, grid)
+    frame = append_polygons(base_polys, geoms, flood_class.name, [describe[v] for v in vals])
+    after = base_polys.with_frame(frame, taxonomy)
+    job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
+    tags = {"RS_SEG2ANY_SCENARIO": "flood"}
+    mask_path = write_cog(out / "flood_mask.tif", mask.astype(np.uint8), grid,
+                          categorical=True, tags=tags,
+                          category_names=["dry", "flooded"])  # fmt: skip
+    depth_path = None
+    if depth is not None:
+        d = np.where(mask, depth, np.nan).astype(np.float32)
+        depth_path = write_cog(out / "flood_depth.tif", d, grid, categorical=False,
+                               nodata=float("nan"), tags=tags,
+                               band_descriptions=["flood depth (m)"])  # fmt: skip
+    return FloodResult(base, job, mask_path, depth_path)

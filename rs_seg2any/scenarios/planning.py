@@ -1,0 +1,117 @@
+"""Urban-planning scenario: zones (polygons with free-text descriptions) inpainted into an image.
+
+Only pixels inside the zones are generated; each zone is one entity with its own description,
+so "central park with a lake" and "high-rise residential" next to each other do not leak into
+each other (attribute isolation). The label mask is updated with each zone's class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+from odc.geo.geobox import GeoBox
+
+from ..errors import InputError, ScenarioError
+from ..generators.base import Generator
+from ..geoio import ensure_writable_dir
+from ..progress import Progress
+from ..runner import JobResult
+from .common import GenOptions, Polygons, edit_job, extend_taxonomy, grid_of, render_base
+from .common import rasterize_polygons as _rasterize
+from .presets import load_preset
+
+
+@dataclass
+class PlanResult:
+    before: Path
+    after: JobResult
+
+    def outputs(self) -> dict[str, Path]:
+        return {"before": self.before, **self.after.outputs}
+
+
+def plan(
+    out: str | Path,
+    generator: Generator,
+    zones: gpd.GeoDataFrame,
+    *,
+    description_field: str,
+    zone_class_field: str | None = None,
+    base_image: str | Path | None = None,
+    polygons: Polygons | None = None,
+    grid: GeoBox | None = None,
+    opts: GenOptions | None = None,
+    preset: str | Path = "planning",
+    progress: Progress | None = None,
+) -> PlanResult:
+    """Inpaint ``zones`` into a base image (or one generated from ``polygons`` on ``grid``).
+
+    A zone's label is its ``zone_class_field`` value when given (a class of the taxonomy),
+    else the preset's planned-development class.
+    """
+    opts = opts or GenOptions()
+    cfg = load_preset(preset)
+    if description_field not in zones.columns:
+        raise InputError(f"zones have no field '{description_field}'")
+    if zone_class_field is not None and zone_class_field not in zones.columns:
+        raise InputError(f"zones have no field '{zone_class_field}'")
+    if zones.crs is None:
+        raise InputError("the zone layer has no CRS")
+    out = ensure_writable_dir(out)
+    if base_image is None:
+        if polygons is None or grid is None:
+            raise InputError("give a base image, or a layout and a grid to generate one")
+        if _rasterize(zones, grid).sum() == 0:  # fail before the long base render
+            raise ScenarioError("the planning zones lie outside the image")
+        base = render_base(polygons, grid, out / "before", generator, opts, progress).outputs[
+            "image"
+        ]
+    else:
+        base = Path(base_image)
+        grid = grid_of(base)
+    mask = _rasterize(zones, grid)
+    if not mask.any():
+        raise ScenarioError("the planning zones lie outside the image (or cover no pixel centre)")
+    base_polys = polygons or Polygons(
+        gpd.GeoDataFrame({"class": [], "description": []}, geometry=[], crs=zones.crs),
+        "class",
+        "description",
+    )
+    taxonomy, default_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])
+    classes = (
+        zones[zone_class_field].astype(object)
+        if zone_class_field is not None
+        else pd.Series([default_class.name] * len(zones), index=zones.index)
+    )
+    unknown = sorted({str(c) for c in classes if taxonomy.resolve(c) is None})
+    if unknown:
+        raise ScenarioError(f"zone classes not in taxonomy '{taxonomy.name}': {unknown}")
+    new = gpd.GeoDataFrame(
+        {base_polys.class_field: classes.values}, geometry=zones.geometry.values, crs=zones.crs
+    )
+    desc_field = base_polys.description_field or "description"
+    new[desc_field] = zones[description_field].astype(str).values
+    frame = base_polys.frame
+    if frame.crs is not None and frame.crs != zones.crs:
+        new = new.to_crs(frame.crs)
+    # zones are drawn on top: the highest priority among the after layout's classes
+    merged = gpd.GeoDataFrame(pd.concat([frame, new], ignore_index=True), crs=new.crs)
+    after = Polygons(merged, base_polys.class_field, desc_field, taxonomy)
+    after = _zones_on_top(after, len(frame))
+    job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
+    return PlanResult(base, job)
+
+
+def _zones_on_top(polys: Polygons, first_zone: int) -> Polygons:
+    """Zones must win every overlap with the existing layer, whatever their class priority:
+    they are what is being planned. A priority field does that explicitly."""
+    frame = polys.frame.copy()
+    tax = polys.taxonomy
+    ids = frame[polys.class_field].map(tax.resolve)
+    prio = [tax.by_id(int(i)).priority if i is not None and i == i else 0 for i in ids]
+    frame["_rs_priority"] = prio  # the existing layer keeps its own drawing order
+    frame.loc[frame.index >= first_zone, "_rs_priority"] = 1_000_000
+    return Polygons(frame, polys.class_field, polys.description_field, tax, "_rs_priority")
