@@ -15,8 +15,9 @@ from rs_seg2any.train.base import TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_tiny_base_yaml_parses() -> None:
-    cfg = TrainConfig.from_yaml(ROOT / "geoconf" / "train" / "tiny_base.yaml")
+@pytest.mark.parametrize("name", ["tiny_base", "tiny_refine"])
+def test_shipped_train_yaml_parses(name: str) -> None:
+    cfg = TrainConfig.from_yaml(ROOT / "geoconf" / "train" / f"{name}.yaml")
     assert cfg.val_tiles == [7] and 7 not in cfg.train_tiles
     assert TinyConfig.from_dict(cfg.model).prediction == "x"
 
