@@ -8,6 +8,7 @@ with typed errors before anything is rendered.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -235,23 +236,31 @@ def test_cloudfill_keeps_clear_pixels(tmp_path: Path, gen: object, photo: Path,
     assert not np.array_equal(after[:, m], before[:, m])
 
 
-def test_cli_flood_and_job_file(tmp_path: Path, tiny_random_weights: Path, photo: Path,
-                                town: Polygons) -> None:  # fmt: skip
+def test_cli_flood_and_job_file(
+    tmp_path: Path,
+    tiny_random_weights: Path,
+    photo: Path,
+    town: Polygons,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     layer = tmp_path / "town.gpkg"
     town.frame.to_file(layer)
     zone = tmp_path / "zone.geojson"
     gpd.GeoDataFrame(geometry=[box(X0 + 10, Y0 + 5, X0 + 40, Y0 + 60)], crs=CRS).to_file(zone)
     common = ["--image", str(photo), "--layout", str(layer), "--class-field", "cls",
               "--description-field", "desc", "--taxonomy", "dubai_aerial", "--model",
-              str(tiny_random_weights), "--steps", "2", "--tile-size", "64", "--overlap", "16",
-              "--progress", "none"]  # fmt: skip
-    assert main(["flood", *common, "--flood-polygons", str(zone), "--out",
-                 str(tmp_path / "cli")]) == 0  # fmt: skip
+              str(tiny_random_weights), "--steps", "2", "--tile-size", "64",
+              "--overlap", "16"]  # fmt: skip
+    argv = ["flood", *common, "--flood-polygons", str(zone), "--out", str(tmp_path / "cli")]
+    assert main([*argv, "--progress", "json"]) == 0  # the QGIS plugin reads these events
+    done = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "done" in line]
+    assert done[-1]["outputs"]["flood_mask"] == str(tmp_path / "cli" / "flood_mask.tif")
     assert (tmp_path / "cli" / "after" / "image.tif").is_file()
     job = tmp_path / "job.yaml"
     job.write_text(
         f"scenario: flood\nimage: {photo}\nlayout: {layer}\nclass_field: cls\n"
-        f"taxonomy: dubai_aerial\nmodel: {tiny_random_weights}\nsteps: 2\ntile_size: 64\noverlap: 16\n"
+        f"taxonomy: dubai_aerial\nmodel: {tiny_random_weights}\nsteps: 2\ntile_size: 64\n"
+        "overlap: 16\n"
         f"flood_polygons: {zone}\nout: {tmp_path / 'job'}\nprogress: none\n"
     )
     assert main(["run", str(job)]) == 0
@@ -259,6 +268,7 @@ def test_cli_flood_and_job_file(tmp_path: Path, tiny_random_weights: Path, photo
     b = read(tmp_path / "job" / "flood_mask.tif")[0]
     assert np.array_equal(a, b)
     # bad input: a typed error and its exit code, nothing written
-    code = main(["flood", *common, "--dem", str(photo), "--out", str(tmp_path / "bad")])
+    code = main(["flood", *common, "--dem", str(photo), "--out", str(tmp_path / "bad"),
+                 "--progress", "none"])  # fmt: skip
     assert code == InputError.exit_code  # --dem without --level
     assert not (tmp_path / "bad" / "after").exists()

@@ -162,7 +162,7 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
         res: Any = seasons(out, lambda lora: make_generator(args, [lora] if lora else []), polys,
                            grid, names, opts=opts, preset=args.preset,
                            progress=progress)  # fmt: skip
-        return {"out_dir": str(out), "outputs": res.outputs()}
+        return {"out_dir": str(out), "outputs": {k: str(v) for k, v in res.outputs().items()}}
     generator = make_generator(args)
     if cmd == "flood":
         import geopandas as gpd
@@ -211,7 +211,7 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
         job = cloudfill(out, generator, args.image, args.clouds, polys, opts=opts,
                         progress=progress)  # fmt: skip
         return job.to_dict()
-    return {"out_dir": str(out), "outputs": res.outputs()}
+    return {"out_dir": str(out), "outputs": {k: str(v) for k, v in res.outputs().items()}}
 
 
 def _xy(text: str) -> tuple[float, float]:
