@@ -7,80 +7,46 @@ hands it to the plugin, which runs it as a background task.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
-from qgis.core import (
-    QgsApplication,
-    QgsCoordinateReferenceSystem,
-    QgsMapLayerProxyModel,
-    QgsProject,
-    QgsRectangle,
-    QgsTask,
-    QgsUnitTypes,
-    QgsVectorLayer,
-)
-from qgis.gui import (
-    QgsCollapsibleGroupBox,
-    QgsDoubleSpinBox,
-    QgsExtentGroupBox,
-    QgsFieldComboBox,
-    QgsFileWidget,
-    QgsMapCanvas,
-    QgsMapLayerComboBox,
-    QgsMessageBar,
-    QgsProjectionSelectionWidget,
-    QgsSpinBox,
-)
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsTask, QgsVectorLayer
+from qgis.gui import QgsFileWidget, QgsMapCanvas, QgsMessageBar, QgsSpinBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from . import config
-from .backend import (
-    BackendError,
-    backend_versions,
-    checkout_root,
-    create_environment,
-    list_taxonomies,
-)
-from .jobs import UNKNOWN_CLASS_CHOICES, JobSpec
+from .backend import BackendError, backend_versions, checkout_root, create_environment
+from .jobs import JobSpec
 from .layers import cli_source
+from .widgets import (
+    LAST,
+    GeneratorBox,
+    GridBox,
+    LayoutBox,
+    OutputBox,
+    Remembered,
+    _taxonomy_cache,
+    taxonomy_names,
+)
 
 MODES = (("generate", "Imagery (image + label, instance, contour maps)"),
          ("layout", "Label, instance and contour maps only (no model)"))  # fmt: skip
-BACKENDS = (("tiny", "Embedded model (CPU)", ""),
-            ("flux", "FLUX + LoRA (GPU)", "coming with the GPU backend (issue 4)"))  # fmt: skip
-LAST = "last/"
 
-_taxonomy_cache: list[str] = []
-
-
-def taxonomy_names() -> list[str]:
-    """Names from the backend (asked once per session), else the shipped list."""
-    if not _taxonomy_cache:
-        _taxonomy_cache.extend(list_taxonomies(config.cli_path()))
-    return list(_taxonomy_cache)
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "layer"
+__all__ = ["LAST", "GenerateDialog", "SettingsDialog", "taxonomy_names"]
 
 
 class GenerateDialog(QDialog):
@@ -97,6 +63,7 @@ class GenerateDialog(QDialog):
         self.setWindowIcon(QIcon(config.icon_path()))
         self.canvas = canvas
         self.on_run = on_run
+        self.remembered = Remembered(LAST)
         self._build()
         self._restore()
         self._layer_changed()
@@ -106,104 +73,25 @@ class GenerateDialog(QDialog):
         outer = QVBoxLayout(self)
         self.bar = QgsMessageBar(self)
         outer.addWidget(self.bar)
-
-        source = QGroupBox("Layout")
-        form = QFormLayout(source)
-        self.layer = QgsMapLayerComboBox()
-        self.layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        self.class_field = QgsFieldComboBox()
-        self.description_field = QgsFieldComboBox()
-        self.description_field.setAllowEmptyFieldName(True)
-        self.taxonomy = QComboBox()
-        self.taxonomy.setEditable(True)  # a path to an own taxonomy YAML also works
-        self.taxonomy.addItems(taxonomy_names())
-        self.taxonomy.setToolTip("A shipped taxonomy, or the path of your own YAML file")
-        self.unknown = QComboBox()
-        self.unknown.addItems(UNKNOWN_CLASS_CHOICES)
-        self.unknown.setToolTip(
-            "Classes not in the taxonomy: stop with an error, leave them out, or draw them "
-            "as class 0 (kept as entities)"
-        )
-        form.addRow("Polygon layer", self.layer)
-        form.addRow("Class field", self.class_field)
-        form.addRow("Description field", self.description_field)
-        form.addRow("Taxonomy", self.taxonomy)
-        form.addRow("Unknown classes", self.unknown)
-        outer.addWidget(source)
-
-        grid = QGroupBox("Target grid")
-        gform = QFormLayout(grid)
-        self.like = QgsMapLayerComboBox()
-        self.like.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.like.setAllowEmptyLayer(True)
-        self.like.setLayer(None)
-        self.like.setToolTip("Copy CRS, extent and pixel grid of this raster exactly")
-        self.resolution = QgsDoubleSpinBox()
-        self.resolution.setDecimals(4)
-        self.resolution.setRange(0.0001, 1e6)
-        self.resolution.setValue(10.0)
-        self.resolution.setClearValue(10.0)
-        self.crs = QgsProjectionSelectionWidget()
-        self.crs.setOptionVisible(QgsProjectionSelectionWidget.CrsNotSet, True)
-        self.crs.setNotSetText("Layer CRS (UTM for a lon/lat layer)")
-        self.crs.setCrs(QgsCoordinateReferenceSystem())
-        self.extent = QgsExtentGroupBox()
-        self.extent.setTitleBase("Extent (unchecked: the layer's bounds)")
-        self.extent.setCheckable(True)
-        self.extent.setChecked(False)
-        if self.canvas is not None:
-            self.extent.setMapCanvas(self.canvas)
-        gform.addRow("Match raster grid", self.like)
-        gform.addRow("Resolution", self.resolution)
-        gform.addRow("Output CRS", self.crs)
-        gform.addRow(self.extent)
-        outer.addWidget(grid)
-
-        gen = QGroupBox("Generator")
-        genform = QFormLayout(gen)
+        self.source = LayoutBox(self.remembered)
+        self.grid = GridBox(self.remembered, self.canvas, self.source.current)
+        self.generator_box = GeneratorBox(self.remembered)
         self.mode = QComboBox()
         for key, label in MODES:
             self.mode.addItem(label, key)
-        self.backend = QComboBox()
-        for key, label, coming in BACKENDS:
-            self.backend.addItem(label if not coming else f"{label} - {coming}", key)
-            if coming:  # visible, but not selectable: not a fake
-                item = self.backend.model().item(self.backend.count() - 1)
-                item.setEnabled(False)
-                item.setToolTip(coming)
-        self.seed = QgsSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setClearValue(0)
-        self.steps = QgsSpinBox()
-        self.steps.setRange(1, 1000)
-        self.steps.setValue(10)
-        self.steps.setClearValue(10)
-        self.caption = QLineEdit()
-        self.caption.setPlaceholderText("optional: default is the classes of each tile")
-        genform.addRow("Make", self.mode)
-        genform.addRow("Backend", self.backend)
-        genform.addRow("Seed", self.seed)
-        genform.addRow("Steps", self.steps)
-        genform.addRow("Caption", self.caption)
-        self.generator_box = gen
-        outer.addWidget(gen)
-
-        job = QgsCollapsibleGroupBox("Output")
-        jform = QFormLayout(job)
-        self.out_dir = QgsFileWidget()
-        self.out_dir.setStorageMode(QgsFileWidget.GetDirectory)
-        self.tile_size = QgsSpinBox()
-        self.tile_size.setRange(0, 65536)
-        self.tile_size.setSpecialValueText("default")
-        self.tile_size.setClearValue(0)
-        self.restart = QCheckBox("Discard an unfinished job in this folder")
-        self.restart.setToolTip(
-            "Unchecked, an interrupted job with the same inputs resumes where it stopped"
-        )
-        jform.addRow("Output folder", self.out_dir)
-        jform.addRow("Tile size (px)", self.tile_size)
-        jform.addRow("", self.restart)
-        outer.addWidget(job)
+        self.generator_box.form.insertRow(0, "Make", self.mode)
+        self.output = OutputBox(self.remembered)
+        for box in (self.source, self.grid, self.generator_box, self.output):
+            outer.addWidget(box)
+        # the widgets by name, for the plugin's tools and tests
+        for box, names in (
+            (self.source, ("layer", "class_field", "description_field", "taxonomy", "unknown")),
+            (self.grid, ("like", "resolution", "crs", "extent")),
+            (self.generator_box, ("backend", "seed", "steps", "caption")),
+            (self.output, ("out_dir", "tile_size", "restart")),
+        ):
+            for name in names:
+                setattr(self, name, getattr(box, name))
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.buttons.button(QDialogButtonBox.Ok).setText("Run")
@@ -212,141 +100,48 @@ class GenerateDialog(QDialog):
         outer.addWidget(self.buttons)
 
         self.layer.layerChanged.connect(self._layer_changed)
-        self.crs.crsChanged.connect(self._crs_changed)
-        self.like.layerChanged.connect(self._like_changed)
         self.mode.currentIndexChanged.connect(self._mode_changed)
-        self.extent.clicked.connect(self._extent_checked)
 
     # -- reactions -----------------------------------------------------------------------
     def _layer_changed(self) -> None:
-        layer = self.layer.currentLayer()
-        self.class_field.setLayer(layer)
-        self.description_field.setLayer(layer)
-        if isinstance(layer, QgsVectorLayer):
-            names = layer.fields().names()
-            for combo, key in ((self.class_field, "class_field"),
-                               (self.description_field, "description_field")):  # fmt: skip
-                last = config.get_str(LAST + key)
-                if last in names:
-                    combo.setField(last)
-            self.extent.setOriginalExtent(layer.extent(), layer.crs())
-            current = self.out_dir.filePath()
-            if not current or current == self._suggested_out:  # never overwrite a user's choice
-                self._suggested_out = str(config.output_root() / _safe_name(layer.name()))
-                self.out_dir.setFilePath(self._suggested_out)
-        if self.canvas is not None:
-            self.extent.setCurrentExtent(
-                self.canvas.extent(), self.canvas.mapSettings().destinationCrs()
-            )
-        self._crs_changed()
-
-    _suggested_out = ""
+        layer = self.source.current()
+        if layer is not None:
+            self.output.suggest(layer.name())
+        self.grid.layer_changed()
 
     def output_crs(self) -> QgsCoordinateReferenceSystem:
         """The grid's CRS as the CLI will choose it (set CRS, else the layer's)."""
-        crs = self.crs.crs()
-        if crs.isValid():
-            return crs
-        layer = self.layer.currentLayer()
-        return layer.crs() if layer is not None else QgsCoordinateReferenceSystem()
-
-    def _crs_changed(self) -> None:
-        crs = self.output_crs()
-        if crs.isValid():
-            self.extent.setOutputCrs(crs)
-            unit = QgsUnitTypes.toAbbreviatedString(crs.mapUnits())
-            geographic = crs.isGeographic() and not self.crs.crs().isValid()
-            self.resolution.setSuffix(" m (UTM)" if geographic else f" {unit}")
-
-    def _extent_checked(self, checked: bool) -> None:
-        """Checking the box starts from the layer's bounds (setting it checks the box, so
-        this cannot happen earlier)."""
-        if checked and self.extent.outputExtent().isEmpty() and self.layer.currentLayer():
-            self.extent.setOutputExtentFromOriginal()
-
-    def _like_changed(self) -> None:
-        free = self.like.currentLayer() is None
-        for widget in (self.resolution, self.crs, self.extent):
-            widget.setEnabled(free)
+        return self.grid.output_crs()
 
     def _mode_changed(self) -> None:
-        generate = self.mode.currentData() == "generate"
-        for widget in (self.backend, self.seed, self.steps, self.caption):
-            widget.setEnabled(generate)
+        self.generator_box.set_active(self.mode.currentData() == "generate")
 
     # -- remembered values ---------------------------------------------------------------
     def _restore(self) -> None:
-        last_layer = config.get_str(LAST + "layer")
-        for layer in QgsProject.instance().mapLayersByName(last_layer) if last_layer else []:
-            if isinstance(layer, QgsVectorLayer):
-                self.layer.setLayer(layer)
-                break
-        taxonomy = config.get_str(LAST + "taxonomy")
-        if taxonomy:
-            self.taxonomy.setCurrentText(taxonomy)
-        self.unknown.setCurrentText(config.get_str(LAST + "unknown_class", "error"))
-        self.resolution.setValue(config.get_float(LAST + "resolution", 10.0))
-        crs = config.get_str(LAST + "crs")
-        if crs:
-            self.crs.setCrs(QgsCoordinateReferenceSystem(crs))
-        self.mode.setCurrentIndex(max(0, self.mode.findData(config.get_str(LAST + "mode"))))
-        self.seed.setValue(config.get_int(LAST + "seed", 0))
-        self.steps.setValue(config.get_int(LAST + "steps", 10))
-        self.caption.setText(config.get_str(LAST + "caption"))
-        self.tile_size.setValue(config.get_int(LAST + "tile_size", 0))
+        for box in (self.source, self.grid, self.generator_box, self.output):
+            box.restore()
+        self.mode.setCurrentIndex(max(0, self.mode.findData(self.remembered.str("mode"))))
         self._mode_changed()
 
-    def _remember(self, spec: JobSpec, layer: QgsVectorLayer) -> None:
-        values: dict[str, str | int | float] = {
-            "layer": layer.name(),
-            "class_field": spec.class_field,
-            "description_field": spec.description_field or "",
-            "taxonomy": spec.taxonomy or "",
-            "unknown_class": spec.unknown_class or "error",
-            "resolution": self.resolution.value(),
-            "crs": self.crs.crs().authid() if self.crs.crs().isValid() else "",
-            "mode": spec.command,
-            "seed": self.seed.value(),
-            "steps": self.steps.value(),
-            "caption": self.caption.text(),
-            "tile_size": self.tile_size.value(),
-        }
-        for key, value in values.items():
-            config.put(LAST + key, value)
-        config.put(config.OUTPUT_ROOT, str(Path(spec.out_dir).parent))
+    def _remember(self) -> None:
+        for box in (self.source, self.grid, self.generator_box, self.output):
+            box.remember()
+        self.remembered.put({"mode": self.mode.currentData()})
 
     # -- run -----------------------------------------------------------------------------
     def problems(self) -> list[str]:
         """Everything wrong with the form, in words a user can act on."""
-        found = []
-        layer = self.layer.currentLayer()
-        if not isinstance(layer, QgsVectorLayer):
-            return ["choose a polygon layer (add one to the project first)"]
-        if not layer.isValid():
-            found.append(f"layer '{layer.name()}' is not valid")
-        if layer.featureCount() == 0:
-            found.append(f"layer '{layer.name()}' has no features")
-        if not layer.crs().isValid():
-            found.append(f"layer '{layer.name()}' has no CRS: set one in its properties")
-        if not self.class_field.currentField():
-            found.append("choose the class field")
-        if not self.taxonomy.currentText().strip():
-            found.append("choose a taxonomy")
-        if not self.out_dir.filePath().strip():
-            found.append("choose an output folder")
-        if self.like.currentLayer() is None and self.extent.isChecked():
-            if layer.crs().isGeographic() and not self.crs.crs().isValid():
-                found.append("a custom extent on a lon/lat layer needs an output CRS")
-            rect = self.extent.outputExtent()
-            if rect.isEmpty():
-                found.append("the extent is empty")
+        found = self.source.problems()
+        if self.source.current() is None:
+            return found
+        found += self.output.problems() + self.grid.problems()
         if config.cli_path() is None:
             found.append("no rs-seg2any backend found: set it in rs_seg2any > Settings")
         return found
 
     def spec(self) -> JobSpec:
         """The form as a job (the layer is exported at run time if it has no file)."""
-        layer = self.layer.currentLayer()
+        layer = self.source.current()
         mode = self.mode.currentData()
         spec = JobSpec(
             command=mode,
@@ -355,28 +150,12 @@ class GenerateDialog(QDialog):
             description_field=self.description_field.currentField() or None,
             taxonomy=self.taxonomy.currentText().strip(),
             unknown_class=self.unknown.currentText(),
-            out_dir=self.out_dir.filePath().strip(),
-            tile_size=self.tile_size.value() or None,
-            restart=self.restart.isChecked(),
+            out_dir=self.output.folder(),
         )
-        like = self.like.currentLayer()
-        if like is not None:
-            spec.like = like.source()
-        else:
-            spec.resolution = self.resolution.value()
-            if self.crs.crs().isValid():
-                spec.crs = self.crs.crs().authid() or self.crs.crs().toWkt()
-            if self.extent.isChecked():
-                rect: QgsRectangle = self.extent.outputExtent()
-                spec.extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-                spec.crs = spec.crs or self.output_crs().authid() or self.output_crs().toWkt()
+        self.output.apply(spec)
+        self.grid.apply(spec)
         if mode == "generate":
-            spec.backend = self.backend.currentData()
-            spec.model = config.default_model()
-            spec.threads = config.threads()
-            spec.seed = self.seed.value()
-            spec.steps = self.steps.value()
-            spec.caption = self.caption.text().strip() or None
+            self.generator_box.apply(spec)
         return spec
 
     def run(self) -> None:
@@ -386,7 +165,7 @@ class GenerateDialog(QDialog):
         if problems:
             self.bar.pushWarning("Cannot run yet", "; ".join(problems))
             return
-        layer = self.layer.currentLayer()
+        layer = self.source.current()
         spec = self.spec()
         try:
             spec.layer_path, name = cli_source(layer, Path(spec.out_dir) / "input")
@@ -398,7 +177,7 @@ class GenerateDialog(QDialog):
         if problems:
             self.bar.pushWarning("Cannot run yet", "; ".join(problems))
             return
-        self._remember(spec, layer)
+        self._remember()
         self.on_run(spec, layer)
         self.accept()
 

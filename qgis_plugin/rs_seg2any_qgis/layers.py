@@ -3,23 +3,30 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from pathlib import Path
 
 from qgis.core import (
+    QgsColorRampShader,
     QgsLayerTreeGroup,
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsProviderRegistry,
+    QgsRandomColorRamp,
+    QgsRasterBandStats,
     QgsRasterLayer,
+    QgsRasterShader,
+    QgsRectangle,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
-#: Output keys added to the project, top of the group first.
-RESULT_LAYERS = ("contour", "label", "image")
+from .scenarios import ResultLayer, result_layers
 
 
 def file_source(layer: QgsVectorLayer) -> tuple[str, str | None] | None:
@@ -88,16 +95,109 @@ def cli_source(layer: QgsVectorLayer, export_folder: str | os.PathLike[str]) -> 
     return export_layer(layer, export_folder)
 
 
+def single_layer_file(layer: QgsVectorLayer, export_folder: str | os.PathLike[str]) -> str:
+    """A file whose first layer is ``layer``, for options the CLI reads without a layer name
+    (flood polygons, zones): the layer's own file when it holds only this layer, else an
+    export."""
+    found = file_source(layer)
+    if found is not None:
+        path, name = found
+        if name is None or len(QgsProviderRegistry.instance().querySublayers(path)) == 1:
+            return path
+    return export_layer(layer, export_folder)[0]
+
+
+def same_named_sources(
+    first: QgsVectorLayer, second: QgsVectorLayer, export_folder: str | os.PathLike[str]
+) -> tuple[str, str, str]:
+    """(path, path, layer name) of two layers the CLI reads with one ``--layer`` name (the
+    before and after layouts of a change pair): their own files when the names agree, else
+    exports (both named ``layer``)."""
+    path1, name1 = cli_source(first, export_folder)
+    path2, name2 = cli_source(second, export_folder)
+    if name1 == name2:
+        return path1, path2, name1
+    return export_layer(first, export_folder)[0], export_layer(second, export_folder)[0], "layer"
+
+
 def contour_renderer(layer: QgsRasterLayer) -> QgsPalettedRasterRenderer:
     """Entity outlines as white lines; 0 (no outline) is not a class, so it stays clear."""
     classes = [QgsPalettedRasterRenderer.Class(1, QColor(255, 255, 255), "outline")]
     return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
 
 
+def mask_renderer(layer: QgsRasterLayer, colour: QColor, label: str) -> QgsPalettedRasterRenderer:
+    """A 0/1 mask as an overlay: 1 in ``colour``, 0 not drawn."""
+    classes = [QgsPalettedRasterRenderer.Class(1, colour, label)]
+    return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
+
+
+def depth_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+    """Water depth in metres, light to dark blue from 0 to the deepest pixel."""
+    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Max)
+    top = stats.maximumValue if stats.maximumValue > 0 else 1.0
+    ramp = QgsStyle.defaultStyle().colorRamp("Blues")
+    shader_fn = QgsColorRampShader(0.0, top, ramp)
+    shader_fn.classifyColorRamp(5, -1, QgsRectangle(), None)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(top)
+    return renderer
+
+
+def fromto_renderer(layer: QgsRasterLayer, path: str) -> QgsPalettedRasterRenderer:
+    """Change codes ``from * 256 + to`` named from ``change_classes.csv`` beside the raster."""
+    names: dict[int, str] = {}
+    table = Path(path).with_name("change_classes.csv")
+    if table.is_file():
+        with table.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                names[int(row["code"])] = f"{row['from_class']} → {row['to_class']}"
+    ramp = QgsRandomColorRamp()
+    ramp.setTotalColorCount(max(1, len(names)))
+    classes = [
+        QgsPalettedRasterRenderer.Class(code, ramp.color(i / max(1, len(names))), text)
+        for i, (code, text) in enumerate(sorted(names.items()))
+        if code != 0
+    ]
+    return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
+
+
+MASK_STYLE = {"flood_mask": (QColor(31, 120, 180), "flooded")}
+CHANGE_MASK_STYLE = (QColor(227, 26, 28), "changed")
+
+
+def style_layer(layer: QgsRasterLayer, entry: ResultLayer, path: str, style: str | None) -> str:
+    """Style one result; returns a problem, or "" when all went well."""
+    if entry.kind == "label":
+        style = style or str(Path(path).with_suffix(".qml"))
+        if os.path.isfile(style):
+            _message, ok = layer.loadNamedStyle(style)
+            if not ok:
+                return f"label style {style} did not load"
+    elif entry.kind == "contour":
+        layer.setRenderer(contour_renderer(layer))
+    elif entry.kind == "mask":
+        colour, label = MASK_STYLE.get(entry.key, CHANGE_MASK_STYLE)
+        layer.setRenderer(mask_renderer(layer, colour, label))
+        layer.setOpacity(0.6)
+    elif entry.kind == "depth":
+        layer.setRenderer(depth_renderer(layer))
+    elif entry.kind == "fromto":
+        layer.setRenderer(fromto_renderer(layer, path))
+    return ""
+
+
 def add_results(
-    outputs: dict[str, str], title: str, project: QgsProject | None = None
+    outputs: dict[str, str],
+    title: str,
+    project: QgsProject | None = None,
+    command: str = "generate",
 ) -> tuple[QgsLayerTreeGroup, list[QgsRasterLayer], list[str]]:
-    """Add the image, the styled label mask and the contours as a group at the top.
+    """Add the outputs of one ``command`` run as a group at the top of the layer tree:
+    images, label masks with their paletted style, contours, masks (see ``result_layers``).
 
     Returns the group, the layers added and the problems (outputs that would not load).
     """
@@ -105,25 +205,18 @@ def add_results(
     group = project.layerTreeRoot().insertGroup(0, title)
     added: list[QgsRasterLayer] = []
     problems: list[str] = []
-    for key in RESULT_LAYERS:
-        path = outputs.get(key)
-        if not path:
-            continue
-        layer = QgsRasterLayer(path, key, "gdal")
+    for entry in result_layers(command, outputs):
+        path = outputs[entry.key]
+        layer = QgsRasterLayer(path, entry.name, "gdal")
         if not layer.isValid():
-            problems.append(f"{key}: {path} did not load")
+            problems.append(f"{entry.name}: {path} did not load")
             continue
-        if key == "label":
-            style = outputs.get("style") or str(Path(path).with_suffix(".qml"))
-            if os.path.isfile(style):
-                _message, ok = layer.loadNamedStyle(style)
-                if not ok:
-                    problems.append(f"label style {style} did not load")
-        elif key == "contour":
-            layer.setRenderer(contour_renderer(layer))
+        style = outputs.get("style") if entry.key == "label" else None
+        problem = style_layer(layer, entry, path, style)
+        if problem:
+            problems.append(problem)
         project.addMapLayer(layer, False)
         node = group.addLayer(layer)
-        if key == "label" and "image" in outputs:
-            node.setItemVisibilityChecked(False)  # the image is what a run is for
+        node.setItemVisibilityChecked(entry.visible)
         added.append(layer)
     return group, added, problems

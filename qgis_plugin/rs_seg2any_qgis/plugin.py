@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
@@ -17,9 +24,12 @@ from .dialogs import GenerateDialog, SettingsDialog
 from .jobs import JobSpec
 from .layers import add_results
 from .processing.provider import RsSeg2AnyProvider
+from .scenario_dialogs import DIALOGS, ScenarioDialog
+from .scenarios import ScenarioSpec
 from .task import CliJobTask
 
 MENU = "&rs_seg2any"
+POLYGON = QgsWkbTypes.PolygonGeometry
 
 
 @dataclass(frozen=True)
@@ -34,16 +44,10 @@ class ActionDef:
 
 ACTIONS = (
     ActionDef("generate", "Generate imagery from layer…", "icon.svg"),
-    ActionDef("flood", "Flood…", "flood.svg", "Coming with the scenarios (issue 5): flood"),
-    ActionDef(
-        "planning", "Planning zones…", "planning.svg",
-        "Coming with the scenarios (issue 5): urban planning zones",
-    ),
-    ActionDef("seasons", "Seasons…", "seasons.svg", "Coming with the scenarios (issue 5): seasons"),
-    ActionDef(
-        "change", "Change pair…", "change.svg",
-        "Coming with the scenarios (issue 5): bi-temporal change pairs",
-    ),
+    ActionDef("flood", "Flood…", "flood.svg"),
+    ActionDef("planning", "Planning zones…", "planning.svg"),
+    ActionDef("seasons", "Seasons…", "seasons.svg"),
+    ActionDef("change", "Change pair…", "change.svg"),
     ActionDef(
         "detection", "Detection dataset…", "detection.svg",
         "Coming with the detection dataset export (boxes from instances, not built yet)",
@@ -61,6 +65,7 @@ class RsSeg2AnyPlugin:
         self.toolbar: Any = None
         self.provider: RsSeg2AnyProvider | None = None
         self.dialog: GenerateDialog | None = None
+        self.scenario_dialogs: dict[str, ScenarioDialog] = {}
         self.tasks: list[CliJobTask] = []
         self.finished: list[CliJobTask] = []  # Python side only: QGIS deletes the C++ task
         self.logger_name = resources.plugin_name()
@@ -78,6 +83,8 @@ class RsSeg2AnyPlugin:
         self.toolbar = self.iface.addToolBar("rs_seg2any")
         self.toolbar.setObjectName("rs_seg2any_toolbar")
         slots = {"generate": self.show_generate, "settings": self.show_settings}
+        for key in DIALOGS:
+            slots[key] = lambda _checked=False, key=key: self.show_scenario(key)
         for spec in ACTIONS:
             action = QAction(QIcon(config.icon_path(spec.icon)), spec.text, self.iface.mainWindow())
             action.setObjectName(f"rs_seg2any_{spec.key}")
@@ -109,9 +116,11 @@ class RsSeg2AnyPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
-        if self.dialog is not None:
-            self.dialog.deleteLater()
-            self.dialog = None
+        for dialog in [self.dialog, *self.scenario_dialogs.values()]:
+            if dialog is not None:
+                dialog.deleteLater()
+        self.dialog = None
+        self.scenario_dialogs.clear()
         custom_logging.teardown_logger(self.logger_name)
 
     # -- actions -------------------------------------------------------------------------
@@ -128,14 +137,39 @@ class RsSeg2AnyPlugin:
         self.dialog.raise_()
         return self.dialog
 
+    def show_scenario(self, key: str) -> ScenarioDialog:
+        """Open (or raise) the modeless dialog of a scenario: flood, planning, seasons, change.
+
+        The active layer is taken as the base image (a raster, for flood and planning) or
+        the layout (a polygon layer, for seasons and change).
+        """
+        dialog = self.scenario_dialogs.get(key)
+        if dialog is None:
+            dialog = DIALOGS[key](self.iface.mapCanvas(), self.start_job, self.iface.mainWindow())
+            self.scenario_dialogs[key] = dialog
+        active = self.iface.activeLayer()
+        polygons = isinstance(active, QgsVectorLayer) and active.geometryType() == POLYGON
+        if isinstance(active, QgsRasterLayer) and dialog.image is not None:
+            dialog.image.setLayer(active)
+        elif polygons and dialog.needs_layout:  # flood, planning: polygons may be the extent
+            dialog.layer.setLayer(active)
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
     def show_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.iface.mainWindow())
         dialog.show()
         return dialog
 
     # -- jobs ----------------------------------------------------------------------------
-    def start_job(self, spec: JobSpec, layer: QgsVectorLayer | None = None) -> CliJobTask | None:
-        """Run ``spec`` as a background task; results land in the project when it ends."""
+    def start_job(
+        self, spec: JobSpec | ScenarioSpec, layer: QgsMapLayer | None = None
+    ) -> CliJobTask | None:
+        """Run ``spec`` as a background task; results land in the project when it ends.
+
+        ``layer`` names the job (else the input file does).
+        """
         cli = config.cli_path()
         if cli is None:
             self.bar.error(
@@ -152,10 +186,10 @@ class RsSeg2AnyPlugin:
                 "or choose another folder",
             )
             return None
-        name = layer.name() if layer is not None else Path(spec.layer_path).stem
-        verb = "Generating imagery" if spec.command == "generate" else "Rasterising"
-        task = CliJobTask(f"rs_seg2any: {verb} for {name}", cli, spec.to_args(), self._done)
-        task.title = f"{name} ({Path(spec.out_dir).name})"  # type: ignore[attr-defined]
+        name = layer.name() if layer is not None else spec.input_name()
+        task = CliJobTask(f"rs_seg2any: {spec.verb()} for {name}", cli, spec.to_args(), self._done)
+        what = "" if isinstance(spec, JobSpec) else f"{spec.command} "
+        task.title = f"{what}{name} ({Path(spec.out_dir).name})"  # type: ignore[attr-defined]
         self.tasks.append(task)
         QgsApplication.taskManager().addTask(task)
         return task
@@ -169,8 +203,11 @@ class RsSeg2AnyPlugin:
         assert result is not None
         if result.ok:
             _group, added, problems = add_results(
-                result.outputs, f"rs_seg2any: {task.title}", QgsProject.instance()
-            )  # type: ignore[attr-defined]
+                result.outputs,
+                f"rs_seg2any: {task.title}",  # type: ignore[attr-defined]
+                QgsProject.instance(),
+                command=task.args[0],
+            )
             resumed = f" ({result.tiles_resumed} tiles resumed)" if result.tiles_resumed else ""
             if problems:
                 self.bar.warning("rs_seg2any: some outputs did not load", "; ".join(problems))

@@ -7,8 +7,10 @@ from typing import Any
 
 from qgis.core import QgsApplication
 
-ENABLED = ("generate", "settings")
-COMING = ("flood", "planning", "seasons", "change", "detection")
+ENABLED = ("generate", "flood", "planning", "seasons", "change", "settings")
+COMING = ("detection",)
+ALGORITHMS = ("rasterise_layout", "generate_imagery", "flood", "planning_zones", "seasons",
+              "change_pair")  # fmt: skip
 
 
 def test_class_factory_and_init_gui_create_every_action(plugin: Any) -> None:
@@ -29,9 +31,11 @@ def test_actions_without_a_backend_yet_are_visibly_disabled(plugin: Any) -> None
         assert "Coming with" in action.toolTip(), key
 
 
-def test_processing_provider_registers_both_algorithms(plugin: Any) -> None:
+def test_processing_provider_registers_every_algorithm(plugin: Any) -> None:
     registry = QgsApplication.processingRegistry()
-    assert registry.providerById("rs_seg2any") is not None
+    provider = registry.providerById("rs_seg2any")
+    assert provider is not None
+    assert {alg.name() for alg in provider.algorithms()} == set(ALGORITHMS)
     for alg_id in ("rs_seg2any:rasterise_layout", "rs_seg2any:generate_imagery"):
         alg = registry.algorithmById(alg_id)
         assert alg is not None, alg_id
@@ -40,6 +44,29 @@ def test_processing_provider_registers_both_algorithms(plugin: Any) -> None:
                 "OUTPUT"} <= names  # fmt: skip
     generate = registry.algorithmById("rs_seg2any:generate_imagery")
     assert {"SEED", "STEPS", "MODEL"} <= {p.name() for p in generate.parameterDefinitions()}
+
+
+def test_processing_registers_the_four_scenarios(plugin: Any) -> None:
+    registry = QgsApplication.processingRegistry()
+    own = {
+        "flood": {"IMAGE", "FLOOD_POLYGONS", "DEM", "LEVEL", "SEED_XY", "DEM_RESAMPLE"},
+        "planning_zones": {"IMAGE", "ZONES", "ZONE_DESCRIPTION_FIELD", "ZONE_CLASS_FIELD"},
+        "seasons": {"SEASONS"},
+        "change_pair": {"RECIPE", "PARAMS", "PAIRS", "ROLES", "AFTER"},
+    }
+    outputs = {"flood": {"BEFORE", "IMAGE", "LABEL", "FLOOD_MASK", "FLOOD_DEPTH"},
+               "planning_zones": {"BEFORE", "IMAGE", "LABEL"},
+               "seasons": {"SPRING_IMAGE", "WINTER_LABEL"},
+               "change_pair": {"T1_IMAGE", "T2_IMAGE", "CHANGE_MASK", "CHANGE_FROMTO"}}  # fmt: skip
+    for name, params in own.items():
+        alg = registry.algorithmById(f"rs_seg2any:{name}")
+        assert alg is not None, name
+        assert alg.group() == "Scenarios"
+        names = {p.name() for p in alg.parameterDefinitions()}
+        assert params | {"INPUT", "CLASS_FIELD", "TAXONOMY", "RESOLUTION", "EXTENT", "SEED",
+                         "STEPS", "MODEL", "OUTPUT"} <= names, name  # fmt: skip
+        assert outputs[name] <= {o.name() for o in alg.outputDefinitions()}, name
+        assert alg.shortHelpString()
 
 
 def test_unload_removes_actions_and_provider(qgis_iface: Any, cli: Path) -> None:

@@ -8,12 +8,14 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import config
 from .algorithms import GenerateImageryAlgorithm, RasteriseLayoutAlgorithm
+from .scenario_algorithms import SCENARIO_ALGORITHMS
 
 PROVIDER_ID = "rs_seg2any"
 
 
 class RsSeg2AnyProvider(QgsProcessingProvider):
-    """Algorithms: ``rs_seg2any:rasterise_layout`` and ``rs_seg2any:generate_imagery``."""
+    """Algorithms: ``rs_seg2any:rasterise_layout``, ``rs_seg2any:generate_imagery`` and the
+    scenarios ``flood``, ``planning_zones``, ``seasons`` and ``change_pair``."""
 
     def id(self) -> str:
         return PROVIDER_ID
@@ -30,3 +32,5 @@ class RsSeg2AnyProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(RasteriseLayoutAlgorithm())
         self.addAlgorithm(GenerateImageryAlgorithm())
+        for algorithm in SCENARIO_ALGORITHMS:
+            self.addAlgorithm(algorithm())

@@ -1,0 +1,269 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The scenario commands (``flood``, ``plan``, ``seasons``, ``change``) as one value, and
+which of their outputs become layers.
+
+Like ``jobs``, free of QGIS imports: the dialogs, the Processing algorithms and the tests
+build a ``ScenarioSpec``; its ``to_args`` is the only place the scenario flags are spelled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .jobs import CliOptions, _num, _Options
+
+#: command -> what the task manager shows while it runs
+COMMANDS = {
+    "flood": "Flood scenario",
+    "plan": "Planning zones",
+    "seasons": "Seasons",
+    "change": "Change pair",
+}
+SEASONS = ("spring", "summer", "autumn", "winter")
+RECIPES = ("new_buildings", "demolition", "road_construction", "urban_growth")
+#: a recipe's parameters and the preset's defaults (shown as hints; the CLI has the truth)
+RECIPE_HINTS = {
+    "new_buildings": "count=12",
+    "demolition": "fraction=0.3",
+    "road_construction": "width_m=12",
+    "urban_growth": "percent=20",
+}
+DEM_RESAMPLING = ("nearest", "bilinear", "cubic")
+
+
+@dataclass
+class ScenarioSpec(CliOptions):
+    """One scenario run. The base is ``image`` (outputs land on its grid) or ``layout``
+    (rendered first on the grid options); seasons and change always need a layout."""
+
+    command: str
+    out_dir: str
+    image: str | None = None
+    layout: str | None = None
+    layer_name: str | None = None
+    class_field: str | None = None
+    description_field: str | None = None
+    taxonomy: str | None = None
+    # flood: polygons, or a DEM and a water level
+    flood_polygons: str | None = None
+    dem: str | None = None
+    level: float | None = None
+    seed_xy: list[tuple[float, float]] = field(default_factory=list)
+    dem_resample: str | None = None
+    # plan
+    zones: str | None = None
+    zone_description_field: str | None = None
+    zone_class_field: str | None = None
+    # seasons
+    seasons: list[str] = field(default_factory=list)
+    # change: an after layout, or a recipe
+    after: str | None = None
+    recipe: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    pairs: int | None = None
+    roles: str | None = None
+
+    def problems(self) -> list[str]:
+        """Mistakes the CLI would reject, caught before a process is started."""
+        found = []
+        if self.command not in COMMANDS:
+            return [f"unknown scenario {self.command!r}"]
+        if not self.out_dir:
+            found.append("choose an output folder")
+        if self.command in ("seasons", "change") and not self.layout:
+            found.append("choose a layout (polygon layer)")
+        elif not (self.image or self.layout):
+            found.append("choose a base image, or a layout to render one from")
+        if self.layout and not self.class_field:
+            found.append("choose the layout's class field")
+        if self.layout and not self.image:
+            found += self.grid_problems()
+        if self.steps is not None and self.steps < 1:
+            found.append("steps must be at least 1")
+        found += getattr(self, f"_{self.command}_problems")()
+        return found
+
+    def _flood_problems(self) -> list[str]:
+        if bool(self.flood_polygons) == bool(self.dem):
+            return ["give flood polygons, or a DEM and a water level (one of them)"]
+        if self.dem and self.level is None:
+            return ["a DEM flood needs a water level (metres)"]
+        if self.dem_resample is not None and self.dem_resample not in DEM_RESAMPLING:
+            return [f"DEM resampling must be one of {', '.join(DEM_RESAMPLING)}"]
+        return []
+
+    def _plan_problems(self) -> list[str]:
+        found = []
+        if not self.zones:
+            found.append("choose the zones (polygon layer)")
+        if not self.zone_description_field:
+            found.append("choose the zones' description field")
+        return found
+
+    def _seasons_problems(self) -> list[str]:
+        return [] if self.seasons else ["choose at least one season"]
+
+    def _change_problems(self) -> list[str]:
+        if bool(self.after) == bool(self.recipe):
+            return ["give an after layout or a change recipe (one of them)"]
+        if self.recipe and self.recipe not in RECIPES:
+            return [f"the recipe must be one of {', '.join(RECIPES)}"]
+        if self.pairs is not None and self.pairs < 1:
+            return ["make at least one pair"]
+        return []
+
+    def verb(self) -> str:
+        return COMMANDS.get(self.command, self.command)
+
+    def input_name(self) -> str:
+        return Path(self.layout or self.image or self.out_dir).stem
+
+    def to_args(self) -> list[str]:
+        """The CLI arguments, always with ``--progress json`` for the plugin to read."""
+        args = [self.command]
+        opt = _Options(args)
+        opt.add("--image", self.image)
+        if self.layout:
+            opt.add("--layout", self.layout)
+            opt.add("--layer", self.layer_name)
+            opt.add("--class-field", self.class_field)
+            opt.add("--description-field", self.description_field)
+        opt.add("--taxonomy", self.taxonomy)
+        getattr(self, f"_{self.command}_args")(opt)
+        if self.layout and not self.image:
+            self.add_grid(opt)
+        self.add_generator(opt)
+        self.add_job(opt, self.out_dir)
+        return args
+
+    def _flood_args(self, opt: _Options) -> None:
+        opt.add("--flood-polygons", self.flood_polygons)
+        opt.add("--dem", self.dem)
+        if self.dem:
+            opt.add("--level", _num(self.level))
+            for x, y in self.seed_xy:
+                opt.add("--seed-xy", f"{_num(x)},{_num(y)}")
+            opt.add("--dem-resample", self.dem_resample)
+
+    def _plan_args(self, opt: _Options) -> None:
+        opt.add("--zones", self.zones)
+        opt.add("--zone-description-field", self.zone_description_field)
+        opt.add("--zone-class-field", self.zone_class_field)
+
+    def _seasons_args(self, opt: _Options) -> None:
+        opt.add("--seasons", ",".join(self.seasons))
+
+    def _change_args(self, opt: _Options) -> None:
+        opt.add("--after", self.after)
+        opt.add("--recipe", self.recipe)
+        if self.recipe:
+            for key, value in self.params.items():
+                opt.add("--param", f"{key}={value}")
+            opt.add("--roles", self.roles)
+        opt.add("--pairs", self.pairs if self.pairs and self.pairs > 1 else None)
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """``"count=20, fraction=0.3"`` -> ``{"count": "20", "fraction": "0.3"}``; ValueError else."""
+    params = {}
+    for part in re.split(r"[,;\s]+", text.strip()):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"'{part}' is not key=value")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def parse_points(text: str) -> list[tuple[float, float]]:
+    """``"x,y; x,y"`` -> points; ValueError on anything else."""
+    points = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        values = [v for v in re.split(r"[,\s]+", part.strip()) if v]
+        if len(values) != 2:
+            raise ValueError(f"'{part.strip()}' is not x,y")
+        points.append((float(values[0]), float(values[1])))
+    return points
+
+
+# -- which outputs become layers ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultLayer:
+    """One output of a run as a layer: its key in the ``done`` event, its name in the group,
+    how it is styled (image, label, contour, mask, depth, fromto) and whether it shows."""
+
+    key: str
+    name: str
+    kind: str
+    visible: bool = False
+
+
+_CHANGE_KEY = re.compile(r"^(?:t2_(?P<t2>\d{3})_|(?P<pair>\d{3})_)?(?P<rest>.+)$")
+
+
+def result_layers(command: str, outputs: dict[str, str]) -> list[ResultLayer]:
+    """The outputs of ``command`` that go into the layer tree, top of the group first.
+
+    One image is visible (the one a run is for: after, the first season, T2); the other
+    layers are there to compare with, switched off.
+    """
+    if command == "seasons":
+        return _seasons_layers(outputs)
+    if command == "change":
+        return _change_layers(outputs)
+    if command in ("flood", "plan"):
+        plan = [
+            ResultLayer("flood_mask", "flood mask", "mask"),
+            ResultLayer("flood_depth", "flood depth (m)", "depth"),
+            ResultLayer("label", "label (after)", "label"),
+            ResultLayer("image", "after", "image", True),
+            ResultLayer("before", "before", "image"),
+        ]
+    else:  # layout, generate: as before the scenarios (the label hides under an image)
+        plan = [
+            ResultLayer("contour", "contour", "contour", True),
+            ResultLayer("label", "label", "label", "image" not in outputs),
+            ResultLayer("image", "image", "image", True),
+        ]
+    return [r for r in plan if outputs.get(r.key)]
+
+
+def _seasons_layers(outputs: dict[str, str]) -> list[ResultLayer]:
+    names = [k.removesuffix("_image") for k in outputs if k.endswith("_image")]
+    images = [ResultLayer(f"{s}_image", s, "image", i == 0) for i, s in enumerate(names)]
+    labels = [ResultLayer(f"{s}_label", f"{s} label", "label") for s in names]
+    return [r for r in images + labels if outputs.get(r.key)]
+
+
+def _change_layers(outputs: dict[str, str]) -> list[ResultLayer]:
+    """t1_*, then per pair t2[_NNN]_*, [NNN_]change_mask and [NNN_]change_fromto."""
+    pairs: dict[str, dict[str, str]] = {}
+    for key in outputs:
+        if key.startswith("t1_"):
+            continue
+        match = _CHANGE_KEY.match(key)
+        assert match is not None
+        tag = match.group("t2") or match.group("pair") or ""
+        rest = match.group("rest") if tag else match.group("rest").removeprefix("t2_")
+        pairs.setdefault(tag, {})[rest] = key
+    plan: list[ResultLayer] = []
+    for n, tag in enumerate(sorted(pairs)):
+        keys = pairs[tag]
+        suffix = f" #{tag}" if tag else ""
+        for rest, name, kind in (("change_mask", "change mask", "mask"),
+                                 ("change_fromto", "change from-to", "fromto"),
+                                 ("label", "T2 label", "label"),
+                                 ("image", "T2 (after)", "image")):  # fmt: skip
+            if rest in keys:
+                shown = rest == "image" and n == 0
+                plan.append(ResultLayer(keys[rest], name + suffix, kind, shown))
+    plan += [ResultLayer("t1_label", "T1 label", "label"),
+             ResultLayer("t1_image", "T1 (before)", "image")]  # fmt: skip
+    return [r for r in plan if outputs.get(r.key)]
