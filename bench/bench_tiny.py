@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from rs_seg2any.conditioning import condition_keep
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from rs_seg2any.generators.registry import shipped_weights
 from rs_seg2any.generators.tiny.generator import TinyGenerator, _contours
 from rs_seg2any.generators.tiny.model import Condition
@@ -27,7 +28,7 @@ from rs_seg2any.generators.tiny.sampler import sample
 from rs_seg2any.generators.tiny.text import default_encoder
 
 SIZE = 256
-STEPS, GUIDANCE = 10, 2.0  # the CLI defaults
+STEPS, GUIDANCE = DEFAULT_STEPS, DEFAULT_GUIDANCE  # the CLI defaults
 
 
 def sparse_layout() -> tuple[np.ndarray, list[str]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import Cancelled, RsSeg2AnyError
+from .generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from .progress import Progress, make_progress
 
 
@@ -72,8 +73,9 @@ def add_generator_args(gen: argparse.ArgumentParser) -> None:
     g = gen.add_argument_group("generator")
     g.add_argument("--backend", default="tiny", help="generator backend (default: tiny)")
     g.add_argument("--model", help="weights file or model folder (default: the embedded model)")
-    g.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
-    g.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampling steps")
+    g.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help="classifier-free guidance scale")  # fmt: skip
     g.add_argument("--gamma", type=float, default=1.0, help="shape strength (0 = ignore shapes)")
     g.add_argument("--seed", type=int, default=0, help="job seed; each tile derives its own")
     g.add_argument("--caption", help="global caption (default: the classes of each tile)")

@@ -20,7 +20,13 @@ from odc.geo.geobox import GeoBox
 from rasterio.windows import Window
 
 from .errors import GridError, InputError, ScenarioError
-from .generators.base import Generator, TileCondition, local_entities
+from .generators.base import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    Generator,
+    TileCondition,
+    local_entities,
+)
 from .geoio import ensure_writable_dir, provenance_tags, write_preview_png
 from .grid import grid_like
 from .jobdir import JobDir
@@ -246,8 +252,8 @@ def run_generate_job(
     out_dir: str | Path,
     generator: Generator,
     *,
-    steps: int = 10,
-    guidance: float = 2.0,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
     gamma: float = 1.0,
     seed: int = 0,
     tile_size: int = DEFAULT_TILE,

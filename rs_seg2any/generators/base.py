@@ -17,6 +17,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+DEFAULT_STEPS = 10
+DEFAULT_GUIDANCE = 3.0
+"""Sampler defaults of every command: at these settings the embedded model was measured
+(layout fidelity and realism on held-out tile_7; see the model card). Guidance 2 follows
+layouts less (fidelity ratio 0.74 vs 0.90), 4 over-sharpens texture."""
+
 
 @dataclass(frozen=True)
 class TileCondition:

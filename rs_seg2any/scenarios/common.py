@@ -19,7 +19,7 @@ from odc.geo.geobox import GeoBox
 
 from ..errors import InputError, ScenarioError
 from ..generate_job import EditRegion, run_generate_job
-from ..generators.base import Generator
+from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..layout import Layout, load_layout
 from ..progress import Progress
@@ -31,8 +31,8 @@ from ..taxonomy import ClassDef, Taxonomy, load_taxonomy
 class GenOptions:
     """Sampler and tiling settings, shared by every render of a scenario."""
 
-    steps: int = 10
-    guidance: float = 2.0
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
     gamma: float = 1.0
     seed: int = 0
     tile_size: int = 256

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from rs_seg2any.conditioning import condition_keep
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from rs_seg2any.generators.tiny.sampler import sample
 from rs_seg2any.generators.tiny.text import default_encoder
 from rs_seg2any.generators.tiny.weights import load_autoencoder, load_weights
@@ -54,7 +55,7 @@ def evaluate(
     n: int = 16,
     size: int = 256,
     steps: int = 10,
-    guidance: float = 2.0,
+    guidance: float = DEFAULT_GUIDANCE,
     gamma: float = 1.0,
     bf16: bool = True,
     train_tiles: int = 6,
@@ -123,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--root", type=Path, default=Path("../shared/data/dubai_aerial"))
     ap.add_argument("--n", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--guidance", type=float, default=2.0)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--gamma", type=float, default=1.0)
     ap.add_argument("--fp32", action="store_true")
     ap.add_argument("--seg", type=Path, help="segmenter weights: also report layout fidelity")

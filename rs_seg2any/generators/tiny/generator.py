@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from rs_seg2any.generators.tiny.autoencoder import TinyAE
 from rs_seg2any.generators.tiny.model import Condition, TinySeg2Any
 from rs_seg2any.generators.tiny.sampler import sample
@@ -59,8 +60,8 @@ class TinyGenerator:
         descriptions: Sequence[str],
         caption: str,
         *,
-        steps: int = 10,
-        guidance: float = 2.0,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = DEFAULT_GUIDANCE,
         gamma: float = 1.0,
         seed: int = 0,
         known: NDArray[np.uint8] | None = None,

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from rs_seg2any.generators.tiny.autoencoder import TinyAE
 from rs_seg2any.generators.tiny.model import Condition, Context, TinySeg2Any
 
@@ -76,8 +77,8 @@ def sample(
     model: TinySeg2Any,
     cond: Condition,
     *,
-    steps: int = 10,
-    guidance: float = 2.0,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
     gamma: float = 1.0,
     seed: int = 0,
     known: Tensor | None = None,
