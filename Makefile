@@ -21,12 +21,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: install, then render the demo town (a layout made by code) into $(DEMO_OUT)/
+## demo: install, then render the demo town (a layout made by code) with the embedded model
+## on CPU into $(DEMO_OUT)/: image.tif plus label, instance and contour maps on one grid
 demo: $(STAMP)
 	$(VENV)/bin/rs-seg2any demo-layer $(DEMO_OUT)/demo_town.gpkg
-	$(VENV)/bin/rs-seg2any layout $(DEMO_OUT)/demo_town.gpkg --class-field landcover \
+	$(VENV)/bin/rs-seg2any generate $(DEMO_OUT)/demo_town.gpkg --class-field landcover \
 		--description-field description --taxonomy dubai_aerial --resolution 0.5 \
-		--out $(DEMO_OUT)
+		--seed 1 --out $(DEMO_OUT)
 
 ## test: install, then lint, type-check and run every test (the QGIS plugin's too where
 ## Debian's QGIS is installed: CI installs it, other machines may not have it)
@@ -46,6 +47,7 @@ pytest: $(STAMP)
 ## bench: speed and memory ratios against baselines measured in the same run
 bench: $(STAMP)
 	$(PY) bench/bench_rasterize.py
+	$(PY) bench/bench_tiny.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
