@@ -135,9 +135,9 @@ def add_generator_params(alg: QgsProcessingAlgorithm) -> None:
     )
     number = QgsProcessingParameterNumber
     alg.addParameter(number(SEED, "Seed", number.Integer, defaultValue=0, minValue=0))
-    alg.addParameter(number(STEPS, "Sampling steps", number.Integer, 10, minValue=1))
+    alg.addParameter(number(STEPS, "Sampling steps", number.Integer, 8, minValue=1))
     for param in (
-        number(GUIDANCE, "Guidance scale", number.Double, defaultValue=3.0, minValue=0.0),
+        number(GUIDANCE, "Guidance scale", number.Double, defaultValue=4.0, minValue=0.0),
         number(GAMMA, "Shape strength (0 ignores shapes)", number.Double, 1.0, minValue=0.0),
         number(THREADS, "CPU threads (0 = all)", number.Integer, 0, minValue=0),
         QgsProcessingParameterString(CAPTION, "Global caption", optional=True),
