@@ -73,9 +73,10 @@ def add_generator_args(gen: argparse.ArgumentParser) -> None:
     g = gen.add_argument_group("generator")
     g.add_argument("--backend", default="tiny", help="generator backend (default: tiny)")
     g.add_argument("--model", help="weights file or model folder (default: the embedded model)")
-    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampling steps")
-    g.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help="classifier-free guidance scale")  # fmt: skip
+    g.add_argument("--steps", type=int,
+                   help=f"sampling steps (default: tiny {DEFAULT_STEPS}, flux 28)")  # fmt: skip
+    g.add_argument("--guidance", type=float,
+                   help=f"guidance scale (default: tiny {DEFAULT_GUIDANCE}, flux 3.5)")  # fmt: skip
     g.add_argument("--gamma", type=float, default=1.0, help="shape strength (0 = ignore shapes)")
     g.add_argument("--seed", type=int, default=0, help="job seed; each tile derives its own")
     g.add_argument("--caption", help="global caption (default: the classes of each tile)")
@@ -194,6 +195,17 @@ def _cmd_layout(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def resolve_sampler(args: argparse.Namespace) -> tuple[int, float]:
+    """``--steps``/``--guidance``, or the backend's defaults where they were not given."""
+    from .generators.registry import sampler_defaults
+
+    steps, guidance = sampler_defaults(args.backend)
+    return (
+        args.steps if args.steps is not None else steps,
+        args.guidance if args.guidance is not None else guidance,
+    )
+
+
 def make_generator(args: argparse.Namespace, extra_lora: Sequence[str] = ()) -> Any:
     """The generator the generator options ask for (``extra_lora``: e.g. a season adapter)."""
     from .errors import InputError
@@ -218,12 +230,13 @@ def _cmd_generate(args: argparse.Namespace, progress: Progress) -> int:
     ensure_writable_dir(args.out)
     layout = _load_layout(args, progress)
     generator = make_generator(args)
+    steps, guidance = resolve_sampler(args)
     result = run_generate_job(
         layout,
         args.out,
         generator,
-        steps=args.steps,
-        guidance=args.guidance,
+        steps=steps,
+        guidance=guidance,
         gamma=args.gamma,
         seed=args.seed,
         tile_size=args.tile_size,

@@ -14,10 +14,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .base import Generator, TileCondition, weights_digest
+from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition, weights_digest
 
 BACKENDS = ("tiny", "flux")
 DEFAULT_BACKEND = "tiny"
+FLUX_STEPS, FLUX_GUIDANCE = 28, 3.5  # the usual FLUX sampling; the tiny model's are measured
+
+
+def sampler_defaults(backend: str) -> tuple[int, float]:
+    """Steps and guidance a backend runs with when the user does not say."""
+    if backend == "flux":
+        return FLUX_STEPS, FLUX_GUIDANCE
+    return DEFAULT_STEPS, DEFAULT_GUIDANCE
+
+
 SHIPPED_WEIGHTS = "tiny_base.safetensors"
 
 

@@ -109,9 +109,11 @@ def job_argv(path: str | Path) -> list[str]:
 
 
 def _opts(args: argparse.Namespace) -> Any:
+    from ..cli import resolve_sampler
     from .common import GenOptions
 
-    return GenOptions(steps=args.steps, guidance=args.guidance, gamma=args.gamma, seed=args.seed,
+    steps, guidance = resolve_sampler(args)
+    return GenOptions(steps=steps, guidance=guidance, gamma=args.gamma, seed=args.seed,
                       tile_size=args.tile_size, overlap=args.overlap, caption=args.caption,
                       restart=args.restart)  # fmt: skip
 

@@ -1,0 +1,26 @@
+"""Sampler defaults follow the backend unless the user gives them."""
+
+from __future__ import annotations
+
+import pytest
+
+from rs_seg2any.cli import build_parser, resolve_sampler
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], (DEFAULT_STEPS, DEFAULT_GUIDANCE)),
+        (["--backend", "flux"], (28, 3.5)),
+        (["--backend", "flux", "--steps", "12"], (12, 3.5)),
+        (["--guidance", "2.5"], (DEFAULT_STEPS, 2.5)),
+    ],
+)
+def test_steps_and_guidance_default_per_backend(
+    extra: list[str], expected: tuple[int, float]
+) -> None:
+    args = build_parser().parse_args(
+        ["generate", "x.gpkg", "--class-field", "c", "--out", "o", *extra]
+    )
+    assert resolve_sampler(args) == expected
