@@ -22,10 +22,8 @@ import torch
 from rs_seg2any.conditioning import condition_keep
 from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from rs_seg2any.generators.registry import shipped_weights
-from rs_seg2any.generators.tiny.generator import TinyGenerator, _contours
-from rs_seg2any.generators.tiny.model import Condition
+from rs_seg2any.generators.tiny.generator import TinyGenerator
 from rs_seg2any.generators.tiny.sampler import sample
-from rs_seg2any.generators.tiny.text import default_encoder
 
 SIZE = 256
 STEPS, GUIDANCE = DEFAULT_STEPS, DEFAULT_GUIDANCE  # the CLI defaults
@@ -69,14 +67,7 @@ def time_tile(gen: TinyGenerator, inst: np.ndarray, texts: list[str], repeats: i
 def time_filtering(
     gen: TinyGenerator, inst: np.ndarray, texts: list[str], repeats: int
 ) -> dict[str, float]:
-    enc = default_encoder()
-    cond = Condition(
-        instances=torch.from_numpy(inst)[None],
-        contours=torch.from_numpy(_contours(inst)).float()[None],
-        texts=enc.encode(texts)[None],
-        text_valid=torch.ones(1, len(texts), dtype=torch.bool),
-        caption=enc.encode(["aerial image"]),
-    )
+    cond = gen.condition(inst, texts, "aerial image")
     res: dict[str, float] = {}
     for name, flt in (("filtered", True), ("all_tokens", False)):
         times = []

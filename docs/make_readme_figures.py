@@ -21,6 +21,14 @@ from rs_seg2any.taxonomy import load_taxonomy
 HERE = Path(__file__).resolve().parent
 
 
+def class_colours() -> np.ndarray:
+    """RGB in [0, 1] of each class id of the demo taxonomy (a look-up table for label maps)."""
+    colours = np.zeros((256, 3))
+    for c in load_taxonomy(DEMO_TAXONOMY).classes:
+        colours[c.id] = np.array(c.colour) / 255
+    return colours
+
+
 def layout_figure(dest: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         layer = write_demo_layer(Path(tmp) / "demo_town.gpkg")
@@ -35,9 +43,7 @@ def layout_figure(dest: Path) -> Path:
             with rasterio.open(out / f"{name}.tif") as src:
                 maps[name] = src.read(1)
     taxonomy = load_taxonomy(DEMO_TAXONOMY)
-    colours = np.zeros((256, 3))
-    for c in taxonomy.classes:
-        colours[c.id] = np.array(c.colour) / 255
+    colours = class_colours()
     rng = np.random.default_rng(0)
     inst_colours = rng.uniform(0.2, 1.0, (int(maps["instance"].max()) + 1, 3))
     inst_colours[0] = 0
@@ -78,9 +84,7 @@ def demo_image_figure(dest: Path) -> Path:
             image = src.read().transpose(1, 2, 0)
         with rasterio.open(out / "label.tif") as src:
             label = src.read(1)
-    colours = np.zeros((256, 3))
-    for c in load_taxonomy(DEMO_TAXONOMY).classes:
-        colours[c.id] = np.array(c.colour) / 255
+    colours = class_colours()
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4), dpi=90)
     axes[0].imshow(colours[label], interpolation="nearest")
     axes[0].set_title("layout (label.tif)")

@@ -28,7 +28,7 @@ from .generators.base import (
     local_entities,
 )
 from .geoio import ensure_writable_dir, provenance_tags, write_preview_png
-from .grid import grid_like
+from .grid import grid_like, same_grid
 from .jobdir import JobDir
 from .layout import Layout
 from .progress import NullProgress, Progress
@@ -66,11 +66,7 @@ class EditRegion:
             if not Path(path).is_file():
                 raise InputError(f"{what} not found: {path}")
             other = grid_like(path)
-            if (
-                other.crs != grid.crs
-                or other.shape != grid.shape
-                or not _same_affine(other.affine, grid.affine)
-            ):
+            if not same_grid(other, grid):
                 raise ScenarioError(
                     f"the {what} {path} is not on the layout's grid ({other.shape[1]}x"
                     f"{other.shape[0]} px, {other.crs}) vs ({grid.shape[1]}x{grid.shape[0]} px, "
@@ -87,10 +83,6 @@ class EditRegion:
         with rasterio.open(self.mask) as src:
             mask = src.read(1, window=window) != 0
         return np.ascontiguousarray(base.transpose(1, 2, 0)).astype(np.uint8), mask
-
-
-def _same_affine(a: Any, b: Any, tol: float = 1e-9) -> bool:
-    return all(abs(x - y) <= tol * max(1.0, abs(x), abs(y)) for x, y in zip(a, b, strict=False))
 
 
 DEFAULT_TILE = 256

@@ -87,6 +87,20 @@ def check_budget(grid: GeoBox, max_pixels: int | None = None) -> GeoBox:
     return grid
 
 
+def same_grid(a: GeoBox, b: GeoBox) -> bool:
+    """Same CRS, shape and transform up to float noise, so pixels line up one to one.
+
+    Each transform coefficient may differ by at most 1e-5 and by at most 1e-9 of its size:
+    what a GeoTIFF round trip can introduce, never a real shift or a different pixel size.
+    """
+    if a.crs != b.crs or tuple(a.shape) != tuple(b.shape):
+        return False
+    return all(
+        abs(x - y) <= min(1e-5, 1e-9 * max(1.0, abs(x), abs(y)))
+        for x, y in zip(tuple(a.affine)[:6], tuple(b.affine)[:6], strict=True)
+    )
+
+
 def grid_like(path: str | Path, *, max_pixels: int | None = None) -> GeoBox:
     """The grid of an existing raster: same CRS, transform and shape."""
     p = Path(path)

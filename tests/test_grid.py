@@ -258,3 +258,22 @@ def test_missing_or_unreadable_raster_is_an_input_error(tmp_path: Path) -> None:
     junk.write_text("not a raster", encoding="utf-8")
     with pytest.raises(InputError, match="not a raster GDAL can read"):
         grid_like(junk)
+
+
+def test_same_grid_allows_float_noise_only() -> None:
+    from odc.geo.geobox import GeoBox
+
+    from rs_seg2any.grid import same_grid
+
+    a = GeoBox((100, 200), Affine(0.5, 0, 300_000.0, 0, -0.5, 2_780_000.0), "EPSG:32640")
+    noisy = GeoBox((100, 200), Affine(0.5, 0, 300_000.0 + 1e-7, 0, -0.5, 2_780_000.0),
+                   "EPSG:32640")  # fmt: skip
+    assert same_grid(a, a) and same_grid(a, noisy)
+    shifted = GeoBox((100, 200), Affine(0.5, 0, 300_000.001, 0, -0.5, 2_780_000.0),
+                     "EPSG:32640")  # fmt: skip
+    finer = GeoBox((100, 200), Affine(0.5 + 1e-8, 0, 300_000.0, 0, -0.5, 2_780_000.0),
+                   "EPSG:32640")  # fmt: skip
+    other_crs = GeoBox((100, 200), a.affine, "EPSG:32639")
+    other_shape = GeoBox((100, 201), a.affine, "EPSG:32640")
+    for b in (shifted, finer, other_crs, other_shape):
+        assert not same_grid(a, b)

@@ -149,6 +149,11 @@ def test_water_level_below_all_terrain(tmp_path: Path, gen: object, photo: Path,
         flood(tmp_path / "f", gen, extent=DemFlood(path, 2.0), base_image=photo,  # type: ignore[arg-type]
               polygons=town, opts=OPTS)  # fmt: skip
     assert not list((tmp_path / "f").rglob("*.tif"))
+    # from a layout too: the inputs are checked before the base image is rendered
+    with pytest.raises(ScenarioError, match="below all terrain"):
+        flood(tmp_path / "g", gen, extent=DemFlood(path, 2.0), polygons=town, grid=GRID,  # type: ignore[arg-type]
+              opts=OPTS)  # fmt: skip
+    assert not (tmp_path / "g" / "before").exists()
 
 
 def test_plan_zones_inpaint_only_inside(tmp_path: Path, gen: object, photo: Path,

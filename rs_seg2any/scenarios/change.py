@@ -22,11 +22,12 @@ from ..errors import ScenarioError
 from ..generate_job import run_generate_job
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir, write_cog
+from ..grid import same_grid
 from ..progress import Progress
 from ..raster import rasterize_window
 from ..runner import JobResult
 from .change_recipes import ChangeRoles, apply_recipe
-from .common import GenOptions, Polygons, edit_job, same_grid
+from .common import GenOptions, Polygons, edit_job, write_mask
 from .presets import load_preset
 
 
@@ -89,9 +90,7 @@ def write_change(out: Path, before: np.ndarray, after: np.ndarray, polys: Polygo
     changed = before != after
     code = np.where(changed, before.astype(np.uint16) * 256 + after.astype(np.uint16), 0)
     tags = {"RS_SEG2ANY_SCENARIO": "change"}
-    mask_path = write_cog(out / "change_mask.tif", changed.astype(np.uint8), grid,
-                          categorical=True, tags=tags,
-                          category_names=["unchanged", "changed"])  # fmt: skip
+    mask_path = write_mask(out / "change_mask.tif", changed, grid, tags, ("unchanged", "changed"))
     code_path = write_cog(out / "change_fromto.tif", code.astype(np.uint16), grid,
                           categorical=True, nodata=0, tags=tags)  # fmt: skip
     names = polys.taxonomy.names_by_id()

@@ -150,13 +150,9 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
     cmd = args.command
     polys: Any = _polygons(args) if getattr(args, "layout", None) else None
     image = getattr(args, "image", None)
-    grid: Any = None
+    grid: Any = None  # with --image, each scenario takes the image's grid
     if polys is not None and image is None and cmd != "cloudfill":
         grid = _grid(args, args.layout, progress)
-    elif image is not None:
-        from .common import grid_of
-
-        grid = grid_of(image)
     if cmd == "seasons":
         from .seasons import seasons
 

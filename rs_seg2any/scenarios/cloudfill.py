@@ -11,19 +11,19 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
+from odc.geo.geobox import GeoBox
 
 from ..errors import InputError, ScenarioError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
-from ..grid import grid_like
+from ..grid import grid_like, same_grid
 from ..progress import Progress
 from ..runner import JobResult
-from .common import GenOptions, Polygons, edit_job, grid_of, rasterize_polygons, same_grid
+from .common import GenOptions, Polygons, edit_job, grid_of, rasterize_polygons
 
 
-def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, image: Path) -> np.ndarray:
+def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, grid: GeoBox) -> np.ndarray:
     """Bool mask on the image grid from a mask raster (same grid required) or polygons."""
-    grid = grid_of(image)
     if isinstance(clouds, gpd.GeoDataFrame):
         return rasterize_polygons(clouds, grid)
     path = Path(clouds)
@@ -32,7 +32,7 @@ def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, image: Path) -> np.nd
     if path.suffix.lower() not in {".tif", ".tiff", ".vrt", ".img"}:
         return rasterize_polygons(gpd.read_file(path), grid)
     if not same_grid(grid_like(path), grid):
-        raise ScenarioError(f"cloud mask {path} is not on the grid of {image}")
+        raise ScenarioError(f"cloud mask {path} is not on the grid of the image")
     with rasterio.open(path) as src:
         mask: np.ndarray = src.read(1) != 0
     return mask
@@ -51,7 +51,7 @@ def cloudfill(
     """Fill the clouds of ``image`` from ``polygons``; ``out`` gets image.tif, label.tif, ..."""
     image = Path(image)
     grid = grid_of(image)
-    mask = read_cloud_mask(clouds, image)
+    mask = read_cloud_mask(clouds, grid)
     if not mask.any():
         raise ScenarioError("the cloud mask covers no pixel of the image")
     out = ensure_writable_dir(out)

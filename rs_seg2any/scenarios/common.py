@@ -75,6 +75,13 @@ class Polygons:
         tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
         return cls(frame, class_field, description_field, tax)
 
+    @classmethod
+    def empty(cls, crs: object) -> Polygons:
+        """A layer with no polygons: the scenario's own polygons are all its after layout has
+        when the base is a photo without a layout."""
+        frame = gpd.GeoDataFrame({"class": [], "description": []}, geometry=[], crs=crs)
+        return cls(frame, "class", "description")
+
     def with_frame(self, frame: gpd.GeoDataFrame, taxonomy: Taxonomy | None = None) -> Polygons:
         return replace(self, frame=frame, taxonomy=taxonomy or self.taxonomy)
 
@@ -166,10 +173,45 @@ def _wkt(grid: GeoBox) -> str:
     return str(grid.crs.to_wkt())
 
 
-def write_mask(path: Path, mask: np.ndarray, grid: GeoBox, tags: dict[str, str]) -> Path:
-    """uint8 0/1 GeoTIFF on the grid (nodata none: 0 is a real 'unchanged')."""
+def write_mask(
+    path: Path,
+    mask: np.ndarray,
+    grid: GeoBox,
+    tags: dict[str, str],
+    names: tuple[str, str] = ("unchanged", "edited"),
+) -> Path:
+    """uint8 0/1 GeoTIFF on the grid named ``names`` (no nodata: 0 is a real answer)."""
     return write_cog(path, mask.astype(np.uint8), grid, categorical=True, tags=tags,
-                     category_names=["unchanged", "edited"])  # fmt: skip
+                     category_names=list(names))  # fmt: skip
+
+
+def scenario_grid(base_image: str | Path | None, grid: GeoBox | None) -> GeoBox:
+    """The grid a scenario works on: the base image's, else the layout's (one is needed)."""
+    if base_image is not None:
+        return grid_of(base_image)
+    if grid is None:
+        raise InputError("give a base image, or a layout and a grid to generate one")
+    return grid
+
+
+def scenario_base(
+    base_image: str | Path | None,
+    polys: Polygons | None,
+    grid: GeoBox,
+    out: Path,
+    generator: Generator,
+    opts: GenOptions,
+    progress: Progress | None = None,
+) -> Path:
+    """The *before* image: the given one, or ``polys`` rendered into ``out/before/``.
+
+    Called once the scenario's own inputs are checked, so bad input never costs a render.
+    """
+    if base_image is not None:
+        return Path(base_image)
+    if polys is None:
+        raise InputError("give a base image, or a layout and a grid to generate one")
+    return render_base(polys, grid, out / "before", generator, opts, progress).outputs["image"]
 
 
 def render_base(
@@ -215,11 +257,6 @@ def edit_job(
         overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
         edit=EditRegion(Path(base_image), mask_path),
     )  # fmt: skip
-
-
-def same_grid(a: GeoBox, b: GeoBox) -> bool:
-    """Same CRS, shape and transform (to float noise): pixels line up one to one."""
-    return bool(a.crs == b.crs and a.shape == b.shape and a.affine.almost_equals(b.affine))
 
 
 def grid_of(image: str | Path) -> GeoBox:

@@ -22,7 +22,7 @@ from rasterio.warp import Resampling, reproject
 from ..errors import InputError, ScenarioError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir, write_cog
-from ..grid import grid_like
+from ..grid import grid_like, same_grid
 from ..progress import Progress
 from ..runner import JobResult
 from .common import (
@@ -31,11 +31,11 @@ from .common import (
     append_polygons,
     edit_job,
     extend_taxonomy,
-    grid_of,
     polygons_from_mask,
     rasterize_polygons,
-    render_base,
-    same_grid,
+    scenario_base,
+    scenario_grid,
+    write_mask,
 )
 from .flood_extent import depth_class, flood_from_dem
 from .presets import load_preset
@@ -150,14 +150,7 @@ def flood(
     opts = opts or GenOptions()
     cfg = load_preset(preset)
     out = ensure_writable_dir(out)
-    if base_image is None:
-        if polygons is None or grid is None:
-            raise InputError("give a base image, or a layout and a grid to generate one")
-        before = render_base(polygons, grid, out / "before", generator, opts, progress)
-        base = before.outputs["image"]
-    else:
-        base = Path(base_image)
-        grid = grid_of(base)
+    grid = scenario_grid(base_image, grid)
     thresholds = [float(t) for t in cfg.get("depth_thresholds_m", [0.5, 1.5])]
     texts = cfg.get("descriptions", {})
     depth_names = ["shallow", "medium", "deep"] if len(thresholds) == 2 else None
@@ -179,20 +172,15 @@ def flood(
             raise ScenarioError("the flood polygons do not cover any pixel of the image")
         classes = mask.astype(np.uint8)
         describe = {1: str(texts.get("polygon", cfg["class"]["description"]))}
-    base_polys = polygons or Polygons(
-        gpd.GeoDataFrame({"class": [], "description": []}, geometry=[], crs=grid.crs.to_wkt()),  # type: ignore[union-attr]
-        "class",
-        "description",
-    )
+    base = scenario_base(base_image, polygons, grid, out, generator, opts, progress)
+    base_polys = polygons or Polygons.empty(grid.crs)
     taxonomy, flood_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])
     geoms, vals = polygons_from_mask(classes, grid)
     frame = append_polygons(base_polys, geoms, flood_class.name, [describe[v] for v in vals])
     after = base_polys.with_frame(frame, taxonomy)
     job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
     tags = {"RS_SEG2ANY_SCENARIO": "flood"}
-    mask_path = write_cog(out / "flood_mask.tif", mask.astype(np.uint8), grid,
-                          categorical=True, tags=tags,
-                          category_names=["dry", "flooded"])  # fmt: skip
+    mask_path = write_mask(out / "flood_mask.tif", mask, grid, tags, ("dry", "flooded"))
     depth_path = None
     if depth is not None:
         d = np.where(mask, depth, np.nan).astype(np.float32)

@@ -19,7 +19,14 @@ from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
 from ..progress import Progress
 from ..runner import JobResult
-from .common import GenOptions, Polygons, edit_job, extend_taxonomy, grid_of, render_base
+from .common import (
+    GenOptions,
+    Polygons,
+    edit_job,
+    extend_taxonomy,
+    scenario_base,
+    scenario_grid,
+)
 from .common import rasterize_polygons as _rasterize
 from .presets import load_preset
 
@@ -61,25 +68,11 @@ def plan(
     if zones.crs is None:
         raise InputError("the zone layer has no CRS")
     out = ensure_writable_dir(out)
-    if base_image is None:
-        if polygons is None or grid is None:
-            raise InputError("give a base image, or a layout and a grid to generate one")
-        if _rasterize(zones, grid).sum() == 0:  # fail before the long base render
-            raise ScenarioError("the planning zones lie outside the image")
-        base = render_base(polygons, grid, out / "before", generator, opts, progress).outputs[
-            "image"
-        ]
-    else:
-        base = Path(base_image)
-        grid = grid_of(base)
+    grid = scenario_grid(base_image, grid)
     mask = _rasterize(zones, grid)
     if not mask.any():
         raise ScenarioError("the planning zones lie outside the image (or cover no pixel centre)")
-    base_polys = polygons or Polygons(
-        gpd.GeoDataFrame({"class": [], "description": []}, geometry=[], crs=zones.crs),
-        "class",
-        "description",
-    )
+    base_polys = polygons or Polygons.empty(zones.crs)
     taxonomy, default_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])
     classes = (
         zones[zone_class_field].astype(object)
@@ -101,6 +94,7 @@ def plan(
     merged = gpd.GeoDataFrame(pd.concat([frame, new], ignore_index=True), crs=new.crs)
     after = Polygons(merged, base_polys.class_field, desc_field, taxonomy)
     after = _zones_on_top(after, len(frame))
+    base = scenario_base(base_image, polygons, grid, out, generator, opts, progress)
     job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
     return PlanResult(base, job)
 

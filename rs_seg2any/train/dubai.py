@@ -19,6 +19,7 @@ from scipy import ndimage
 from rs_seg2any.errors import InputError
 from rs_seg2any.generators.tiny.model import Condition
 from rs_seg2any.generators.tiny.text import TextEncoder
+from rs_seg2any.raster import contours_from_instances  # the rasteriser's own definition
 from rs_seg2any.train import paraphrase
 
 # mask RGB -> taxonomy id (building 1, land 2, road 3, vegetation 4, water 5, unlabeled 6)
@@ -43,19 +44,6 @@ def classes_from_mask_rgb(rgb: U8) -> U8:
     out = np.full(rgb.shape[:2], 6, dtype=np.uint8)
     for (r, g, b), cid in PALETTE.items():
         out[key == ((r << 16) | (g << 8) | b)] = cid
-    return out
-
-
-def contours_from_instances(inst: NDArray[np.integer]) -> U8:
-    """1-px inner outline of every entity (same definition as ``rs_seg2any.raster``)."""
-    edge = np.zeros(inst.shape, dtype=bool)
-    dv = inst[1:, :] != inst[:-1, :]
-    edge[1:, :] |= dv
-    edge[:-1, :] |= dv
-    dh = inst[:, 1:] != inst[:, :-1]
-    edge[:, 1:] |= dh
-    edge[:, :-1] |= dh
-    out: U8 = (edge & (inst != 0)).astype(np.uint8)
     return out
 
 

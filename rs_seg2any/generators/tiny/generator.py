@@ -21,17 +21,7 @@ from rs_seg2any.generators.tiny.model import Condition, TinySeg2Any
 from rs_seg2any.generators.tiny.sampler import sample
 from rs_seg2any.generators.tiny.text import TextEncoder, default_encoder
 from rs_seg2any.generators.tiny.weights import load_autoencoder, load_weights
-
-
-def _contours(inst: NDArray[np.integer]) -> NDArray[np.uint8]:
-    edge = np.zeros(inst.shape, dtype=bool)
-    dv, dh = inst[1:] != inst[:-1], inst[:, 1:] != inst[:, :-1]
-    edge[1:] |= dv
-    edge[:-1] |= dv
-    edge[:, 1:] |= dh
-    edge[:, :-1] |= dh
-    out: NDArray[np.uint8] = (edge & (inst != 0)).astype(np.uint8)
-    return out
+from rs_seg2any.raster import contours_from_instances
 
 
 @dataclass
@@ -54,6 +44,20 @@ class TinyGenerator:
         """Tile sides must be multiples of this many pixels (one token)."""
         return self.model.cfg.cond_patch
 
+    def condition(
+        self, instances: NDArray[np.integer], descriptions: Sequence[str], caption: str
+    ) -> Condition:
+        """The model's condition of one tile: instance ids, their contours and embeddings."""
+        enc = self.encoder or default_encoder()
+        e = len(descriptions)
+        return Condition(
+            instances=torch.from_numpy(instances.astype(np.int64))[None],
+            contours=torch.from_numpy(contours_from_instances(instances)).float()[None],
+            texts=enc.encode(list(descriptions)).view(1, e, -1),
+            text_valid=torch.ones(1, e, dtype=torch.bool),
+            caption=enc.encode([caption]),
+        )
+
     def generate(
         self,
         instances: NDArray[np.integer],
@@ -73,15 +77,7 @@ class TinyGenerator:
         m = self.tile_multiple
         if h % m or w % m:
             raise ValueError(f"tile {h}x{w} must be a multiple of {m} px")
-        enc = self.encoder or default_encoder()
-        e = len(descriptions)
-        cond = Condition(
-            instances=torch.from_numpy(instances.astype(np.int64))[None],
-            contours=torch.from_numpy(_contours(instances)).float()[None],
-            texts=enc.encode(list(descriptions)).view(1, e, -1),
-            text_valid=torch.ones(1, e, dtype=torch.bool),
-            caption=enc.encode([caption]),
-        )
+        cond = self.condition(instances, descriptions, caption)
         kx = km = None
         if known is not None and edit_mask is not None:
             kx = torch.from_numpy(known).permute(2, 0, 1)[None].float() / 127.5 - 1
