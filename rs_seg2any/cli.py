@@ -45,9 +45,22 @@ def _add_layer_args(p: argparse.ArgumentParser) -> None:
 def _add_grid_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target grid (give --like, or --resolution)")
     g.add_argument("--like", help="copy the grid (CRS, transform, shape) of this raster")
+    g.add_argument(
+        "--like-utm",
+        action="store_true",
+        help="with a --like raster in degrees: render its footprint on the local UTM zone "
+        "with square pixels at its ground resolution (or --resolution)",
+    )
     g.add_argument("--resolution", help="pixel size in CRS units: 10 or 10,10")
     g.add_argument("--crs", help="output CRS (default: the layer's; UTM for lon/lat layers)")
-    g.add_argument("--extent", help="xmin,ymin,xmax,ymax in the output CRS (default: the layer)")
+    g.add_argument(
+        "--extent",
+        help="xmin,ymin,xmax,ymax (default: the layer's bounds); in --extent-crs",
+    )
+    g.add_argument(
+        "--extent-crs",
+        help="CRS of --extent (default: --crs when given, else the layer's CRS)",
+    )
     g.add_argument("--no-snap", action="store_true", help="start the grid at the extent corner")
     g.add_argument(
         "--keep-geographic", action="store_true", help="keep a lon/lat CRS instead of UTM"
@@ -157,6 +170,10 @@ def _load_layout(args: argparse.Namespace, progress: Progress) -> Any:
             from .errors import GridError
 
             raise GridError(f"--extent {args.extent!r} must be four numbers") from exc
+        if len(extent) != 4:
+            from .errors import GridError
+
+            raise GridError(f"--extent {args.extent!r} must be four numbers: xmin,ymin,xmax,ymax")
     return load_layout(
         args.layer_path,
         args.class_field,
@@ -169,8 +186,10 @@ def _load_layout(args: argparse.Namespace, progress: Progress) -> Any:
         resolution=args.resolution,
         crs=args.crs,
         extent=extent,
+        extent_crs=getattr(args, "extent_crs", None),
         snap=not args.no_snap,
         keep_geographic=args.keep_geographic,
+        like_utm=getattr(args, "like_utm", False),
         layer_crs=args.layer_crs,
         max_pixels=int(args.max_pixels) if args.max_pixels else None,
         progress=progress,

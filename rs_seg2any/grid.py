@@ -118,6 +118,25 @@ def grid_like(path: str | Path, *, max_pixels: int | None = None) -> GeoBox:
     return check_budget(grid, max_pixels)
 
 
+def wrap_lon(lon: float) -> float:
+    """The same meridian in [-180, 180): UTM zones are numbered on that range only."""
+    return ((float(lon) + 180.0) % 360.0) - 180.0
+
+
+def utm_crs(bounds: BoundingBox) -> CRS:
+    """The local UTM zone of lon/lat ``bounds``, also when they run past +-180.
+
+    Bounds of a layer that crosses the antimeridian are unwrapped (e.g. 179.9 .. 180.1); the
+    zone is then the one of their centre, wrapped back (zone 60 or 1), never a zone picked
+    from a bounding box that wraps around the whole globe.
+    """
+    left, bottom, right, top = bounds.bbox
+    if left >= -180.0 and right <= 180.0:
+        return CRS.utm(bounds)
+    lat = min(max((bottom + top) / 2, -79.9), 83.9)  # UTM's latitude range
+    return CRS.utm(wrap_lon((left + right) / 2), lat)
+
+
 def choose_crs(
     layer_crs: CRS,
     bounds: BoundingBox,
@@ -125,12 +144,59 @@ def choose_crs(
     *,
     keep_geographic: bool = False,
 ) -> CRS:
-    """The output CRS: the user's choice, else the layer's, with degrees turned into UTM."""
+    """The output CRS: the user's choice, else the layer's, with degrees turned into UTM.
+
+    ``bounds`` are lon/lat in ``layer_crs`` (when it is geographic); they may be unwrapped
+    past +-180 for layers that cross the antimeridian.
+    """
     if requested is not None:
         return parse_crs(requested)
     if layer_crs.geographic and not keep_geographic:
-        return CRS.utm(bounds)
+        return utm_crs(bounds)
     return layer_crs
+
+
+def ground_pixel_size(grid: GeoBox) -> tuple[float, float]:
+    """(x, y) size in metres of the centre pixel of a grid (for grids in degrees)."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    a = grid.affine
+    height, width = grid.shape
+    x, y = a * (width / 2, height / 2)
+    _, _, gx = geod.inv(x, y, x + a.a, y + a.d)
+    _, _, gy = geod.inv(x, y, x + a.b, y + a.e)
+    return abs(float(gx)), abs(float(gy))
+
+
+def _round_resolution(value: float) -> float:
+    """Three significant digits: 2.54 m, not 2.5371...; a tidy, snappable pixel size."""
+    digits = 2 - math.floor(math.log10(value))
+    return round(value, max(digits, 0))
+
+
+def grid_like_utm(
+    path: str | Path,
+    resolution: float | str | Sequence[float] | None = None,
+    *,
+    max_pixels: int | None = None,
+) -> GeoBox:
+    """The footprint of a raster on its local UTM zone, with square metre pixels.
+
+    For a raster in degrees (whose pixels are not square on the ground): the resolution is
+    the raster's ground resolution at its centre (the geometric mean of the x and y pixel
+    sizes) unless given. A raster already in a projected CRS keeps its own grid.
+    """
+    like = grid_like(path, max_pixels=max_pixels)
+    crs = like.crs
+    if crs is None or not crs.geographic:
+        return like
+    if resolution is None:
+        gx, gy = ground_pixel_size(like)
+        resolution = _round_resolution(math.sqrt(gx * gy))
+    footprint = like.boundingbox
+    target = utm_crs(footprint)
+    return grid_from_bounds(footprint.to_crs(target), resolution, crs=target, max_pixels=max_pixels)
 
 
 def grid_from_bounds(

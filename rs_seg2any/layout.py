@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +34,16 @@ from odc.geo.geobox import GeoBox
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from .errors import GridError, InputError, LayoutError
-from .grid import check_budget, choose_crs, grid_from_bounds, grid_like
+from .grid import (
+    check_budget,
+    choose_crs,
+    grid_from_bounds,
+    grid_like,
+    grid_like_utm,
+    ground_pixel_size,
+    parse_crs,
+    utm_crs,
+)
 from .progress import NullProgress, Progress
 from .taxonomy import BACKGROUND_ID, Taxonomy, load_taxonomy
 
@@ -58,6 +67,15 @@ class LayoutReport:
     repaired_geometries: int = 0
     unknown_classes: dict[str, int] = field(default_factory=dict)
     unknown_policy: str = "error"
+    outside_grid: int = 0
+    below_pixel: int = 0
+    crosses_antimeridian: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def entities_without_pixels(self) -> int:
+        """Entities listed in entities.csv that cannot have a pixel in label.tif."""
+        return self.outside_grid + self.below_pixel
 
     def lines(self) -> list[str]:
         """Human-readable summary, one fact per line (printed by the CLI)."""
@@ -77,7 +95,25 @@ class LayoutReport:
             out.append(
                 f"{total} features of unknown class {what}: " + _fmt_counts(self.unknown_classes)
             )
-        return out
+        if self.crosses_antimeridian:
+            out.append("the layer crosses the antimeridian: longitudes unwrapped past +-180")
+        return out + [f"warning: {w}" for w in self.warning_lines()]
+
+    def warning_lines(self) -> list[str]:
+        """What may surprise a user: entities without pixels and grid caveats."""
+        out = []
+        if self.outside_grid:
+            out.append(
+                f"{self.outside_grid} of {self.entities} entities lie outside the grid and have "
+                "no pixels (they stay in entities.csv); widen --extent to include them"
+            )
+        if self.below_pixel:
+            out.append(
+                f"{self.below_pixel} of {self.entities} entities are smaller or thinner than a "
+                "pixel (no pixel centre inside) and have no pixels (they stay in entities.csv); "
+                "use a finer --resolution to see them"
+            )
+        return out + list(self.warnings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +125,13 @@ class LayoutReport:
             "repaired_geometries": self.repaired_geometries,
             "unknown_classes": dict(sorted(self.unknown_classes.items())),
             "unknown_policy": self.unknown_policy,
+            "entities_without_pixels": {
+                "total": self.entities_without_pixels,
+                "outside_grid": self.outside_grid,
+                "smaller_than_a_pixel": self.below_pixel,
+            },
+            "crosses_antimeridian": self.crosses_antimeridian,
+            "warnings": self.warning_lines(),
         }
 
 
@@ -339,6 +382,116 @@ def _priority_value(value: Any, default: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# Longitudes: layers in degrees that cross the antimeridian
+
+
+class _LonSpan:
+    """Which longitudes a lon/lat layer covers, gathered batch by batch in 1-degree bins.
+
+    A layer that crosses +-180 (parts on both sides, or coordinates past 180) has one
+    continuous longitude range only once its western parts are shifted by 360 degrees. The
+    range is the circle minus its largest empty gap, so it is found in O(360) memory.
+    """
+
+    def __init__(self) -> None:
+        self._diff = np.zeros(721, dtype=np.int64)  # bins 0..719: a range may run past 360
+        self._min_start = np.full(360, np.inf)
+        self._max_end = np.full(360, -np.inf)
+        self.raw = (np.inf, -np.inf)
+
+    def add(self, bounds: np.ndarray) -> None:
+        """Record the parts' (n, 4) bounds."""
+        if not len(bounds):
+            return
+        minx, maxx = bounds[:, 0], bounds[:, 2]
+        self.raw = (min(self.raw[0], float(minx.min())), max(self.raw[1], float(maxx.max())))
+        start = np.mod(minx + 180.0, 360.0) - 180.0
+        end = start + np.minimum(maxx - minx, 360.0)
+        b0 = np.clip(np.floor(start + 180.0).astype(np.int64), 0, 359)
+        b1 = np.clip(np.floor(end + 180.0).astype(np.int64), b0, b0 + 359)
+        np.add.at(self._diff, b0, 1)
+        np.add.at(self._diff, b1 + 1, -1)
+        np.minimum.at(self._min_start, b0, start)
+        np.maximum.at(self._max_end, b0, end)
+
+    def span(self) -> tuple[float, float]:
+        """(west, east) of the continuous range holding all parts; east may exceed 180."""
+        counts = np.cumsum(self._diff)[:720]
+        occupied = (counts[:360] + counts[360:]) > 0
+        cut = 0
+        if not occupied.all():
+            cut = _after_largest_gap(occupied)
+        shift = np.where(np.arange(360) < cut, 360.0, 0.0)
+        used = np.isfinite(self._min_start)
+        west = float((self._min_start + shift)[used].min())
+        east = float((self._max_end + shift)[used].max())
+        return west, east
+
+    def needs_unwrap(self, west: float, east: float) -> bool:
+        """True when the raw longitudes are not already one range inside [-180, 180]."""
+        return east > 180.0 or self.raw[0] < -180.0 or self.raw[1] > 180.0
+
+
+def _after_largest_gap(occupied: np.ndarray) -> int:
+    """Index of the first occupied bin after the longest circular run of empty bins."""
+    n = len(occupied)
+    best_len, best_end = -1, 0
+    run = 0
+    for i in range(2 * n):  # twice round the circle: runs that wrap are measured whole
+        if occupied[i % n]:
+            run = 0
+            continue
+        run += 1
+        if run > best_len and run <= n:
+            best_len, best_end = run, i
+    return (best_end + 1) % n
+
+
+LON_EPS = 1e-9
+
+
+def _unwrap_parts(geoms: np.ndarray, west: float) -> np.ndarray:
+    """Parts shifted by whole turns so each starts in [west, west + 360): one continuous
+    longitude range (x beyond 180 where needed), which any projection then maps correctly."""
+    if not len(geoms):
+        return geoms
+    minx = shapely.bounds(geoms)[:, 0]
+    turns = np.floor((minx - (west - LON_EPS)) / 360.0)
+    out = geoms.copy()
+    for i in np.flatnonzero(turns):
+        offset = np.array([-360.0 * float(turns[i]), 0.0])
+        out[i] = shapely.transform(geoms[i], lambda xy, d=offset: xy + d)
+    return out
+
+
+def _lon_window(bbox: tuple[float, float, float, float], crs: CRS) -> list[BoundingBox]:
+    """A lon/lat window and its copies one turn east and west: a layer file holds each part
+    at its own longitudes (-179.9 or 180.1), so all three must be queried."""
+    left, bottom, right, top = bbox
+    return [BoundingBox(left + dx, bottom, right + dx, top, crs=crs) for dx in (-360.0, 0.0, 360.0)]
+
+
+def _concat_batches(batches: list[_Batch]) -> _Batch:
+    """One batch from several window reads, each feature once, in feature-id order."""
+    fids = np.concatenate([b[0] for b in batches])
+    _, first = np.unique(fids, return_index=True)
+    keep = np.sort(first)
+    keep = keep[np.argsort(fids[keep], kind="stable")]
+
+    def pick(values: list[list[Any] | None]) -> list[Any] | None:
+        if values[0] is None:
+            return None
+        flat = [v for vs in values for v in (vs or [])]
+        return [flat[i] for i in keep]
+
+    classes = pick([b[1] for b in batches])
+    geoms = np.concatenate([b[4] for b in batches])[keep]
+    descriptions = pick([b[2] for b in batches])
+    priorities = pick([b[3] for b in batches])
+    return fids[keep], classes or [], descriptions, priorities, geoms
+
+
+# --------------------------------------------------------------------------------------------
 # Sources: a file read in batches / by window, or an in-memory frame
 
 
@@ -457,6 +610,7 @@ class Layout:
         fid_order: np.ndarray,
         first_ids: np.ndarray,
         layer_bounds: BoundingBox,
+        lon_west: float | None = None,
     ) -> None:
         self._source = source
         self.taxonomy = taxonomy
@@ -466,6 +620,8 @@ class Layout:
         self._fid_order = fid_order  # sorted fids
         self._first_ids = first_ids  # first instance id of each fid (same order)
         self.layer_bounds = layer_bounds
+        # West edge of the unwrapped longitude range of a layer crossing +-180, else None
+        self.lon_west = lon_west
 
     @property
     def spec(self) -> LayerSpec:
@@ -480,8 +636,11 @@ class Layout:
         return self.report.entities
 
     def with_grid(self, grid: GeoBox) -> Layout:
-        """The same layout on another grid (e.g. a sub-window or a scenario's base image)."""
-        return Layout(
+        """The same layout on another grid (e.g. a sub-window or a scenario's base image).
+
+        Entities without pixels are counted again: they depend on the grid.
+        """
+        out = Layout(
             self._source,
             self.taxonomy,
             grid,
@@ -490,7 +649,11 @@ class Layout:
             self._fid_order,
             self._first_ids,
             self.layer_bounds,
+            self.lon_west,
         )
+        outside, below = out.pixel_census()
+        out.report = replace(self.report, outside_grid=outside, below_pixel=below)
+        return out
 
     def describe(self) -> dict[str, Any]:
         """Plain description for provenance tags and job parameters."""
@@ -512,15 +675,12 @@ class Layout:
         if bounds is None:
             frames = list(self.iter_batches())
         else:
-            query = _to_layer_bounds(bounds, grid_crs, self.layer_crs)
-            prepared = _prepare(*self._source.window(query), self._classifier)
+            prepared = _prepare(*self._read_window(bounds), self._classifier)
             frames = [self._frame_of(prepared)] if len(prepared.fid) else []
         if not frames:
             return _empty_features(grid_crs)
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        out = gpd.GeoDataFrame(frame, geometry="geometry", crs=self.layer_crs.to_wkt())
-        if self.layer_crs != grid_crs:
-            out = out.to_crs(grid_crs.to_wkt())
+        out = self._to_grid(frame)
         out["area"] = shapely.area(out.geometry.values)
         out = out.sort_values(["priority", "area", "instance_id"], ascending=[True, False, True])
         return out.reset_index(drop=True)
@@ -535,6 +695,44 @@ class Layout:
             prepared = _prepare(*batch, self._classifier)
             if len(prepared.fid):
                 yield self._frame_of(prepared)
+
+    def _read_window(self, bounds: BoundingBox) -> _Batch:
+        """The source's features near ``bounds`` (grid CRS), whatever side of +-180 they are
+        stored on."""
+        grid_crs = _crs_of(self.grid)
+        if self.lon_west is None:
+            return self._source.window(_to_layer_bounds(bounds, grid_crs, self.layer_crs))
+        bbox = _unwrapped_layer_bbox(bounds, grid_crs, self.layer_crs)
+        windows = _lon_window(bbox, self.layer_crs)
+        return _concat_batches([self._source.window(w) for w in windows])
+
+    def _to_grid(self, frame: pd.DataFrame) -> gpd.GeoDataFrame:
+        """Prepared parts (layer CRS) in the grid CRS; on a grid in degrees, parts are put on
+        the grid's side of +-180."""
+        grid_crs = _crs_of(self.grid)
+        out = gpd.GeoDataFrame(frame, geometry="geometry", crs=self.layer_crs.to_wkt())
+        if self.layer_crs != grid_crs:
+            out = out.to_crs(grid_crs.to_wkt())
+        if self.lon_west is not None and grid_crs.geographic:
+            left, _, right, _ = self.grid.boundingbox.bbox
+            geoms = np.asarray(out.geometry.values, dtype=object)
+            out["geometry"] = _unwrap_parts(geoms, (left + right) / 2 - 180.0)
+            out = out.set_geometry("geometry", crs=grid_crs.to_wkt())
+        return out
+
+    def pixel_census(self) -> tuple[int, int]:
+        """(entities outside the grid, entities with no pixel centre inside) for this grid.
+
+        One streaming pass over the layer. Entities hidden under others drawn above them are
+        not counted: that is the documented overlap rule, not a loss.
+        """
+        outside = below = 0
+        for frame in self.iter_batches():
+            geoms = np.asarray(self._to_grid(frame).geometry.values, dtype=object)
+            out_mask, below_mask = _pixel_misses(geoms, self.grid)
+            outside += int(out_mask.sum())
+            below += int(below_mask.sum())
+        return outside, below
 
     def _frame_of(self, prepared: _Prepared) -> pd.DataFrame:
         pos = np.searchsorted(self._fid_order, prepared.fid)
@@ -552,7 +750,11 @@ class Layout:
                 "description": prepared.description,
                 "source_fid": prepared.fid,
                 "part": prepared.part,
-                "geometry": prepared.geometry,
+                "geometry": (
+                    prepared.geometry
+                    if self.lon_west is None
+                    else _unwrap_parts(prepared.geometry, self.lon_west)
+                ),
             }
         )
 
@@ -577,6 +779,85 @@ def _empty_features(crs: CRS) -> gpd.GeoDataFrame:
         }
     )
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs.to_wkt())
+
+
+CENSUS_POINTS = 4096
+"""Parts whose bounding box holds more pixel centres than this are taken to have pixels:
+testing every centre of large parts would cost a second rasterisation."""
+
+
+def _pixel_misses(geoms: np.ndarray, grid: GeoBox) -> tuple[np.ndarray, np.ndarray]:
+    """Per part: (lies outside the grid, covers no pixel centre of it), by the GDAL centre
+    rule the rasteriser uses."""
+    n = len(geoms)
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    b = shapely.bounds(geoms)
+    gl, gb, gr, gt = grid.boundingbox.bbox
+    outside = (b[:, 2] <= gl) | (b[:, 0] >= gr) | (b[:, 3] <= gb) | (b[:, 1] >= gt)
+    below = np.zeros(n, dtype=bool)
+    a = grid.affine
+    if a.b != 0 or a.d != 0:  # a rotated grid: only the outside test applies
+        return outside, below
+    height, width = grid.shape
+    c0 = np.clip(np.ceil((b[:, 0] - a.c) / a.a - 0.5), 0, width)
+    c1 = np.clip(np.floor((b[:, 2] - a.c) / a.a - 0.5), -1, width - 1)
+    r0 = np.clip(np.ceil((b[:, 3] - a.f) / a.e - 0.5), 0, height)
+    r1 = np.clip(np.floor((b[:, 1] - a.f) / a.e - 0.5), -1, height - 1)
+    ncol = np.maximum(c1 - c0 + 1, 0).astype(np.int64)
+    nrow = np.maximum(r1 - r0 + 1, 0).astype(np.int64)
+    count = ncol * nrow
+    below = ~outside & (count == 0)
+    maybe = np.flatnonzero(~outside & (count > 0) & (count <= CENSUS_POINTS))
+    if len(maybe):  # most parts hold the pixel centre nearest a point on their surface
+        surface = shapely.get_coordinates(shapely.point_on_surface(geoms[maybe]))
+        col = np.clip(np.floor((surface[:, 0] - a.c) / a.a), c0[maybe], c1[maybe])
+        row = np.clip(np.floor((surface[:, 1] - a.f) / a.e), r0[maybe], r1[maybe])
+        hit = shapely.intersects_xy(geoms[maybe], a.c + (col + 0.5) * a.a, a.f + (row + 0.5) * a.e)
+        maybe = maybe[~hit]
+    for i in maybe:
+        cols = c0[i] + np.arange(ncol[i])
+        rows = r0[i] + np.arange(nrow[i])
+        xs = a.c + (cols + 0.5) * a.a
+        ys = a.f + (rows + 0.5) * a.e
+        gx, gy = np.meshgrid(xs, ys)
+        if not shapely.intersects_xy(geoms[i], gx.ravel(), gy.ravel()).any():
+            below[i] = True
+    return outside, below
+
+
+def _unwrapped_layer_bbox(
+    bounds: BoundingBox, grid_crs: CRS, layer_crs: CRS
+) -> tuple[float, float, float, float]:
+    """A grid window as lon/lat bounds of ONE piece (east may exceed 180), padded.
+
+    ``BoundingBox.to_crs`` would wrap a window on the antimeridian into a box round the world
+    (or its complement); here the window's outline is transformed and its longitudes are
+    unwrapped around its centre.
+    """
+    from pyproj import Transformer
+
+    left, bottom, right, top = bounds.bbox
+    pad = 0.01 * max(right - left, top - bottom) + 1e-9
+    left, bottom, right, top = left - pad, bottom - pad, right + pad, top + pad
+    t = np.linspace(0.0, 1.0, 33)
+    w, h = right - left, top - bottom
+    xs = np.concatenate(
+        [left + w * t, np.full(33, right), right - w * t, np.full(33, left), [left + w / 2]]
+    )
+    ys = np.concatenate(
+        [np.full(33, bottom), bottom + h * t, np.full(33, top), top - h * t, [bottom + h / 2]]
+    )
+    if grid_crs != layer_crs:
+        tr = Transformer.from_crs(grid_crs.to_wkt(), layer_crs.to_wkt(), always_xy=True)
+        xs, ys = tr.transform(xs, ys)
+        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        centre = xs[-1]
+        xs = centre + np.mod(xs - centre + 180.0, 360.0) - 180.0
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    if not ok.any():
+        raise GridError("the grid window cannot be expressed in the layer's CRS")
+    return (float(xs[ok].min()), float(ys[ok].min()), float(xs[ok].max()), float(ys[ok].max()))
 
 
 def _to_layer_bounds(bounds: BoundingBox, grid_crs: CRS, layer_crs: CRS) -> BoundingBox:
@@ -607,18 +888,29 @@ def load_layout(
     resolution: float | str | Sequence[float] | None = None,
     crs: object | None = None,
     extent: Sequence[float] | BoundingBox | None = None,
+    extent_crs: object | None = None,
     snap: bool = True,
     keep_geographic: bool = False,
+    like_utm: bool = False,
     layer_crs: object | None = None,
     max_pixels: int | None = None,
     progress: Progress | None = None,
 ) -> Layout:
     """Validate a polygon layer (a path or a GeoDataFrame) and fix its target grid.
 
-    The grid is ``grid`` if given, else the grid of the raster ``like``, else ``extent`` (in
-    the output CRS; default the layer's bounds) at ``resolution`` in ``crs`` (default: the
-    layer's CRS, or the local UTM zone when the layer is in degrees and ``keep_geographic`` is
-    false), snapped to the resolution unless ``snap`` is false.
+    The grid is ``grid`` if given, else the grid of the raster ``like`` (with ``like_utm``: a
+    raster in degrees is replaced by its footprint on the local UTM zone at its ground
+    resolution, or at ``resolution``), else ``extent`` (default the layer's bounds) at
+    ``resolution`` in ``crs`` (default: the layer's CRS, or the local UTM zone when the layer
+    is in degrees and ``keep_geographic`` is false), snapped unless ``snap`` is false.
+
+    ``extent`` is read in ``extent_crs``; by default in ``crs`` when that is given (the CRS
+    the user named), else in the layer's CRS (the auto-picked UTM zone is never the user's
+    frame of reference). A BoundingBox with a CRS carries its own. In degrees, xmin > xmax
+    means an extent across the antimeridian (as GeoJSON bboxes do).
+
+    A lon/lat layer crossing +-180 (parts on both sides, or coordinates past 180) is unwrapped
+    into one continuous longitude range, so the grid covers exactly the data.
     """
     progress = progress or NullProgress()
     if unknown_class not in UNKNOWN_POLICIES:
@@ -636,6 +928,7 @@ def load_layout(
     fid_chunks: list[np.ndarray] = []
     count_chunks: list[np.ndarray] = []
     bounds = np.array([np.inf, np.inf, -np.inf, -np.inf])
+    lon_span = _LonSpan() if src.crs.geographic else None
     total = 0
     for fids, classes, desc, pri, geoms in src.batches():
         total += len(fids)
@@ -648,6 +941,8 @@ def load_layout(
         if len(prepared.fid):
             np.add.at(parts, _positions(fids, prepared.fid), 1)
             b = shapely.total_bounds(prepared.geometry)
+            if lon_span is not None:
+                lon_span.add(shapely.bounds(prepared.geometry))
             bounds = np.concatenate([np.minimum(bounds[:2], b[:2]), np.maximum(bounds[2:], b[2:])])
         count_chunks.append(parts)
         progress.advance(len(fids))
@@ -689,7 +984,13 @@ def load_layout(
         )
 
     xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    lon_west: float | None = None
+    if lon_span is not None:
+        west, east = lon_span.span()
+        if lon_span.needs_unwrap(west, east):
+            lon_west, xmin, xmax = west, west, east
     layer_bounds = BoundingBox(xmin, ymin, xmax, ymax, crs=src.crs)
+    warnings: list[str] = []
     target = _resolve_grid(
         layer_bounds,
         src.crs,
@@ -698,10 +999,15 @@ def load_layout(
         resolution=resolution,
         crs=crs,
         extent=extent,
+        extent_crs=extent_crs,
         snap=snap,
         keep_geographic=keep_geographic,
+        like_utm=like_utm,
         max_pixels=max_pixels,
+        warnings=warnings,
     )
+    if lon_span is not None and lon_west is None and _past_180(target):
+        lon_west = xmin  # a grid in degrees past +-180: parts must be put on its side
     _check_overlap(layer_bounds, target, where_text)
     report = LayoutReport(
         features=total,
@@ -712,10 +1018,28 @@ def load_layout(
         repaired_geometries=int(stats["repaired"]),
         unknown_classes=dict(unknown),
         unknown_policy=str(unknown_class),
+        crosses_antimeridian=lon_west is not None and xmax > 180.0,
+        warnings=tuple(warnings),
     )
-    for line in report.lines():
-        progress.message(line)
-    return Layout(src, tax, target, report, classifier, fid_sorted, first_ids[order], layer_bounds)
+    layout = Layout(
+        src, tax, target, report, classifier, fid_sorted, first_ids[order], layer_bounds, lon_west
+    )
+    outside, below = layout.pixel_census()
+    layout.report = replace(report, outside_grid=outside, below_pixel=below)
+    for line in layout.report.lines():
+        if line.startswith("warning: "):
+            progress.message(line, level="warning")
+        else:
+            progress.message(line)
+    return layout
+
+
+def _past_180(grid: GeoBox) -> bool:
+    """A grid in degrees whose longitudes run past +-180 (a raster across the antimeridian)."""
+    if grid.crs is None or not grid.crs.geographic:
+        return False
+    left, _, right, _ = grid.boundingbox.bbox
+    return left < -180.0 or right > 180.0
 
 
 def _positions(fids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -795,52 +1119,139 @@ def _resolve_grid(
     resolution: float | str | Sequence[float] | None,
     crs: object | None,
     extent: Sequence[float] | BoundingBox | None,
+    extent_crs: object | None,
     snap: bool,
     keep_geographic: bool,
+    like_utm: bool,
     max_pixels: int | None,
+    warnings: list[str],
 ) -> GeoBox:
+    """The target grid from the grid options; caveats the user should see go to ``warnings``."""
     if grid is not None:
         _crs_of(grid)  # a grid without CRS cannot be matched with the layer: say so
         return check_budget(grid, max_pixels)
+    if like_utm and like is None:
+        raise GridError("--like-utm renders on the UTM zone of a --like raster; give --like")
     if like is not None:
-        return grid_like(like, max_pixels=max_pixels)
+        if extent is not None:
+            raise GridError("--extent and --like both define the grid; give only one of them")
+        if like_utm:
+            return grid_like_utm(like, resolution, max_pixels=max_pixels)
+        found = grid_like(like, max_pixels=max_pixels)
+        if found.crs is not None and found.crs.geographic:
+            warnings.append(_degree_pixels_warning(like, found))
+        return found
     if resolution is None:
         raise LayoutError(
             "the target grid is undefined: give a resolution (--resolution) or --like RASTER"
         )
-    target_crs = choose_crs(layer_crs, layer_bounds, crs, keep_geographic=keep_geographic)
-    if extent is not None:
-        values = extent.bbox if isinstance(extent, BoundingBox) else tuple(extent)
-        if len(values) != 4:
-            raise GridError(f"extent {extent!r} must be xmin, ymin, xmax, ymax")
-        xmin, ymin, xmax, ymax = (float(v) for v in values)
-        bounds = BoundingBox(xmin, ymin, xmax, ymax, crs=target_crs)
+    ext = _extent_bounds(extent, extent_crs, crs, layer_crs) if extent is not None else None
+    zone_bounds = layer_bounds
+    if ext is not None and crs is None and layer_crs.geographic:
+        zone_bounds = ext if ext.crs == layer_crs else _reproject(ext, layer_crs)
+    target_crs = choose_crs(layer_crs, zone_bounds, crs, keep_geographic=keep_geographic)
+    if ext is not None:
+        bounds = ext if ext.crs == target_crs else _reproject(ext, target_crs)
     elif target_crs == layer_crs:
         bounds = layer_bounds
     else:
-        bounds = layer_bounds.to_crs(target_crs)
+        bounds = _reproject(layer_bounds, target_crs)
     return grid_from_bounds(bounds, resolution, crs=target_crs, snap=snap, max_pixels=max_pixels)
+
+
+def _degree_pixels_warning(like: str | Path, grid: GeoBox) -> str:
+    """The one line that tells a user their --like raster gives non-square ground pixels."""
+    gx, gy = ground_pixel_size(grid)
+    zone = utm_crs(grid.boundingbox)
+    return (
+        f"raster '{like}' is in degrees ({_crs_text(grid.crs)}): its pixels are {gx:.3g} x "
+        f"{gy:.3g} m on the ground, not square; pass --like-utm (like_utm=True) to render on "
+        f"{_crs_text(zone)} at its ground resolution instead"
+    )
+
+
+def _extent_bounds(
+    extent: Sequence[float] | BoundingBox,
+    extent_crs: object | None,
+    crs: object | None,
+    layer_crs: CRS,
+) -> BoundingBox:
+    """The user's extent with its CRS: ``extent_crs``, else the BoundingBox's own CRS, else
+    ``crs`` when the user named one, else the layer's."""
+    own = extent.crs if isinstance(extent, BoundingBox) else None
+    values = extent.bbox if isinstance(extent, BoundingBox) else tuple(extent)
+    if len(values) != 4:
+        raise GridError(f"extent {extent!r} must be xmin, ymin, xmax, ymax")
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise GridError(f"extent {extent!r} must be four numbers") from exc
+    if extent_crs is not None:
+        ext_crs = parse_crs(extent_crs)
+    elif own is not None:
+        ext_crs = own
+    elif crs is not None:
+        ext_crs = parse_crs(crs)
+    else:
+        ext_crs = layer_crs
+    if ext_crs.geographic and xmin > xmax:
+        xmax += 360.0  # across the antimeridian, e.g. 179.5,-17,-179.5,-16
+    if not (xmax > xmin and ymax > ymin):
+        raise GridError(f"the extent {(xmin, ymin, xmax, ymax)} is empty; give xmin,ymin,xmax,ymax")
+    if ext_crs.geographic and not (ymin >= -90.0 and ymax <= 90.0):
+        raise GridError(
+            f"the extent {(xmin, ymin, xmax, ymax)} has latitudes beyond +-90 in "
+            f"{_crs_text(ext_crs)}; is it in another CRS? say which with --extent-crs"
+        )
+    return BoundingBox(xmin, ymin, xmax, ymax, crs=ext_crs)
+
+
+def _reproject(bounds: BoundingBox, crs: CRS) -> BoundingBox:
+    """``bounds`` in ``crs``, or a GridError naming both CRSs when PROJ cannot map them."""
+    try:
+        out = bounds.to_crs(crs)
+    except Exception as exc:  # pyproj raises several types for points it cannot project
+        raise GridError(
+            f"the extent {tuple(round(v, 6) for v in bounds.bbox)} in {_crs_text(bounds.crs)} "
+            f"cannot be expressed in {_crs_text(crs)}: {exc}"
+        ) from exc
+    if not all(np.isfinite(v) for v in out.bbox):
+        raise GridError(
+            f"the extent {tuple(round(v, 6) for v in bounds.bbox)} in {_crs_text(bounds.crs)} "
+            f"lies outside the area of {_crs_text(crs)}; check --extent-crs"
+        )
+    return out
 
 
 def _check_overlap(layer_bounds: BoundingBox, grid: GeoBox, where: str) -> None:
     grid_bounds = grid.boundingbox
-    try:
-        grid_crs = _crs_of(grid)
-        lb = layer_bounds if layer_bounds.crs == grid_crs else layer_bounds.to_crs(grid_crs)
-    except Exception:  # a transform failure means the two cannot overlap in practice
-        lb = None
-    if lb is None or not (
-        lb.left < grid_bounds.right
-        and lb.right > grid_bounds.left
-        and lb.bottom < grid_bounds.top
-        and lb.top > grid_bounds.bottom
-    ):
-        raise LayoutError(
-            f"{where} (extent {tuple(round(v, 3) for v in layer_bounds.bbox)} in "
-            f"{_crs_text(layer_bounds.crs)}) lies outside the requested grid (extent "
-            f"{tuple(round(v, 3) for v in grid_bounds.bbox)} in {_crs_text(grid.crs)}); check "
-            "the CRS of both inputs"
-        )
+    candidates = [layer_bounds]
+    lcrs = layer_bounds.crs
+    if grid.crs is not None and grid.crs.geographic and lcrs is not None and lcrs.geographic:
+        west, south, east, north = layer_bounds.bbox  # the grid may be on the other side of 180
+        candidates += [
+            BoundingBox(west + dx, south, east + dx, north, crs=lcrs) for dx in (-360.0, 360.0)
+        ]
+    for cand in candidates:
+        try:
+            grid_crs = _crs_of(grid)
+            lb = cand if cand.crs == grid_crs else cand.to_crs(grid_crs)
+        except Exception:  # a transform failure means the two cannot overlap in practice
+            continue
+        if (
+            lb.left < grid_bounds.right
+            and lb.right > grid_bounds.left
+            and lb.bottom < grid_bounds.top
+            and lb.top > grid_bounds.bottom
+        ):
+            return
+    raise LayoutError(
+        f"{where} (extent {tuple(round(v, 3) for v in layer_bounds.bbox)} in "
+        f"{_crs_text(layer_bounds.crs)}) lies outside the requested grid (extent "
+        f"{tuple(round(v, 3) for v in grid_bounds.bbox)} in {_crs_text(grid.crs)}); check "
+        "the CRS of both inputs (--extent is read in --extent-crs, by default the layer's CRS "
+        "or --crs when given)"
+    )
 
 
 def _crs_text(crs: CRS | None) -> str:
