@@ -29,14 +29,20 @@ LAT = -17.0
 
 CASES: dict[str, list[shapely.Polygon]] = {
     # two pieces, one each side of the antimeridian (the Fiji case)
-    "both_sides": [shapely.box(180 - D, LAT, 180, LAT + D), shapely.box(-180, LAT, -180 + D, LAT + D)],
+    "both_sides": [
+        shapely.box(180 - D, LAT, 180, LAT + D),
+        shapely.box(-180, LAT, -180 + D, LAT + D),
+    ],
     # one polygon whose coordinates run past 180
     "past_180": [shapely.box(180 - D / 2, LAT, 180 + D / 2, LAT + D)],
     # the same written with coordinates before -180
     "before_-180": [shapely.box(-180 - D / 2, LAT, -180 + D / 2, LAT + D)],
     # a mix: a piece past 180 plus a piece stored on the western side
-    "mixed": [shapely.box(180 - D, LAT, 180 + D / 3, LAT + D), shapely.box(-179.99, LAT, -179.99 + D, LAT + D)],
-}  # fmt: skip
+    "mixed": [
+        shapely.box(180 - D, LAT, 180 + D / 3, LAT + D),
+        shapely.box(-179.99, LAT, -179.99 + D, LAT + D),
+    ],
+}
 
 EXPECTED_WIDTH_M = {"both_sides": 2 * D, "past_180": D, "before_-180": D, "mixed": 0.01 + 2 * D}
 
@@ -58,8 +64,9 @@ def write(case: str, folder: Path, suffix: str = ".gpkg") -> Path:
 
 
 def run(cmd: str, layer: Path, out: Path, *extra: str) -> int:
-    return main([cmd, str(layer), "--class-field", "cls", "--out", str(out), "--progress", "none",
-                 *extra])  # fmt: skip
+    return main(
+        [cmd, str(layer), "--class-field", "cls", "--out", str(out), "--progress", "none", *extra]
+    )
 
 
 def entity_ids(out: Path) -> list[int]:
@@ -122,8 +129,21 @@ def test_python_api_from_files_and_frames(suffix: str, tmp_path: Path) -> None:
 def test_generate_job_renders_both_sides(tiny_random_weights: Path, tmp_path: Path) -> None:
     layer = write("both_sides", tmp_path)
     out = tmp_path / "gen"
-    code = run("generate", layer, out, "--resolution", "20", "--model", str(tiny_random_weights),
-               "--steps", "1", "--tile-size", "64", "--overlap", "16")  # fmt: skip
+    code = run(
+        "generate",
+        layer,
+        out,
+        "--resolution",
+        "20",
+        "--model",
+        str(tiny_random_weights),
+        "--steps",
+        "1",
+        "--tile-size",
+        "64",
+        "--overlap",
+        "16",
+    )
     assert code == 0
     inst = assert_every_entity_drawn(out)
     with rasterio.open(out / "image.tif") as img, rasterio.open(out / "label.tif") as lab:
@@ -135,8 +155,19 @@ def test_geographic_grid_runs_past_180(tmp_path: Path) -> None:
     """--crs EPSG:4326 --keep-geographic: one continuous raster whose x runs past 180."""
     layer = write("both_sides", tmp_path)
     out = tmp_path / "geo"
-    assert run("layout", layer, out, "--crs", "EPSG:4326", "--keep-geographic",
-               "--resolution", "0.0001") == 0  # fmt: skip
+    assert (
+        run(
+            "layout",
+            layer,
+            out,
+            "--crs",
+            "EPSG:4326",
+            "--keep-geographic",
+            "--resolution",
+            "0.0001",
+        )
+        == 0
+    )
     with rasterio.open(out / "label.tif") as src:
         assert src.crs.to_epsg() == 4326
         assert src.bounds.left == pytest.approx(180 - D, abs=2e-4)
@@ -151,9 +182,17 @@ def test_like_raster_in_degrees_on_either_side(west: float, tmp_path: Path) -> N
     like = tmp_path / "like.tif"
     res = 0.0002
     n = round(4 * D / res)
-    with rasterio.open(like, "w", driver="GTiff", width=n, height=n // 2, count=1,
-                       dtype="uint8", crs="EPSG:4326",
-                       transform=from_origin(west, LAT + 2 * D, res, res)) as dst:  # fmt: skip
+    with rasterio.open(
+        like,
+        "w",
+        driver="GTiff",
+        width=n,
+        height=n // 2,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=from_origin(west, LAT + 2 * D, res, res),
+    ) as dst:
         dst.write(np.zeros((1, n // 2, n), np.uint8))
     out = tmp_path / "out"
     assert run("layout", write("both_sides", tmp_path), out, "--like", str(like)) == 0
@@ -164,8 +203,12 @@ def test_extent_across_the_antimeridian_in_degrees(tmp_path: Path) -> None:
     """xmin > xmax in degrees means across +-180 (GeoJSON bbox convention)."""
     out = tmp_path / "ext"
     extent = f"{180 - 2 * D},{LAT - D},{-180 + 2 * D},{LAT + 2 * D}"
-    assert run("layout", write("both_sides", tmp_path), out, "--resolution", "10",
-               f"--extent={extent}") == 0  # fmt: skip
+    assert (
+        run(
+            "layout", write("both_sides", tmp_path), out, "--resolution", "10", f"--extent={extent}"
+        )
+        == 0
+    )
     with rasterio.open(out / "label.tif") as src:
         # the lon/lat box's bounding box in UTM: its width plus a little grid convergence
         metres = 4 * D * 111_320 * np.cos(np.radians(LAT))
@@ -174,10 +217,12 @@ def test_extent_across_the_antimeridian_in_degrees(tmp_path: Path) -> None:
 
 
 def test_utm_zone_comes_from_the_unwrapped_centre() -> None:
-    east = gpd.GeoDataFrame({"cls": ["water"]}, geometry=[shapely.box(178.2, LAT, 179.9, LAT + D)],
-                            crs="EPSG:4326")  # fmt: skip
-    west = gpd.GeoDataFrame({"cls": ["water"]}, geometry=[shapely.box(-179.9, LAT, -178.2, LAT + D)],
-                            crs="EPSG:4326")  # fmt: skip
+    east = gpd.GeoDataFrame(
+        {"cls": ["water"]}, geometry=[shapely.box(178.2, LAT, 179.9, LAT + D)], crs="EPSG:4326"
+    )
+    west = gpd.GeoDataFrame(
+        {"cls": ["water"]}, geometry=[shapely.box(-179.9, LAT, -178.2, LAT + D)], crs="EPSG:4326"
+    )
     assert load_layout(east, "cls", resolution=100).grid.crs.epsg == 32760
     assert load_layout(west, "cls", resolution=100).grid.crs.epsg == 32701
     both = gpd.GeoDataFrame(pd_concat(east, west), crs="EPSG:4326")
@@ -196,9 +241,11 @@ def pd_concat(*frames: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def test_layer_within_180_is_not_shifted() -> None:
     """An ordinary layer keeps its coordinates: unwrapping only applies across +-180."""
-    f = gpd.GeoDataFrame({"cls": ["water", "water"]},
-                         geometry=[shapely.box(14.50, 46.0, 14.51, 46.01),
-                                   shapely.box(14.52, 46.0, 14.53, 46.01)], crs="EPSG:4326")  # fmt: skip
+    f = gpd.GeoDataFrame(
+        {"cls": ["water", "water"]},
+        geometry=[shapely.box(14.50, 46.0, 14.51, 46.01), shapely.box(14.52, 46.0, 14.53, 46.01)],
+        crs="EPSG:4326",
+    )
     layout = load_layout(f, "cls", resolution=10)
     assert layout.lon_west is None and not layout.report.crosses_antimeridian
     assert layout.grid.crs.epsg == 32633
@@ -220,9 +267,22 @@ def test_entities_without_pixels_are_counted_and_warned(
     layer = tmp_path / "l.gpkg"
     f.to_file(layer, engine="pyogrio")
     out = tmp_path / "out"
-    code = main(["layout", str(layer), "--class-field", "cls", "--resolution", "10",
-                 "--extent", "500000,5000000,500100,5000100", "--out", str(out),
-                 "--progress", "json"])  # fmt: skip
+    code = main(
+        [
+            "layout",
+            str(layer),
+            "--class-field",
+            "cls",
+            "--resolution",
+            "10",
+            "--extent",
+            "500000,5000000,500100,5000100",
+            "--out",
+            str(out),
+            "--progress",
+            "json",
+        ]
+    )
     assert code == 0
     events = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
     warns = [e["message"] for e in events if e.get("level") == "warning"]
@@ -244,8 +304,15 @@ def test_extent_latitude_beyond_90_is_a_grid_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bad"
-    code = run("layout", write("both_sides", tmp_path), out, "--resolution", "10",
-               "--extent", "179,-100,181,-16")  # fmt: skip
+    code = run(
+        "layout",
+        write("both_sides", tmp_path),
+        out,
+        "--resolution",
+        "10",
+        "--extent",
+        "179,-100,181,-16",
+    )
     assert code == GridError.exit_code
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--extent-crs" in err
