@@ -318,3 +318,22 @@ def test_extent_latitude_beyond_90_is_a_grid_error(
     assert err.startswith("error: ") and "--extent-crs" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_projected_crs_cut_at_the_antimeridian_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Web Mercator is cut at +-180: the two halves would land at opposite ends of the world."""
+    layer = write("both_sides", tmp_path)
+    out = tmp_path / "merc"
+    code = run("layout", layer, out, "--resolution", "10", "--crs", "EPSG:3857")
+    assert code == GridError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "antimeridian" in err and "EPSG:3857" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+    # a CRS centred on the Pacific works
+    assert (
+        run("layout", layer, tmp_path / "pacific", "--resolution", "10", "--crs", "EPSG:3832") == 0
+    )
+    assert_every_entity_drawn(tmp_path / "pacific")
