@@ -188,6 +188,8 @@ class _FolderLock:
                 return
             del self._held[key]
             with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # no PID: nobody holds it (a SIGKILL leaves a stale one)
+            with contextlib.suppress(OSError):
                 os.close(self._fd)  # closing the file drops the flock
 
 
