@@ -28,10 +28,13 @@ import contextvars
 import errno
 import glob
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
+import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -101,8 +104,8 @@ SIDE_SUFFIXES = (".aux.xml", ".ovr", ".msk")
 # temp names of versions before the common prefix: ``.<name>.<12 hex>.<tag><suffix>``
 _LEGACY_TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.(tmp|partial\.tif|probe)")
 _ERRORS = (OSError, RasterioError, CPLE_BaseError)
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_DISK_FULL_TEXT = ("no space left", "disk quota", "file too large", "disk full")
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_DISK_FULL_TEXT = ("no space left", "disk quota", "disk full")
 _JOB_NEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_need", default=None)
 
 
@@ -218,6 +221,12 @@ def _is_disk_full(exc: BaseException) -> bool:
     return any(t in text for t in _DISK_FULL_TEXT)
 
 
+def _is_too_large(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return True
+    return "file too large" in str(exc).lower()
+
+
 def _one_line(exc: BaseException) -> str:
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return " ".join(str(text or type(exc).__name__).split())
@@ -236,6 +245,12 @@ def write_error(dest: Path | str, exc: BaseException) -> OutputError:
         return OutputError(
             f"disk full on {disk_of(dest.parent)}{have} while writing {dest.name}{needs}; "
             "free some space and rerun the same command (finished tiles are kept)"
+        )
+    if _is_too_large(exc):
+        return OutputError(
+            f"{dest.name} grew larger than a file may be on {disk_of(dest.parent)} (a file-size "
+            "limit such as 'ulimit -f', or the filesystem's maximum); raise the limit or choose "
+            "an --out folder on another disk, then rerun the same command"
         )
     return OutputError(f"cannot write {dest}: {_one_line(exc)}; check the --out folder")
 
@@ -289,6 +304,84 @@ def ensure_writable_dir(path: Path | str) -> Path:
             "fix its permissions or choose another folder"
         ) from exc
     return path
+
+
+# --------------------------------------------------------------------------- GDAL failures
+
+
+class GdalWriteError(RuntimeError):
+    """GDAL failed a write without raising (it only logged it): the file must not be used."""
+
+
+class _GdalWatch:
+    """Catches write failures GDAL only *reports*: rasterio logs them (``rasterio._err``,
+    level INFO) and libtiff prints ``_tiffWriteProc: No space left on device`` straight to
+    the process's stderr. Without this a full disk gave truncated files that looked written,
+    and stray lines on the CLI's stderr. Within the block, file descriptor 2 goes to a temp
+    file (other threads' stderr is captured too, and replayed to the log at debug level)."""
+
+    _LOGGER = "rasterio._err"
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self._saved_fd: int | None = None
+        self._capture: Any = None
+
+    def __enter__(self) -> _GdalWatch:
+        logger = logging.getLogger(self._LOGGER)
+        self._level, self._propagate = logger.level, logger.propagate
+        self._handler = _ListHandler(self.errors)
+        logger.addHandler(self._handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        with contextlib.suppress(OSError, ValueError):
+            self._capture = tempfile.TemporaryFile()
+            sys.stderr.flush()
+            self._saved_fd = os.dup(2)
+            os.dup2(self._capture.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logger = logging.getLogger(self._LOGGER)
+        logger.removeHandler(self._handler)
+        logger.setLevel(self._level)
+        logger.propagate = self._propagate
+        if self._saved_fd is not None:
+            os.dup2(self._saved_fd, 2)
+            os.close(self._saved_fd)
+        if self._capture is not None:
+            with contextlib.suppress(OSError):
+                self._capture.seek(0)
+                text = self._capture.read(65536).decode("utf-8", "replace")
+                lines = [line.strip() for line in text.splitlines() if line.strip()]
+                for line in lines:
+                    log.debug("GDAL: %s", line)
+                self.errors[:0] = [line for line in lines if _is_io_failure(line)]
+            self._capture.close()
+
+    def check(self, dest: Path) -> None:
+        """Raise the first reported failure as a one-line OutputError."""
+        if self.errors:
+            raise write_error(dest, GdalWriteError(" ".join(self.errors[:2])))
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "signalled an error" in message or record.levelno >= logging.ERROR:
+            self.sink.append(message)
+
+
+def _is_io_failure(line: str) -> bool:
+    low = line.lower()
+    return any(t in low for t in (*_DISK_FULL_TEXT, "file too large", "write error", "i/o error"))
+
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- COG writer
@@ -386,7 +479,7 @@ class GridRasterWriter:
         height, width = geobox.shape
         self._shape = (int(height), int(width))
         try:
-            with rasterio.Env(**_GDAL_ENV):
+            with rasterio.Env(**_GDAL_ENV), _GdalWatch() as watch:
                 self._ds: Any = rasterio.open(
                     self._partial,
                     "w",
@@ -406,9 +499,10 @@ class GridRasterWriter:
                     bigtiff="IF_SAFER",
                     interleave="band",
                 )
-        except _ERRORS as exc:
+            watch.check(self.dest)
+        except (*_ERRORS, OutputError) as exc:
             _remove_with_side_files(self._partial)
-            raise write_error(self._partial, exc) from exc
+            raise write_error(self.dest, exc) from exc
 
     def __enter__(self) -> GridRasterWriter:
         return self
@@ -439,8 +533,10 @@ class GridRasterWriter:
             return
         window = Window(cols.start, rows.start, expected[2], expected[1])
         try:
-            self._ds.write(arr.astype(self.dtype, copy=False), window=window)
-        except _ERRORS as exc:
+            with _GdalWatch() as watch:
+                self._ds.write(arr.astype(self.dtype, copy=False), window=window)
+            watch.check(self.dest)
+        except (*_ERRORS, OutputError) as exc:
             self.abort()
             raise write_error(self.dest, exc) from exc
 
@@ -468,13 +564,17 @@ class GridRasterWriter:
         sidecar: Path | None = None
         try:
             with rasterio.Env(**_GDAL_ENV):
-                self._attach_metadata(colormap, category_names, band_descriptions, tags)
-                if rgb:
-                    self._set_rgb()
-                self._ds.close()
+                with _GdalWatch() as watch:
+                    self._attach_metadata(colormap, category_names, band_descriptions, tags)
+                    if rgb:
+                        self._set_rgb()
+                    self._ds.close()
+                watch.check(self.dest)
                 options = _cog_options(self.dtype, categorical, self._shape)
                 with atomic_output(self.dest) as tmp:
-                    rasterio.shutil.copy(self._partial, tmp, driver="COG", **options)
+                    with _GdalWatch() as watch:
+                        rasterio.shutil.copy(self._partial, tmp, driver="COG", **options)
+                    watch.check(self.dest)
                     sidecar = _sidecar_temp(self.dest, category_names)
                 _replace_sidecar(self.dest, sidecar)
                 sidecar = None
