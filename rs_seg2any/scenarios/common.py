@@ -181,10 +181,11 @@ def write_mask(
     names: tuple[str, str] = ("unchanged", "edited"),
 ) -> Path:
     """uint8 0/1 GeoTIFF on the grid named ``names`` (no nodata: 0 is a real answer), with a
-    colour table (0 transparent, 1 a colour per kind of mask) so it opens styled as an overlay."""
+    colour table (0 black, 1 a colour per kind of mask; a TIFF palette has no alpha) and class
+    names, so GIS software opens it styled and labelled."""
     colour = MASK_COLOURS.get(names[1], MASK_COLOURS["edited"])
     return write_cog(path, mask.astype(np.uint8), grid, categorical=True, tags=tags,
-                     category_names=list(names), colormap={0: (0, 0, 0, 0), 1: colour},
+                     category_names=list(names), colormap={0: (0, 0, 0, 255), 1: colour},
                      band_descriptions=[names[1]])  # fmt: skip
 
 
