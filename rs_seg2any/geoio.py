@@ -929,8 +929,8 @@ def provenance_tags(
     return tags
 
 
-_WKT_START = re.compile(r"^\s*(\+proj=|(PROJCRS|GEOGCRS|BOUNDCRS|COMPOUNDCRS|GEODCRS|VERTCRS|"
-                        r"ENGCRS|PROJCS|GEOGCS|COMPD_CS|GEOCCS|LOCAL_CS)\[)", re.IGNORECASE)  # fmt: skip
+_WKT_KEYWORDS = "PROJCRS|GEOGCRS|BOUNDCRS|COMPOUNDCRS|GEODCRS|VERTCRS|ENGCRS|PROJCS|GEOGCS|COMPD_CS"
+_WKT_START = re.compile(rf"^\s*(\+proj=|({_WKT_KEYWORDS}|GEOCCS|LOCAL_CS)\[)", re.IGNORECASE)
 
 
 def short_crs(text: str, defs: list[str]) -> str:

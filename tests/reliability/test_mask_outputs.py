@@ -87,8 +87,10 @@ def test_flood_scenario_masks_are_styled(tmp_path: Path, tiny_random_weights: Pa
         assert_styled_mask(path, ["unchanged", "edited"])
 
 
-@pytest.mark.parametrize(("shape", "levels"), [((80, 100), [2]), ((40, 40), []),
-                                               ((200, 300), [2, 4, 8]), ((512, 512), [2, 4, 8])])  # fmt: skip
+SIZES = [((80, 100), [2]), ((40, 40), []), ((200, 300), [2, 4, 8]), ((512, 512), [2, 4, 8])]
+
+
+@pytest.mark.parametrize(("shape", "levels"), SIZES)
 def test_label_masks_get_nearest_overviews_down_to_64_px(
     tmp_path: Path, shape: tuple[int, int], levels: list[int]
 ) -> None:
