@@ -10,6 +10,7 @@ position, the result is byte-identical to an uninterrupted run.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,16 @@ from .progress import NullProgress, Progress
 from .raster import rasterize_window
 from .runner import (
     GDAL_CACHE_BYTES,
+    LAYOUT_FILES,
     JobResult,
     assemble_layer,
+    estimate_job_bytes,
     finish_job,
     grid_params,
     layout_job_params,
+    layout_pixel_bytes,
     run_tiles,
+    space_for,
     write_entities_csv,
     write_layout_outputs,
     write_report,
@@ -85,6 +90,8 @@ class EditRegion:
         return np.ascontiguousarray(base.transpose(1, 2, 0)).astype(np.uint8), mask
 
 
+#: Every file a generate job writes into its folder (a replacement removes them all).
+GENERATE_FILES = (*LAYOUT_FILES, "image.tif")
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 64
 CAPTION_TEMPLATE = "top-down aerial photograph showing {classes}"
@@ -273,7 +280,7 @@ def run_generate_job(
             raise ScenarioError(f"the {generator.name} generator cannot inpaint an edit region")
         edit.check_grid(layout.grid)
     progress = progress or NullProgress()
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as scope:
         out = ensure_writable_dir(out_dir)
         plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=overlap)
         params = generate_job_params(
@@ -282,7 +289,10 @@ def run_generate_job(
         )  # fmt: skip
         if edit is not None:
             params["edit"] = {"base": _file_key(edit.base), "mask": _file_key(edit.mask)}
-        job = JobDir(out, params, restart=restart)
+        job = scope.enter_context(JobDir(out, params, restart=restart, planned=GENERATE_FILES))
+        need = estimate_job_bytes(plan, job, categorical_bytes=layout_pixel_bytes(layout),
+                                  image_bands=generator.bands)  # fmt: skip
+        scope.enter_context(space_for(out, need))  # lock held and space checked until the end
         render = _TileRenderer(
             layout, generator, plan, job, steps=steps, guidance=guidance, gamma=gamma,
             seed=seed, caption=caption, edit=edit,

@@ -24,10 +24,17 @@ GDAL's own PAM writing is disabled while we write (``GDAL_PAM_ENABLED=NO``), so 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import glob
 import json
+import logging
 import os
+import re
 import secrets
+import shutil
+import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +46,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from odc.geo.geobox import GeoBox
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS as RioCRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -53,13 +61,22 @@ __all__ = [
     "LABEL_BAND_DESCRIPTION",
     "LABEL_DTYPE",
     "LABEL_NODATA",
+    "SIDE_SUFFIXES",
+    "TMP_PREFIX",
     "GridRasterWriter",
     "atomic_output",
     "category_names_from_sidecar",
+    "disk_of",
     "ensure_writable_dir",
+    "job_space",
     "label_mask_style",
     "provenance_tags",
+    "remove_output",
+    "remove_temps",
+    "require_free_space",
+    "temp_path",
     "write_cog",
+    "write_error",
     "write_label_mask",
     "write_preview_png",
     "write_qml",
@@ -79,14 +96,29 @@ _QGIS_VERSION = "3.22.0-Białowieża"
 
 # --------------------------------------------------------------------------- files
 
+#: Every temporary file of every output (tiles, job.json, GeoTIFFs, CSV, JSON, QML, PNG) starts
+#: with this prefix, in the folder of its destination; reopening a job deletes them all.
+TMP_PREFIX = ".tmp-"
+#: Files GDAL or QGIS keep beside a raster; they live and die with their main file.
+SIDE_SUFFIXES = (".aux.xml", ".ovr", ".msk")
+# temp names of versions before the common prefix: ``.<name>.<12 hex>.<tag><suffix>``
+_LEGACY_TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.(tmp|partial\.tif|probe)")
+_ERRORS = (OSError, RasterioError, CPLE_BaseError)
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_DISK_FULL_TEXT = ("no space left", "disk quota", "disk full")
+_JOB_NEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_need", default=None)
+
+
+def temp_path(dest: Path, tag: str = "") -> Path:
+    """``<folder>/.tmp-<stem>-<random>[.<tag>]<suffix>``: same filesystem as dest, so
+    os.replace is atomic, and dest's own suffix, so writers that pick a format from the
+    extension (GDAL, Pillow) write the right one."""
+    middle = f".{tag}" if tag else ""
+    return dest.with_name(f"{TMP_PREFIX}{dest.stem}-{secrets.token_hex(6)}{middle}{dest.suffix}")
+
 
 def _temp_sibling(dest: Path, tag: str) -> Path:
-    """A hidden, unique name in dest's folder: same filesystem, so os.replace is atomic.
-
-    The name ends with dest's own suffix, so writers that pick a format from the extension
-    (GDAL vector drivers, Pillow) write the right format to the temp file.
-    """
-    return dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.{tag}{dest.suffix}")
+    return temp_path(dest, tag)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -101,6 +133,30 @@ def _remove_with_side_files(path: Path) -> None:
         _remove_quietly(side)
 
 
+def remove_output(path: Path) -> None:
+    """Delete an output together with its side files (``.aux.xml``, ``.ovr``, ``.msk``)."""
+    for side in (path, *(path.with_name(path.name + s) for s in SIDE_SUFFIXES)):
+        try:
+            _remove_quietly(side)
+        except OSError as exc:
+            raise OutputError(f"cannot remove {side}: {exc.strerror or exc}") from exc
+
+
+def remove_temps(folder: Path) -> list[Path]:
+    """Delete what a killed run left half-written in ``folder`` (files only, not recursive)."""
+    removed: list[Path] = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            name = entry.name
+            if (name.startswith(TMP_PREFIX) or _LEGACY_TEMP.match(name)) and entry.is_file(
+                follow_symlinks=False
+            ):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -109,23 +165,115 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+# --------------------------------------------------------------------------- disk space
+
+
+def disk_of(path: Path | str) -> Path:
+    """The mount point holding ``path`` (the disk a user has to free)."""
+    current = Path(os.path.abspath(path))
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _free(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(disk_of(folder)).free
+    except OSError:
+        return None
+
+
+def require_free_space(folder: Path | str, need: int, what: str = "this job") -> None:
+    """OutputError before any work when ``need`` bytes cannot fit on folder's disk."""
+    folder = Path(folder)
+    free = _free(folder)
+    if free is not None and free < need:
+        raise OutputError(
+            f"not enough free space on {disk_of(folder)}: {what} needs about {_size(need)}, "
+            f"only {_size(free)} free; free some space or choose an --out folder on a larger disk"
+        )
+
+
+@contextmanager
+def job_space(need: int) -> Iterator[None]:
+    """Within this block, a disk-full error also says how much the whole job needs."""
+    token = _JOB_NEED.set(int(need))
+    try:
+        yield
+    finally:
+        _JOB_NEED.reset(token)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _DISK_FULL_TEXT)
+
+
+def _is_too_large(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return True
+    return "file too large" in str(exc).lower()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(str(text or type(exc).__name__).split())
+
+
+def write_error(dest: Path | str, exc: BaseException) -> OutputError:
+    """One-line OutputError for a failed write; a full disk names the disk and the space."""
+    dest = Path(dest)
+    if isinstance(exc, OutputError):
+        return exc
+    if _is_disk_full(exc):
+        free = _free(dest.parent)
+        need = _JOB_NEED.get()
+        needs = f"; this job needs about {_size(need)} in all" if need else ""
+        have = f" ({_size(free)} free)" if free is not None else ""
+        return OutputError(
+            f"disk full on {disk_of(dest.parent)}{have} while writing {dest.name}{needs}; "
+            "free some space and rerun the same command (finished tiles are kept)"
+        )
+    if _is_too_large(exc):
+        return OutputError(
+            f"{dest.name} grew larger than a file may be on {disk_of(dest.parent)} (a file-size "
+            "limit such as 'ulimit -f', or the filesystem's maximum); raise the limit or choose "
+            "an --out folder on another disk, then rerun the same command"
+        )
+    return OutputError(f"cannot write {dest}: {_one_line(exc)}; check the --out folder")
+
+
 @contextmanager
 def atomic_output(dest: Path | str) -> Iterator[Path]:
     """Yield a temp path in dest's folder (hidden name, same filesystem); on success os.replace
-    to dest; on any exception delete the temp and re-raise. Never leaves a partial dest."""
+    to dest; on any exception delete the temp and re-raise (a failed write as OutputError).
+    Never leaves a partial dest."""
     dest = Path(dest)
-    tmp = _temp_sibling(dest, "tmp")
+    tmp = _temp_sibling(dest, "")
     try:
-        yield tmp
+        try:
+            yield tmp
+        except _ERRORS as exc:
+            raise write_error(dest, exc) from exc
         if not tmp.exists():
             raise OutputError(f"nothing was written for '{dest}'")
         try:
             _fsync(tmp)
             os.replace(tmp, dest)
         except OSError as exc:
-            raise OutputError(
-                f"cannot move the finished file into '{dest}': {exc.strerror or exc}"
-            ) from exc
+            raise write_error(dest, exc) from exc
     except BaseException:
         _remove_with_side_files(tmp)
         raise
@@ -148,7 +296,7 @@ def ensure_writable_dir(path: Path | str) -> Path:
     probe = _temp_sibling(path / "probe", "probe")
     try:
         probe.write_bytes(b"")
-        probe.unlink()
+        _remove_quietly(probe)
     except OSError as exc:
         _remove_quietly(probe)
         raise OutputError(
@@ -156,6 +304,84 @@ def ensure_writable_dir(path: Path | str) -> Path:
             "fix its permissions or choose another folder"
         ) from exc
     return path
+
+
+# --------------------------------------------------------------------------- GDAL failures
+
+
+class GdalWriteError(RuntimeError):
+    """GDAL failed a write without raising (it only logged it): the file must not be used."""
+
+
+class _GdalWatch:
+    """Catches write failures GDAL only *reports*: rasterio logs them (``rasterio._err``,
+    level INFO) and libtiff prints ``_tiffWriteProc: No space left on device`` straight to
+    the process's stderr. Without this a full disk gave truncated files that looked written,
+    and stray lines on the CLI's stderr. Within the block, file descriptor 2 goes to a temp
+    file (other threads' stderr is captured too, and replayed to the log at debug level)."""
+
+    _LOGGER = "rasterio._err"
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self._saved_fd: int | None = None
+        self._capture: Any = None
+
+    def __enter__(self) -> _GdalWatch:
+        logger = logging.getLogger(self._LOGGER)
+        self._level, self._propagate = logger.level, logger.propagate
+        self._handler = _ListHandler(self.errors)
+        logger.addHandler(self._handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        with contextlib.suppress(OSError, ValueError):
+            self._capture = tempfile.TemporaryFile()
+            sys.stderr.flush()
+            self._saved_fd = os.dup(2)
+            os.dup2(self._capture.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logger = logging.getLogger(self._LOGGER)
+        logger.removeHandler(self._handler)
+        logger.setLevel(self._level)
+        logger.propagate = self._propagate
+        if self._saved_fd is not None:
+            os.dup2(self._saved_fd, 2)
+            os.close(self._saved_fd)
+        if self._capture is not None:
+            with contextlib.suppress(OSError):
+                self._capture.seek(0)
+                text = self._capture.read(65536).decode("utf-8", "replace")
+                lines = [line.strip() for line in text.splitlines() if line.strip()]
+                for line in lines:
+                    log.debug("GDAL: %s", line)
+                self.errors[:0] = [line for line in lines if _is_io_failure(line)]
+            self._capture.close()
+
+    def check(self, dest: Path) -> None:
+        """Raise the first reported failure as a one-line OutputError."""
+        if self.errors:
+            raise write_error(dest, GdalWriteError(" ".join(self.errors[:2])))
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "signalled an error" in message or record.levelno >= logging.ERROR:
+            self.sink.append(message)
+
+
+def _is_io_failure(line: str) -> bool:
+    low = line.lower()
+    return any(t in low for t in (*_DISK_FULL_TEXT, "file too large", "write error", "i/o error"))
+
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- COG writer
@@ -189,9 +415,26 @@ def _is_integer(dtype: str) -> bool:
     return bool(np.issubdtype(np.dtype(dtype), np.integer))
 
 
-def _cog_options(dtype: str, categorical: bool) -> dict[str, str]:
-    """Named COG profile: DEFLATE, tiled 512, overviews nearest for classes, average otherwise."""
-    return {
+#: Categorical rasters get overviews until the long side is at most this many pixels.
+SMALLEST_OVERVIEW = 64
+
+
+def overview_count(shape: tuple[int, int], smallest: int = SMALLEST_OVERVIEW) -> int:
+    """How many halvings bring the long side down to ``smallest`` px (0 for tiny rasters).
+
+    GDAL's AUTO stops once a level fits one 512 px block, so masks under 512 px had none and
+    large masks stopped at ~300 px; QGIS then reads full resolution to draw a thumbnail."""
+    size, count = max(shape), 0
+    while size > smallest:
+        size = -(-size // 2)
+        count += 1
+    return count
+
+
+def _cog_options(dtype: str, categorical: bool, shape: tuple[int, int]) -> dict[str, str]:
+    """Named COG profile: DEFLATE, tiled 512, overviews nearest for classes (down to
+    SMALLEST_OVERVIEW px), average for imagery (GDAL's AUTO levels)."""
+    options = {
         "COMPRESS": "DEFLATE",
         "PREDICTOR": "2" if _is_integer(dtype) else "3",
         "BLOCKSIZE": str(BLOCKSIZE),
@@ -199,6 +442,12 @@ def _cog_options(dtype: str, categorical: bool) -> dict[str, str]:
         "OVERVIEW_RESAMPLING": "NEAREST" if categorical else "AVERAGE",
         "BIGTIFF": "IF_SAFER",
     }
+    if categorical:
+        count = overview_count(shape)
+        options["OVERVIEWS"] = "IGNORE_EXISTING" if count else "NONE"
+        if count:
+            options["OVERVIEW_COUNT"] = str(count)
+    return options
 
 
 class GridRasterWriter:
@@ -225,12 +474,12 @@ class GridRasterWriter:
             raise ValueError(f"count must be >= 1, got {count}")
         ensure_writable_dir(self.dest.parent)
         folder = ensure_writable_dir(workdir) if workdir is not None else self.dest.parent
-        self._partial = _temp_sibling(folder / self.dest.name, "partial.tif")
+        self._partial = _temp_sibling(folder / self.dest.name, "partial")
         self._done = False
         height, width = geobox.shape
         self._shape = (int(height), int(width))
         try:
-            with rasterio.Env(**_GDAL_ENV):
+            with rasterio.Env(**_GDAL_ENV), _GdalWatch() as watch:
                 self._ds: Any = rasterio.open(
                     self._partial,
                     "w",
@@ -250,9 +499,10 @@ class GridRasterWriter:
                     bigtiff="IF_SAFER",
                     interleave="band",
                 )
-        except RasterioError as exc:
+            watch.check(self.dest)
+        except (*_ERRORS, OutputError) as exc:
             _remove_with_side_files(self._partial)
-            raise OutputError(f"cannot create '{self._partial}': {exc}") from exc
+            raise write_error(self.dest, exc) from exc
 
     def __enter__(self) -> GridRasterWriter:
         return self
@@ -283,10 +533,12 @@ class GridRasterWriter:
             return
         window = Window(cols.start, rows.start, expected[2], expected[1])
         try:
-            self._ds.write(arr.astype(self.dtype, copy=False), window=window)
-        except RasterioError as exc:
+            with _GdalWatch() as watch:
+                self._ds.write(arr.astype(self.dtype, copy=False), window=window)
+            watch.check(self.dest)
+        except (*_ERRORS, OutputError) as exc:
             self.abort()
-            raise OutputError(f"writing to '{self._partial}' failed: {exc}") from exc
+            raise write_error(self.dest, exc) from exc
 
     def finalize(
         self,
@@ -309,23 +561,28 @@ class GridRasterWriter:
             raise ValueError(f"{len(band_descriptions)} band descriptions for {self.count} bands")
         if colormap is not None and (self.count != 1 or self.dtype not in ("uint8", "uint16")):
             raise ValueError("a colour table needs a single-band uint8 or uint16 raster")
+        sidecar: Path | None = None
         try:
             with rasterio.Env(**_GDAL_ENV):
-                self._attach_metadata(colormap, category_names, band_descriptions, tags)
-                if rgb:
-                    self._set_rgb()
-                self._ds.close()
+                with _GdalWatch() as watch:
+                    self._attach_metadata(colormap, category_names, band_descriptions, tags)
+                    if rgb:
+                        self._set_rgb()
+                    self._ds.close()
+                watch.check(self.dest)
+                options = _cog_options(self.dtype, categorical, self._shape)
                 with atomic_output(self.dest) as tmp:
-                    rasterio.shutil.copy(
-                        self._partial,
-                        tmp,
-                        driver="COG",
-                        **_cog_options(self.dtype, categorical),
-                    )
-                    _write_or_clear_sidecar(self.dest, category_names)
-        except RasterioError as exc:
-            raise OutputError(f"writing '{self.dest}' failed: {exc}") from exc
+                    with _GdalWatch() as watch:
+                        rasterio.shutil.copy(self._partial, tmp, driver="COG", **options)
+                    watch.check(self.dest)
+                    sidecar = _sidecar_temp(self.dest, category_names)
+                _replace_sidecar(self.dest, sidecar)
+                sidecar = None
+        except _ERRORS as exc:
+            raise write_error(self.dest, exc) from exc
         finally:
+            if sidecar is not None:
+                _remove_quietly(sidecar)
             self.abort()
         return self.dest
 
@@ -375,20 +632,34 @@ def _sidecar_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".aux.xml")
 
 
-def _write_or_clear_sidecar(dest: Path, category_names: Sequence[str] | None) -> None:
-    """GDAL PAM sidecar with the category names; a stale one from an earlier run is removed."""
-    sidecar = _sidecar_path(dest)
+def _sidecar_temp(dest: Path, category_names: Sequence[str] | None) -> Path | None:
+    """The new sidecar written to a temp file (None: dest gets no sidecar)."""
     if category_names is None:
-        _remove_quietly(sidecar)
-        return
+        return None
     root = ET.Element("PAMDataset")
     band = ET.SubElement(root, "PAMRasterBand", band="1")
     names = ET.SubElement(band, "CategoryNames")
     for name in category_names:
         ET.SubElement(names, "Category").text = name
     ET.indent(root, space="  ")
-    with atomic_output(sidecar) as tmp:
+    tmp = temp_path(_sidecar_path(dest))
+    try:
         tmp.write_bytes(ET.tostring(root, encoding="unicode").encode("utf-8") + b"\n")
+        _fsync(tmp)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return tmp
+
+
+def _replace_sidecar(dest: Path, tmp: Path | None) -> None:
+    """Put the sidecar in place right after its raster (or drop a stale one), so a raster
+    never keeps the category names of an earlier run; a sidecar never outlives its raster."""
+    sidecar = _sidecar_path(dest)
+    if tmp is None:
+        _remove_quietly(sidecar)
+    else:
+        os.replace(tmp, sidecar)
 
 
 def category_names_from_sidecar(path: Path | str) -> list[str] | None:
@@ -648,7 +919,45 @@ def provenance_tags(
     if seed is not None:
         tags["RS_SEG2ANY_SEED"] = str(int(seed))
     if extra is not None:
-        tags["RS_SEG2ANY_PARAMS"] = json.dumps(
-            dict(extra), sort_keys=True, ensure_ascii=False, default=str
-        )
+        crs_defs: list[str] = []
+        short = _short_crs_values(json.loads(json.dumps(dict(extra), default=str)), crs_defs)
+        tags["RS_SEG2ANY_PARAMS"] = json.dumps(short, sort_keys=True, ensure_ascii=False)
+        if crs_defs:
+            tags["RS_SEG2ANY_CRS"] = json.dumps(
+                [json.loads(d) for d in crs_defs], sort_keys=True, separators=(",", ":")
+            )
     return tags
+
+
+_WKT_KEYWORDS = "PROJCRS|GEOGCRS|BOUNDCRS|COMPOUNDCRS|GEODCRS|VERTCRS|ENGCRS|PROJCS|GEOGCS|COMPD_CS"
+_WKT_START = re.compile(rf"^\s*(\+proj=|({_WKT_KEYWORDS}|GEOCCS|LOCAL_CS)\[)", re.IGNORECASE)
+
+
+def short_crs(text: str, defs: list[str]) -> str:
+    """'EPSG:<code>' for a CRS text that has one; else 'RS_SEG2ANY_CRS[i]', with its PROJJSON
+    stored once in ``defs`` (the tag RS_SEG2ANY_CRS): tags stay small, nothing is lost."""
+    from pyproj import CRS as ProjCRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        crs = ProjCRS.from_user_input(text)
+    except CRSError:
+        return text
+    epsg = crs.to_epsg(min_confidence=100)
+    if epsg is not None:
+        return f"EPSG:{epsg}"
+    definition = crs.to_json()
+    if definition not in defs:
+        defs.append(definition)
+    return f"RS_SEG2ANY_CRS[{defs.index(definition)}]"
+
+
+def _short_crs_values(value: Any, defs: list[str]) -> Any:
+    """Every WKT string in a JSON-like value replaced by :func:`short_crs`."""
+    if isinstance(value, dict):
+        return {k: _short_crs_values(v, defs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_crs_values(v, defs) for v in value]
+    if isinstance(value, str) and _WKT_START.match(value):
+        return short_crs(value, defs)
+    return value

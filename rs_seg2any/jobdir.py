@@ -5,10 +5,24 @@ Generating a large grid takes hours; a rerun of the same command must pick up wh
 one stopped and produce bit-identical outputs. ``<out>/.rs_seg2any/`` holds ``job.json``
 (the job's parameters and tool version) and ``tiles/`` with one ``.npz`` per finished tile.
 Every file is written to a temp file, fsynced and renamed, so a tile file is either complete
-or absent; leftovers of a kill (``.tmp-*``) are removed when the job is reopened.
+or absent; leftovers of a kill (``.tmp-*``, the one temp naming scheme of all outputs, see
+:data:`rs_seg2any.geoio.TMP_PREFIX`) are removed from the output folder, the state folder and
+``tiles/`` when the job is reopened.
 
-Construct one ``JobDir`` per job in the coordinating process. It pickles as plain data, so
-workers (e.g. on Dask) can receive it; unpickling neither re-validates nor cleans anything.
+One folder, one job. A finished job whose parameters differ from the new one is *replaced*:
+every output it recorded or planned (with side files such as ``.aux.xml``) is deleted before
+the new job writes anything, so no file of the old job (say a 10 m ``image.tif``) stays beside
+the new one's (a 20 m ``label.tif``). An unfinished job with other parameters is refused
+(JobError) because its tiles would be lost, unless ``restart=True`` discards it likewise.
+
+Locking. Constructing a ``JobDir`` takes an exclusive ``flock`` on ``.rs_seg2any/lock`` (which
+holds the owner's PID) before touching anything; a second process gets a JobError naming the
+PID at once. The lock is held by the *coordinating* process until :meth:`JobDir.close` (or the
+``with`` block ends, or the process dies: the kernel drops ``flock`` locks even on SIGKILL).
+``JobDir`` pickles as plain data *without* the lock, so workers (e.g. Dask-distributed ones
+writing tiles with :meth:`save_tile`) work under the lock their client holds and never take
+or release it themselves. Within one process the lock is shared by all ``JobDir`` objects of
+one folder (reference-counted), so it guards against other processes, not other threads.
 """
 
 from __future__ import annotations
@@ -19,18 +33,22 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rs_seg2any import __version__
 from rs_seg2any.errors import JobError, OutputError
+from rs_seg2any.geoio import TMP_PREFIX, remove_output, remove_temps, write_error
 from rs_seg2any.tiling import Tile, TilePlan
 
 __all__ = ["JOB_DIRNAME", "JobDir"]
@@ -39,7 +57,8 @@ __all__ = ["JOB_DIRNAME", "JobDir"]
 JOB_DIRNAME = ".rs_seg2any"
 
 _FORMAT = 1
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX
+_LOCK_NAME = "lock"
 _WINDOW_KEY = "__window__"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same arrays -> same bytes
 _UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -116,12 +135,98 @@ def _write_npz(fh: IO[bytes], arrays: Mapping[str, NDArray[Any]]) -> None:
 
 
 def _output_error(dest: Path, exc: OSError) -> OutputError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return OutputError(
-            f"disk full while writing {dest}; free some space and rerun the same command "
-            "(finished tiles are kept)"
-        )
-    return OutputError(f"cannot write {dest}: {exc.strerror or exc}; check the --out folder")
+    return write_error(dest, exc)
+
+
+class _FolderLock:
+    """An exclusive, non-blocking ``flock`` on one lock file, holding the owner's PID.
+
+    ``flock`` locks belong to the open file and vanish when the process dies (also on
+    SIGKILL), so a crashed run never leaves the folder locked. Where ``fcntl`` is missing
+    (Windows) ``msvcrt.locking`` on the first byte does the same.
+    """
+
+    _held: ClassVar[dict[str, tuple[_FolderLock, int]]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def acquire(cls, path: Path, folder: Path) -> _FolderLock:
+        """The lock, shared by all callers within this process (reference-counted)."""
+        key = os.path.realpath(path)
+        with cls._guard:
+            if key in cls._held:
+                lock, count = cls._held[key]
+                cls._held[key] = (lock, count + 1)
+                return lock
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise write_error(path, exc) from exc
+            if not _try_lock(fd):
+                owner = _read_pid(fd)
+                os.close(fd)
+                raise JobError(
+                    f"{folder} is in use by another rs_seg2any run (PID {owner}); wait for it "
+                    "to finish, stop it, or use another --out folder"
+                )
+            _write_pid(fd)
+            lock = cls(path, fd)
+            cls._held[key] = (lock, 1)
+            return lock
+
+    def release(self) -> None:
+        key = os.path.realpath(self.path)
+        with self._guard:
+            lock, count = self._held.get(key, (self, 1))
+            if lock is not self:
+                return
+            if count > 1:
+                self._held[key] = (lock, count - 1)
+                return
+            del self._held[key]
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # no PID: nobody holds it (a SIGKILL leaves a stale one)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the file drops the flock
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True
+
+
+def _read_pid(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        if text:
+            return str(int(text.split()[0]))
+    return "unknown"
+
+
+def _write_pid(fd: int) -> None:
+    """Best effort: the PID only makes the message of a competing run helpful."""
+    with contextlib.suppress(OSError):
+        data = f"{os.getpid()}\n".encode("ascii")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
 
 
 def _tile_arrays(tile: Tile, arrays: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
@@ -152,26 +257,49 @@ def _window(tile: Tile) -> NDArray[np.int64]:
 class JobDir:
     """<out>/.rs_seg2any/: job.json (params + tool version) and tiles/ (one .npz per finished tile).
 
-    Reopening an UNFINISHED job with different params raises JobError (use a new --out, or
-    --restart), because its tiles would be lost; a finished job is simply replaced by the new
-    one (its outputs are rewritten atomically). ``restart=True`` wipes the old tiles.
+    Holds the folder's lock until :meth:`close` (use it as a context manager). Reopening an
+    UNFINISHED job with different params raises JobError (use a new --out, or --restart),
+    because its tiles would be lost; a FINISHED job is replaced by the new one: its outputs
+    are deleted first. ``restart=True`` discards the old job (tiles and outputs) either way.
+    ``planned`` names the files (relative to the output folder) this job will write, so that
+    a later replacement can remove them even if this run never finishes.
     """
 
     def __init__(
-        self, out_dir: Path | str, params: Mapping[str, Any], *, restart: bool = False
+        self,
+        out_dir: Path | str,
+        params: Mapping[str, Any],
+        *,
+        restart: bool = False,
+        planned: Iterable[str] = (),
     ) -> None:
         self._path = Path(out_dir) / JOB_DIRNAME
         self._tiles = self._path / "tiles"
         self._params = _canonical(params)
+        self._planned = sorted({str(p) for p in planned})
+        self._lock: _FolderLock | None = None
         self._make_dirs()
+        self._lock = _FolderLock.acquire(self._path / _LOCK_NAME, self._path.parent)
+        try:
+            self._open(restart)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, restart: bool) -> None:
         self._remove_temps()
-        record = None if restart else self._read_record()
+        record = self._read_record_or_none() if restart else self._read_record()
         if (
-            record is not None
+            not restart
+            and record is not None
             and record.get("complete")
             and not _same(record.get("params"), self._params)
         ):
-            restart, record = True, None  # nothing unfinished to protect
+            restart = True  # nothing unfinished to protect: replace the finished job
+        if restart:
+            if record is not None:
+                self._remove_outputs(record)
+            record = None
         if record is None:
             if restart:
                 self._wipe_tiles()
@@ -184,7 +312,39 @@ class JobDir:
             self._write_record(record)
         else:
             self._check_params(record)
+            if self._planned and record.get("planned") != self._planned:
+                record = {**record, "planned": self._planned}
+                self._write_record(record)
         self._record = record
+
+    # -- lock -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the folder's lock (idempotent); the job's files stay as they are."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def __enter__(self) -> JobDir:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain data for workers: the lock stays with the coordinating process."""
+        state = dict(self.__dict__)
+        state["_lock"] = None
+        return state
 
     # -- job.json -------------------------------------------------------------------------
 
@@ -226,6 +386,7 @@ class JobDir:
             "params": self._params,
             "complete": False,
             "outputs": {},
+            "planned": self._planned,
         }
 
     def _record_path(self) -> Path:
@@ -244,6 +405,28 @@ class JobDir:
         if not isinstance(record, dict) or "params" not in record:
             raise JobError(f"{path} is not an rs_seg2any job file; use a new --out or --restart")
         return record
+
+    def _read_record_or_none(self) -> dict[str, Any] | None:
+        """The old record when it is readable (a restart discards what it can find)."""
+        try:
+            return self._read_record()
+        except JobError:
+            return None
+
+    def _remove_outputs(self, record: Mapping[str, Any]) -> None:
+        """Delete every output the old job recorded or planned, with its side files.
+
+        Only files inside the output folder are touched, whatever job.json says."""
+        out = self._path.parent.resolve()
+        names = [str(v) for v in dict(record.get("outputs") or {}).values()]
+        names += [str(v) for v in record.get("planned") or []]
+        for name in names:
+            path = (out / name).resolve()
+            if path.parent == out or out in path.parents:
+                if path.is_dir() or JOB_DIRNAME in path.parts:
+                    continue
+                log.info("removing %s of the earlier job in %s", path.name, out)
+                remove_output(path)
 
     def _write_record(self, record: Mapping[str, Any]) -> None:
         text = json.dumps(record, sort_keys=True, indent=2) + "\n"
@@ -330,7 +513,7 @@ class JobDir:
 
     def _make_dirs(self) -> None:
         try:
-            self._tiles.mkdir(parents=True, exist_ok=True)
+            self._path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(
                 f"cannot create the job folder {self._path}: {exc.strerror or exc}; "
@@ -345,13 +528,24 @@ class JobDir:
         return sorted(n for n in names if n.endswith(".npz") and not n.startswith(_TMP_PREFIX))
 
     def _remove_temps(self) -> None:
-        """Delete what a killed run left half-written; such files never count as finished."""
-        for folder in (self._path, self._tiles):
-            with contextlib.suppress(FileNotFoundError):
-                for entry in os.scandir(folder):
-                    if entry.name.startswith(_TMP_PREFIX) and entry.is_file():
-                        with contextlib.suppress(OSError):
-                            os.unlink(entry.path)
+        """Delete what a killed run left half-written (tiles, job.json and every output's
+        temp file) and side files whose main output is gone; none of them counts as done."""
+        for folder in (self._path.parent, self._path, self._tiles):
+            for path in remove_temps(folder):
+                log.info("removed %s left by an interrupted run", path)
+        out = self._path.parent
+        with contextlib.suppress(OSError):
+            for side in out.glob("*.aux.xml"):
+                main = side.with_name(side.name[: -len(".aux.xml")])
+                if not main.exists() and self._is_output_name(main.name):
+                    side.unlink(missing_ok=True)
+
+    def _is_output_name(self, name: str) -> bool:
+        """Whether a file name is one of this job's planned outputs (or recorded ones)."""
+        record = self._read_record_or_none() or {}
+        known = {Path(str(v)).name for v in dict(record.get("outputs") or {}).values()}
+        known |= {Path(p).name for p in [*self._planned, *(record.get("planned") or [])]}
+        return name in known
 
     def _wipe_tiles(self) -> None:
         try:

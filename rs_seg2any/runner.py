@@ -4,13 +4,18 @@ A job is (layout, grid, options) -> files in one output folder. Every finished t
 atomically in ``<out>/.rs_seg2any/tiles``; an interrupted job resumes where it stopped when the
 same command is run again, and produces byte-identical outputs. Outputs are assembled by
 streaming tile stripes, so memory depends on the tile size and grid width, not on the area.
+
+The job folder is locked for the whole run (see :mod:`rs_seg2any.jobdir`), its free space is
+checked against an estimate of tiles plus outputs before any work, and a write that fails
+anyway (a full disk, a quota) ends in one OutputError line naming the disk and the space.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +24,15 @@ import numpy as np
 import rasterio
 
 from . import __version__
-from .errors import Cancelled, OutputError
+from .errors import Cancelled
 from .geoio import (
     GridRasterWriter,
     atomic_output,
     ensure_writable_dir,
+    job_space,
     label_mask_style,
     provenance_tags,
+    require_free_space,
     write_preview_png,
     write_qml,
 )
@@ -36,6 +43,13 @@ from .raster import instance_dtype, rasterize_window
 from .tiling import Tile, TilePlan, assemble
 
 LAYOUT_OUTPUTS = ("label.tif", "instance.tif", "contour.tif")
+#: Every file a layout job writes into its folder (a replacement removes them all).
+LAYOUT_FILES = (*LAYOUT_OUTPUTS, "label.qml", "preview.png", "entities.csv", "layout.json")
+#: Assumed compression of class rasters (tiles and COGs) for the free-space estimate: real
+#: land-cover maps deflate 10-50x, so 8x keeps the estimate on the safe side of "surely full".
+CATEGORICAL_RATIO = 8.0
+OVERVIEW_FACTOR = 4 / 3
+SMALL_FILES_BYTES = 256 * 1024
 DEFAULT_LAYOUT_TILE = 2048
 GDAL_CACHE_BYTES = 64 * 1024 * 1024
 """GDAL's block cache during jobs. Its default (5 % of RAM) fills up while COGs and their
@@ -90,6 +104,30 @@ def layout_job_params(layout: Layout, tile_size: int) -> dict[str, Any]:
         "grid": grid_params(layout),
         "tile_size": tile_size,
     }
+
+
+def estimate_job_bytes(
+    plan: TilePlan, job: JobDir, *, categorical_bytes: int, image_bands: int = 0
+) -> int:
+    """Disk space a job still needs: pending tiles, the outputs with overviews, and the
+    largest intermediate GeoTIFF. Class layers are assumed to compress by CATEGORICAL_RATIO,
+    imagery not at all; so a job refused by this estimate would surely fill the disk."""
+    per_pixel = categorical_bytes / CATEGORICAL_RATIO + image_bands
+    pending = sum(t.shape[0] * t.shape[1] for t in job.pending(plan))
+    height, width = plan.grid.shape
+    area = int(height) * int(width)
+    largest = area * max(image_bands, categorical_bytes / CATEGORICAL_RATIO)
+    return int(pending * per_pixel + area * per_pixel * OVERVIEW_FACTOR + largest) + (
+        SMALL_FILES_BYTES
+    )
+
+
+@contextmanager
+def space_for(out: Path, need: int) -> Iterator[None]:
+    """Refuse a job that cannot fit before any work; inside, disk-full errors quote ``need``."""
+    require_free_space(out, need)
+    with job_space(need):
+        yield
 
 
 def run_tiles(
@@ -206,8 +244,27 @@ def _run_layout_job(
 ) -> JobResult:
     out = ensure_writable_dir(out_dir)
     plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=0)
-    job = JobDir(out, layout_job_params(layout, tile_size), restart=restart)
+    params = layout_job_params(layout, tile_size)
+    with JobDir(out, params, restart=restart, planned=LAYOUT_FILES) as job:
+        need = estimate_job_bytes(plan, job, categorical_bytes=layout_pixel_bytes(layout))
+        with space_for(out, need):
+            return _layout_outputs(layout, out, plan, job, keep_tiles, entities_table, progress)
 
+
+def layout_pixel_bytes(layout: Layout) -> int:
+    """Bytes per pixel of the class layers: label, instance and contour."""
+    return 2 + int(np.dtype(instance_dtype(layout.entity_count)).itemsize)
+
+
+def _layout_outputs(
+    layout: Layout,
+    out: Path,
+    plan: TilePlan,
+    job: JobDir,
+    keep_tiles: bool,
+    entities_table: bool,
+    progress: Progress,
+) -> JobResult:
     def render(tile: Tile) -> dict[str, np.ndarray]:
         maps = rasterize_window(layout, tile.rows, tile.cols)
         return {"label": maps.label, "instance": maps.instance, "contour": maps.contour}
@@ -316,9 +373,6 @@ def write_report(dest: Path, layout: Layout) -> Path:
         "report": layout.report.to_dict(),
         "grid": grid_params(layout),
     }
-    try:
-        with atomic_output(dest) as tmp:
-            tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    except OSError as exc:  # pragma: no cover - atomic_output maps most of these
-        raise OutputError(f"cannot write {dest}: {exc}") from exc
+    with atomic_output(dest) as tmp:  # maps failed writes to a one-line OutputError
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return dest

@@ -180,9 +180,21 @@ def write_mask(
     tags: dict[str, str],
     names: tuple[str, str] = ("unchanged", "edited"),
 ) -> Path:
-    """uint8 0/1 GeoTIFF on the grid named ``names`` (no nodata: 0 is a real answer)."""
+    """uint8 0/1 GeoTIFF on the grid named ``names`` (no nodata: 0 is a real answer), with a
+    colour table (0 black, 1 a colour per kind of mask; a TIFF palette has no alpha) and class
+    names, so GIS software opens it styled and labelled."""
+    colour = MASK_COLOURS.get(names[1], MASK_COLOURS["edited"])
     return write_cog(path, mask.astype(np.uint8), grid, categorical=True, tags=tags,
-                     category_names=list(names))  # fmt: skip
+                     category_names=list(names), colormap={0: (0, 0, 0, 255), 1: colour},
+                     band_descriptions=[names[1]])  # fmt: skip
+
+
+#: Colour of the "1" class of a 0/1 mask, by its name (flood blue, change red, edits orange).
+MASK_COLOURS: dict[str, tuple[int, int, int, int]] = {
+    "flooded": (0, 112, 255, 255),
+    "changed": (230, 0, 0, 255),
+    "edited": (255, 140, 0, 255),
+}
 
 
 def scenario_grid(base_image: str | Path | None, grid: GeoBox | None) -> GeoBox:
