@@ -22,8 +22,30 @@ MAX_YAML_NODES = 100_000
 """Most nodes a document may have once its aliases are expanded."""
 
 
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of collections (flow or block): configs use a handful of levels; the
+scanner is quadratic in unclosed flow levels, so a deeper file costs minutes, not a config."""
+
+
 class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses documents whose alias expansion exceeds MAX_YAML_NODES."""
+    """SafeLoader that refuses nesting beyond MAX_YAML_DEPTH and documents whose alias
+    expansion exceeds MAX_YAML_NODES, before they cost time or memory."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_YAML_DEPTH:
+            self._too_deep()
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[misc]
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_YAML_DEPTH:
+            self._too_deep()
+        added: bool = super().add_indent(column)  # type: ignore[misc]
+        return added
+
+    def _too_deep(self) -> None:
+        raise yaml.scanner.ScannerError(
+            None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.get_mark()
+        )
 
     def get_single_node(self) -> Any:
         node = super().get_single_node()
@@ -72,7 +94,7 @@ def load_yaml_text(text: str, where: str, error: type[RsSeg2AnyError] = InputErr
     except yaml.YAMLError as exc:
         raise error(f"{where} is not valid YAML: {_one_line(exc)}") from exc
     except RecursionError as exc:
-        raise error(f"{where} is nested too deeply to be a config file") from exc
+        raise error(f"{where} is not valid YAML for a config: nested too deeply") from exc
 
 
 def load_yaml_file(path: str | Path, what: str, error: type[RsSeg2AnyError] = InputError) -> Any:

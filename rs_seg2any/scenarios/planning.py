@@ -108,9 +108,7 @@ def _zones_on_top(polys: Polygons, first_zone: int) -> Polygons:
     frame = polys.frame.copy()
     tax = polys.taxonomy
     ids = frame[polys.class_field].map(tax.resolve)
-    prio: list[float] = [
-        tax.by_id(int(i)).priority if i is not None and i == i else 0 for i in ids
-    ]
+    prio: list[float] = [tax.by_id(int(i)).priority if i is not None and i == i else 0 for i in ids]
     if polys.priority_field:  # the user's own drawing order for the existing layer
         own = pd.to_numeric(frame[polys.priority_field], errors="coerce")
         prio = [p if o != o else float(o) for p, o in zip(prio, own, strict=True)]
