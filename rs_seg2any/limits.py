@@ -59,8 +59,8 @@ class Rule:
         return number
 
     def _range(self) -> str:
-        low = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
-        return f"{low} and <= {self.high:g}"
+        lo, hi = (f"{int(v):,}" if self.integer else f"{v:g}" for v in (self.low, self.high))
+        return f"{'>' if self.low_open else '>='} {lo} and <= {hi}"
 
 
 MAX_SEED = 2**32 - 1
