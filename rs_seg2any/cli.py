@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import Cancelled, RsSeg2AnyError
+from .errors import Cancelled, InputError, RsSeg2AnyError
 from .generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from .limits import check_tiling, install_types
 from .options import add_layer_options
@@ -27,7 +27,18 @@ _NUMBER_LIST = re.compile(r"^-(\d|\.\d|inf|nan)[\w.+,: -]*$", re.IGNORECASE)
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser for which negative numbers and comma lists of numbers are values,
-    never options: west and south coordinates are everyday values."""
+    never options: west and south coordinates are everyday values.
+
+    While a job file is parsed, usage errors raise InputError (one line naming the file)
+    instead of printing usage for options the user never typed.
+    """
+
+    raise_errors = False
+
+    def error(self, message: str) -> Any:
+        if _Parser.raise_errors:
+            raise InputError(" ".join(message.split()))
+        return super().error(message)
 
     def _parse_optional(self, arg_string: str) -> Any:
         if _NUMBER_LIST.match(arg_string):
@@ -329,10 +340,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _job_args(path: str) -> argparse.Namespace:
+    """A job file parsed as its command line; every error names the file."""
+    from .scenarios.cli import job_argv
+
+    argv = job_argv(path)
+    _Parser.raise_errors = True
+    try:
+        return parse_args(argv)
+    except RsSeg2AnyError as exc:
+        raise type(exc)(f"job file '{path}': {exc}") from exc
+    finally:
+        _Parser.raise_errors = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
-    except RsSeg2AnyError as exc:  # a bad number: the rule's message, not argparse's usage
+        if args.command == "run":
+            args = _job_args(args.job)
+    except RsSeg2AnyError as exc:  # a bad number or job file: one line, not argparse's usage
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code
     if argv is None:  # a real process, not a library call of main([...])
@@ -345,15 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, lambda p: _cmd_generate(args, p))
     if args.command == "train-base":
         return _run(args, lambda _p: _cmd_train_base(args))
-    if args.command == "run":
-        from .scenarios.cli import job_argv
-
-        try:
-            job = job_argv(args.job)
-        except RsSeg2AnyError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            return exc.exit_code
-        return main(job)
     if args.command in SCENARIOS:
         return _run(args, lambda p: _cmd_scenario(args, p))
     return _run(args, lambda p: _cmd_layout(args, p))
