@@ -9,14 +9,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import Cancelled, RsSeg2AnyError
+from .errors import Cancelled, InputError, RsSeg2AnyError
 from .generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from .limits import check_tiling, install_types
+from .options import add_layer_options
 from .progress import Progress, make_progress
+
+_NUMBER_LIST = re.compile(r"^-(\d|\.\d|inf|nan)[\w.+,: -]*$", re.IGNORECASE)
+"""A negative number or a comma list starting with one (``-100,5079244,...``, ``-73.5,40.7``)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser for which negative numbers and comma lists of numbers are values,
+    never options: west and south coordinates are everyday values.
+
+    While a job file is parsed, usage errors raise InputError (one line naming the file)
+    instead of printing usage for options the user never typed.
+    """
+
+    raise_errors = False
+
+    def error(self, message: str) -> Any:
+        if _Parser.raise_errors:
+            raise InputError(" ".join(message.split()))
+        return super().error(message)
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        if _NUMBER_LIST.match(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def _add_layer_args(p: argparse.ArgumentParser) -> None:
@@ -24,22 +51,7 @@ def _add_layer_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "layer_path", metavar="LAYER", help="polygon file (GPKG, SHP, GeoJSON, FGB, Parquet)"
     )
-    g.add_argument("--layer", dest="layer_name", help="layer name inside a multi-layer file")
-    g.add_argument("--class-field", required=True, help="field holding each polygon's class")
-    g.add_argument("--description-field", help="optional field with a free-text description")
-    g.add_argument("--priority-field", help="optional numeric field: higher is drawn on top")
-    g.add_argument(
-        "--taxonomy",
-        default="worldcover",
-        help="shipped taxonomy name or YAML path (see `rs-seg2any taxonomies`)",
-    )
-    g.add_argument(
-        "--unknown-class",
-        choices=["error", "skip", "background"],
-        default="error",
-        help="classes not in the taxonomy: fail (default), leave out, or draw as class 0",
-    )
-    g.add_argument("--layer-crs", help="CRS to assume for a layer that has none")
+    add_layer_options(g, class_field_required=True)
 
 
 def _add_grid_args(p: argparse.ArgumentParser) -> None:
@@ -106,7 +118,7 @@ def add_generator_args(gen: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .runner import DEFAULT_LAYOUT_TILE
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rs-seg2any",
         description="Georeferenced land-cover polygons -> label, instance and contour maps "
         "and realistic imagery, on exactly the grid you ask for.",
@@ -156,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
     demo.add_argument("path", help="where to write the GeoPackage")
+    install_types(parser)
     return parser
 
 
@@ -338,9 +351,36 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and check the numbers that only make sense together (tile size and overlap)."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "overlap", None) is not None and getattr(args, "tile_size", None):
+        check_tiling(args.tile_size, args.overlap)
+    return args
+
+
+def _job_args(path: str) -> argparse.Namespace:
+    """A job file parsed as its command line; every error names the file."""
+    from .scenarios.cli import job_argv
+
+    argv = job_argv(path)
+    _Parser.raise_errors = True
+    try:
+        return parse_args(argv)
+    except RsSeg2AnyError as exc:
+        raise type(exc)(f"job file '{path}': {exc}") from exc
+    finally:
+        _Parser.raise_errors = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_args(argv)
+        if args.command == "run":
+            args = _job_args(args.job)
+    except RsSeg2AnyError as exc:  # a bad number or job file: one line, not argparse's usage
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
     if argv is None:  # a real process, not a library call of main([...])
         _interrupt_on_signals()
     if args.command == "taxonomies":
@@ -351,15 +391,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, lambda p: _cmd_generate(args, p))
     if args.command == "train-base":
         return _run(args, lambda _p: _cmd_train_base(args))
-    if args.command == "run":
-        from .scenarios.cli import job_argv
-
-        try:
-            job = job_argv(args.job)
-        except RsSeg2AnyError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            return exc.exit_code
-        return main(job)
     if args.command in SCENARIOS:
         return _run(args, lambda p: _cmd_scenario(args, p))
     return _run(args, lambda p: _cmd_layout(args, p))

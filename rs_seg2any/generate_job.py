@@ -32,6 +32,7 @@ from .geoio import ensure_writable_dir, provenance_tags, write_preview_png
 from .grid import grid_like, same_grid
 from .jobdir import JobDir
 from .layout import Layout
+from .limits import check, check_sampler, check_tiling
 from .progress import NullProgress, Progress
 from .raster import rasterize_window
 from .runner import (
@@ -268,13 +269,14 @@ def run_generate_job(
     With ``edit``, only the pixels inside its mask are generated over its base image; all
     others are copied from the base exactly.
     """
+    check_sampler(steps=steps, guidance=guidance, gamma=gamma, seed=seed)
+    check("tile_size", tile_size)
     if tile_size % generator.tile_multiple:
         raise GridError(
             f"--tile-size {tile_size} must be a multiple of {generator.tile_multiple} px for "
             f"the {generator.name} generator"
         )
-    if steps < 1:
-        raise GridError(f"--steps must be >= 1 (got {steps})")
+    check_tiling(tile_size, overlap)
     if edit is not None:
         if not generator.supports_inpainting:
             raise ScenarioError(f"the {generator.name} generator cannot inpaint an edit region")

@@ -44,11 +44,12 @@ from .grid import (
     parse_crs,
     utm_crs,
 )
+from .limits import check, check_crs, check_resolution
+from .options import UNKNOWN_POLICIES
 from .progress import NullProgress, Progress
 from .taxonomy import BACKGROUND_ID, Taxonomy, load_taxonomy
 
 UnknownClassPolicy = Literal["error", "skip", "background"]
-UNKNOWN_POLICIES: tuple[str, ...] = ("error", "skip", "background")
 BACKGROUND_DESCRIPTION = "unlabeled area"
 PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 _POLYGONAL = {"Polygon", "MultiPolygon"}
@@ -916,6 +917,9 @@ def load_layout(
     into one continuous longitude range, so the grid covers exactly the data.
     """
     progress = progress or NullProgress()
+    max_pixels = check("max_pixels", max_pixels)
+    check_resolution(resolution)
+    check_crs(layer_crs, "--layer-crs")
     if unknown_class not in UNKNOWN_POLICIES:
         raise LayoutError(
             f"unknown-class policy {unknown_class!r} is not one of {', '.join(UNKNOWN_POLICIES)}"

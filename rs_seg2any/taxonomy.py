@@ -16,9 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import TaxonomyError
+from .yamlio import load_yaml_file, load_yaml_text
 
 BACKGROUND_ID = 0
 BACKGROUND_NAME = "no polygon"
@@ -217,10 +216,8 @@ def load_taxonomy(name_or_path: str | Path) -> Taxonomy:
     """Load a shipped taxonomy by name (e.g. 'worldcover') or a user YAML file by path."""
     path = Path(name_or_path)
     if path.suffix.lower() in {".yaml", ".yml"} or path.exists():
-        if not path.is_file():
-            raise TaxonomyError(f"taxonomy file '{path}' not found")
-        text = path.read_text(encoding="utf-8")
-        source = str(path)
+        data = load_yaml_file(path, "taxonomy file", TaxonomyError)
+        return taxonomy_from_mapping(data, source=str(path))
     else:
         resource = resources.files("geoconf") / "taxonomies" / f"{name_or_path}.yaml"
         if not resource.is_file():
@@ -230,10 +227,7 @@ def load_taxonomy(name_or_path: str | Path) -> Taxonomy:
             )
         text = resource.read_text(encoding="utf-8")
         source = f"geoconf/taxonomies/{name_or_path}.yaml"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TaxonomyError(f"taxonomy '{source}' is not valid YAML: {exc}") from exc
+    data = load_yaml_text(text, f"taxonomy '{source}'", TaxonomyError)
     return taxonomy_from_mapping(data, source=source)
 
 

@@ -92,6 +92,9 @@ def load_generator(
     backend: str = DEFAULT_BACKEND, model: str | Path | None = None, **options: Any
 ) -> Generator:
     """A ready generator: ``tiny`` (embedded weights, or ``model`` = a weights file)."""
+    from ..limits import check
+
+    check("threads", options.get("threads"))
     if backend == "tiny":
         return TinyBackend(model, **options)
     if backend == "flux":  # diffusers FLUX + Seg2Any; ``model`` = a FLUX folder or hub id

@@ -10,11 +10,13 @@ difference of the two label masks; the from-to raster codes each changed cell as
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import rasterio
 from odc.geo.geobox import GeoBox
 
@@ -23,6 +25,7 @@ from ..generate_job import run_generate_job
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..grid import same_grid
+from ..limits import check
 from ..progress import Progress
 from ..raster import rasterize_window
 from ..runner import JobResult
@@ -68,6 +71,39 @@ def roles_for(taxonomy_name: str, preset: dict[str, Any], override: str | None) 
             "--roles building,bare,road"
         )
     return ChangeRoles(str(entry["building"]), str(entry["bare"]), str(entry["road"]))
+
+
+def layer_roles(roles: ChangeRoles, polys: Polygons) -> ChangeRoles:
+    """Roles spelled as the layer writes its classes: names and ids resolve through the
+    taxonomy as the layout does, so ``built-up`` finds the value 50 of a numeric class field."""
+    tax = polys.taxonomy
+    column = polys.frame[polys.class_field]
+    spelled: dict[int, Counter[str]] = {}
+    for value in column.dropna().tolist():
+        cid = tax.resolve(value)
+        if cid is not None:
+            spelled.setdefault(cid, Counter())[str(value)] += 1
+
+    def spell(name: str, role: str) -> str:
+        cid = tax.resolve(name)
+        if cid is None:
+            known = ", ".join(c.name for c in tax.classes)
+            raise ScenarioError(
+                f"change role {role} {name!r} is not a class of taxonomy '{tax.name}'; "
+                f"classes: {known}"
+            )
+        found = spelled.get(cid)
+        return found.most_common(1)[0][0] if found else tax.by_id(cid).name
+
+    return ChangeRoles(spell(roles.building, "building"), spell(roles.bare, "bare"),
+                       spell(roles.road, "road"))  # fmt: skip
+
+
+def _recipe_frame(before: Polygons, frame: Any) -> Any:
+    """A recipe writes class values as text; a numeric class field stays numeric."""
+    if pd.api.types.is_numeric_dtype(before.frame[before.class_field].dtype):
+        frame[before.class_field] = pd.to_numeric(frame[before.class_field], errors="coerce")
+    return frame
 
 
 def _labels(polys: Polygons, grid: GeoBox) -> np.ndarray:
@@ -126,13 +162,12 @@ def change_pairs(
     opts = opts or GenOptions()
     if (after is None) == (recipe is None):
         raise ScenarioError("give either an after layout or a change recipe (not both)")
-    if pairs < 1:
-        raise ScenarioError(f"--pairs must be >= 1 (got {pairs})")
+    pairs = check("pairs", pairs)
     if after is not None and after_grid is not None:
         check_same_grid(grid, after_grid)
     cfg = load_preset(preset)
     params = {**cfg.get("recipes", {}).get(recipe or "", {}), **(recipe_params or {})}
-    role_set = roles_for(before.taxonomy.name, cfg, roles) if recipe else None
+    role_set = layer_roles(roles_for(before.taxonomy.name, cfg, roles), before) if recipe else None
     out = ensure_writable_dir(out)
     label1 = _labels(before, grid)
     # derive every after layout (and fail on a no-op) before any long render starts
@@ -145,10 +180,17 @@ def change_pairs(
             assert recipe is not None and role_set is not None
             frame = apply_recipe(before.frame, before.class_field, role_set, recipe, rng=rng,
                                  **params)  # fmt: skip
-            polys = before.with_frame(frame)
+            polys = before.with_frame(_recipe_frame(before, frame))
         label2 = _labels(polys, grid)
         if not (label2 != label1).any():
             raise ScenarioError(f"pair {i}: the after layout changes no pixel of the before one")
+        same = [j for j, (_, other) in enumerate(afters) if np.array_equal(other, label2)]
+        if same:
+            what = f"recipe '{recipe}'" if recipe else "the after layout"
+            raise ScenarioError(
+                f"--pairs {pairs}: {what} gives pair {i} identical to pair {same[0]} (it does "
+                "not vary with the seed); use --pairs 1, or vary it with --param"
+            )
         afters.append((polys, label2))
     t1 = run_generate_job(
         before.layout(grid), out / "t1", generator, steps=opts.steps, guidance=opts.guidance,

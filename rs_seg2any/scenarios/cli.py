@@ -11,10 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InputError
+from ..options import LayerOptions, add_layer_options
 from ..progress import Progress
+from ..yamlio import load_yaml_file, load_yaml_text
 
 COMMANDS = ("flood", "plan", "seasons", "change", "cloudfill")
 
@@ -22,10 +22,7 @@ COMMANDS = ("flood", "plan", "seasons", "change", "cloudfill")
 def _layout_args(p: argparse.ArgumentParser, required: bool, flag: str = "--layout") -> None:
     g = p.add_argument_group("layout (polygons)")
     g.add_argument(flag, required=required, dest="layout", help="polygon layer of the scene")
-    g.add_argument("--layer", dest="layer_name", help="layer name inside a multi-layer file")
-    g.add_argument("--class-field", help="field holding each polygon's class")
-    g.add_argument("--description-field", help="optional free-text description field")
-    g.add_argument("--taxonomy", default="worldcover", help="taxonomy name or YAML path")
+    add_layer_options(g, class_field_required=False)
 
 
 def add_scenario_parsers(sub: Any, add_grid: Any, add_generator: Any, add_job: Any) -> None:
@@ -87,25 +84,64 @@ def add_scenario_parsers(sub: Any, add_grid: Any, add_generator: Any, add_job: A
 
 
 def job_argv(path: str | Path) -> list[str]:
-    """A job file as the argv of its command: ``{scenario: flood, level: 3}`` -> flood --level 3."""
+    """A job file as the argv of its command: ``{scenario: flood, level: 3}`` -> flood --level 3.
+
+    Keys must be long options of the command and values of the right kind (true/false for
+    switches, a list only for repeatable options), else a one-line error names the key.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"job file not found: {p}")
-    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    data = load_yaml_file(p, "job file")
     if not isinstance(data, dict) or data.get("scenario") not in COMMANDS:
-        raise InputError(f"{p}: needs 'scenario:' one of {', '.join(COMMANDS)}")
-    argv = [str(data.pop("scenario"))]
+        raise InputError(f"job file '{p}' needs 'scenario:' one of {', '.join(COMMANDS)}")
+    data = dict(data)
+    command = str(data.pop("scenario"))
+    actions = _long_options(command)
+    argv = [command]
     for key, value in data.items():
         flag = "--" + str(key).replace("_", "-")
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if v is True:
-                argv.append(flag)
-            elif v is False or v is None:
-                continue
-            else:
-                argv += [flag, str(v)]
+        action = actions.get(flag)
+        if action is None:
+            known = ", ".join(sorted(k[2:] for k in actions))
+            raise InputError(
+                f"job file '{p}': unknown key '{key}' for scenario {command}; keys are: {known}"
+            )
+        argv += _job_values(p, str(key), flag, value, action)
     return argv
+
+
+def _long_options(command: str) -> dict[str, argparse.Action]:
+    """The long options of one scenario command, by flag."""
+    from ..cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        flag: action
+        for action in sub.choices[command]._actions
+        for flag in action.option_strings
+        if flag.startswith("--") and flag not in ("--help", "--version")
+    }
+
+
+def _job_values(p: Path, key: str, flag: str, value: Any, action: argparse.Action) -> list[str]:
+    """argv words for one job key; wrong kinds of value are refused, not stringified."""
+    switch = action.nargs == 0
+    where = f"job file '{p}': key '{key}'"
+    if switch:
+        if not isinstance(value, bool):
+            raise InputError(f"{where} is a switch: use true or false (got {value!r})")
+        return [flag] if value else []
+    if value is None:
+        return []
+    repeatable = isinstance(action, argparse._AppendAction)
+    values = value if isinstance(value, list) and repeatable else [value]
+    out: list[str] = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            kind = "a list" if isinstance(v, list) else type(v).__name__
+            raise InputError(f"{where} must be a number or text, not {kind} ({v!r})")
+        out.append(f"{flag}={v}")
+    return out
 
 
 def _opts(args: argparse.Namespace) -> Any:
@@ -118,14 +154,10 @@ def _opts(args: argparse.Namespace) -> Any:
                       restart=args.restart)  # fmt: skip
 
 
-def _polygons(args: argparse.Namespace, path: str | None = None) -> Any:
+def _polygons(args: argparse.Namespace, path: str, what: str) -> Any:
     from .common import Polygons
 
-    if not args.class_field:
-        raise InputError("--class-field is required with a layout")
-    return Polygons.read(path or args.layout, args.class_field, layer=args.layer_name,
-                         description_field=args.description_field,
-                         taxonomy=args.taxonomy)  # fmt: skip
+    return Polygons.read(path, options=LayerOptions.from_args(args), what=what)
 
 
 def _grid(args: argparse.Namespace, layer: str, progress: Progress) -> Any:
@@ -134,9 +166,6 @@ def _grid(args: argparse.Namespace, layer: str, progress: Progress) -> Any:
 
     ns = argparse.Namespace(**vars(args))
     ns.layer_path = layer
-    ns.priority_field = None
-    ns.unknown_class = "error"
-    ns.layer_crs = None
     return _load_layout(ns, progress).grid
 
 
@@ -148,7 +177,7 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
     out = ensure_writable_dir(args.out)
     opts = _opts(args)
     cmd = args.command
-    polys: Any = _polygons(args) if getattr(args, "layout", None) else None
+    polys: Any = _polygons(args, args.layout, "--layout") if getattr(args, "layout", None) else None
     image = getattr(args, "image", None)
     grid: Any = None  # with --image, each scenario takes the image's grid
     if polys is not None and image is None and cmd != "cloudfill":
@@ -163,8 +192,6 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
         return {"out_dir": str(out), "outputs": {k: str(v) for k, v in res.outputs().items()}}
     generator = make_generator(args)
     if cmd == "flood":
-        import geopandas as gpd
-
         from .flood import DemFlood, flood
 
         if bool(args.flood_polygons) == bool(args.dem):
@@ -176,29 +203,23 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
             seeds = [_xy(s) for s in args.seed_xy]
             extent = DemFlood(Path(args.dem), args.level, seeds, args.dem_resample)
         else:
-            if not Path(args.flood_polygons).exists():
-                raise InputError(f"flood polygons not found: {args.flood_polygons}")
-            extent = gpd.read_file(args.flood_polygons)
+            extent = Path(args.flood_polygons)
         res = flood(out, generator, extent=extent, base_image=image, polygons=polys, grid=grid,
                     opts=opts, preset=args.preset, progress=progress)  # fmt: skip
     elif cmd == "plan":
-        import geopandas as gpd
-
         from .planning import plan
 
-        if not Path(args.zones).exists():
-            raise InputError(f"zones not found: {args.zones}")
-        res = plan(out, generator, gpd.read_file(args.zones),
+        res = plan(out, generator, Path(args.zones),
                    description_field=args.zone_description_field,
                    zone_class_field=args.zone_class_field, base_image=image, polygons=polys,
                    grid=grid, opts=opts, preset=args.preset, progress=progress)  # fmt: skip
     elif cmd == "change":
-        from ..grid import grid_like
+        from ..inputs import raster_grid
         from .change import change_pairs
 
-        after = _polygons(args, args.after) if args.after else None
+        after = _polygons(args, args.after, "--after") if args.after else None
         params = dict(_kv(p) for p in args.param)
-        after_grid = grid_like(args.after_like) if args.after_like else None
+        after_grid = raster_grid(args.after_like, "--after-like") if args.after_like else None
         res = change_pairs(out, generator, polys, grid, after=after, after_grid=after_grid,
                            recipe=args.recipe, recipe_params=params, roles=args.roles,
                            pairs=args.pairs, opts=opts, preset=args.preset,
@@ -213,10 +234,9 @@ def run_scenario(args: argparse.Namespace, progress: Progress) -> dict[str, Any]
 
 
 def _xy(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise InputError(f"--seed-xy {text!r} must be X,Y") from exc
+    from ..limits import check_number_list
+
+    x, y = check_number_list(text, "--seed-xy", 2)
     return x, y
 
 
@@ -224,5 +244,7 @@ def _kv(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise InputError(f"--param {text!r} must be KEY=VALUE")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value)
+    parsed = load_yaml_text(value, f"--param {key.strip()}")
+    if (isinstance(parsed, float) and parsed != parsed) or parsed in (float("inf"), -float("inf")):
+        raise InputError(f"--param {key.strip()}={value} must be a finite number")
     return key.strip(), parsed

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import rasterio
 from odc.geo.geobox import GeoBox
 
-from ..errors import InputError, ScenarioError
+from ..errors import ScenarioError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
-from ..grid import grid_like, same_grid
+from ..grid import same_grid
+from ..inputs import RASTER_SUFFIXES, open_raster, raster_grid, read_vector
 from ..progress import Progress
 from ..runner import JobResult
 from .common import GenOptions, Polygons, edit_job, grid_of, rasterize_polygons
@@ -27,13 +27,11 @@ def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, grid: GeoBox) -> np.n
     if isinstance(clouds, gpd.GeoDataFrame):
         return rasterize_polygons(clouds, grid)
     path = Path(clouds)
-    if not path.is_file():
-        raise InputError(f"cloud mask not found: {path}")
-    if path.suffix.lower() not in {".tif", ".tiff", ".vrt", ".img"}:
-        return rasterize_polygons(gpd.read_file(path), grid)
-    if not same_grid(grid_like(path), grid):
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        return rasterize_polygons(read_vector(path, "--clouds"), grid)
+    if not same_grid(raster_grid(path, "--clouds"), grid):
         raise ScenarioError(f"cloud mask {path} is not on the grid of the image")
-    with rasterio.open(path) as src:
+    with open_raster(path, "--clouds") as src:
         mask: np.ndarray = src.read(1) != 0
     return mask
 

@@ -17,11 +17,14 @@ import pandas as pd
 import rasterio.features
 from odc.geo.geobox import GeoBox
 
-from ..errors import InputError, ScenarioError
+from ..errors import InputError, LayoutError, ScenarioError
 from ..generate_job import EditRegion, run_generate_job
 from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import ensure_writable_dir, write_cog
+from ..inputs import raster_grid, read_vector
 from ..layout import Layout, load_layout
+from ..limits import check_sampler, check_tiling
+from ..options import LayerOptions
 from ..progress import Progress
 from ..runner import JobResult
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy
@@ -40,6 +43,11 @@ class GenOptions:
     caption: str | None = None
     restart: bool = False
 
+    def __post_init__(self) -> None:
+        check_sampler(steps=self.steps, guidance=self.guidance, gamma=self.gamma,
+                      seed=self.seed)  # fmt: skip
+        check_tiling(self.tile_size, self.overlap)
+
 
 @dataclass
 class Polygons:
@@ -50,30 +58,46 @@ class Polygons:
     description_field: str | None = None
     taxonomy: Taxonomy = field(default_factory=lambda: load_taxonomy("worldcover"))
     priority_field: str | None = None
+    unknown_class: str = "error"
 
     @classmethod
     def read(
         cls,
         source: str | Path | gpd.GeoDataFrame,
-        class_field: str,
+        class_field: str | None = None,
         *,
-        layer: str | None = None,
-        description_field: str | None = None,
-        taxonomy: str | Path | Taxonomy = "worldcover",
+        options: LayerOptions | None = None,
+        what: str = "--layout",
+        **fields: Any,
     ) -> Polygons:
+        """A layer read with ``options`` (or ``class_field`` plus LayerOptions keywords:
+        ``layer``, ``description_field``, ``priority_field``, ``taxonomy``, ``unknown_class``,
+        ``layer_crs``); ``what`` names the option in errors."""
+        if options is None:
+            if class_field is None:
+                raise LayoutError(f"{what}: a class field is required")
+            options = LayerOptions(class_field=class_field, **fields)
+        elif class_field is not None or fields:
+            raise TypeError("give options= or class_field and keywords, not both")
         if isinstance(source, gpd.GeoDataFrame):
             frame = source.copy()
+            if frame.crs is None and options.layer_crs is not None:
+                frame = frame.set_crs(options.layer_crs)
         else:
-            if not Path(source).exists():
-                raise InputError(f"layer file not found: {source}")
-            frame = gpd.read_file(source, layer=layer)
-        where = "the layer" if isinstance(source, gpd.GeoDataFrame) else str(source)
-        for name in (class_field, description_field):
+            frame = read_vector(source, what, layer=options.layer, layer_crs=options.layer_crs)
+        where = "the layer" if isinstance(source, gpd.GeoDataFrame) else f"{what} '{source}'"
+        for role, name in (("class", options.class_field),
+                           ("description", options.description_field),
+                           ("priority", options.priority_field)):  # fmt: skip
             if name is not None and name not in frame.columns:
-                fields = ", ".join(map(str, frame.columns))
-                raise InputError(f"field '{name}' not in {where}; fields: {fields}")
-        tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
-        return cls(frame, class_field, description_field, tax)
+                fields_text = ", ".join(str(c) for c in frame.columns if c != "geometry")
+                raise LayoutError(
+                    f"{role} field '{name}' not found in {where}; fields are: {fields_text}"
+                )
+        tax = options.taxonomy
+        tax = tax if isinstance(tax, Taxonomy) else load_taxonomy(tax)
+        return cls(frame, options.class_field, options.description_field, tax,
+                   options.priority_field, options.unknown_class)  # fmt: skip
 
     @classmethod
     def empty(cls, crs: object) -> Polygons:
@@ -92,6 +116,7 @@ class Polygons:
             description_field=self.description_field,
             priority_field=self.priority_field,
             taxonomy=self.taxonomy,
+            unknown_class=self.unknown_class,
             grid=grid,
         )
 
@@ -261,10 +286,11 @@ def edit_job(
     """
     if not mask.any():
         raise ScenarioError("the edit mask is empty: nothing of the image would change")
+    layout = after.layout(grid)  # validate before anything is written
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", mask, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
     return run_generate_job(
-        after.layout(grid), out, generator, steps=opts.steps, guidance=opts.guidance,
+        layout, out, generator, steps=opts.steps, guidance=opts.guidance,
         gamma=opts.gamma, seed=opts.seed + seed_offset, tile_size=opts.tile_size,
         overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
         edit=EditRegion(Path(base_image), mask_path),
@@ -273,8 +299,4 @@ def edit_job(
 
 def grid_of(image: str | Path) -> GeoBox:
     """The grid of an existing image (the base of a scenario): outputs land exactly on it."""
-    from ..grid import grid_like
-
-    if not Path(image).is_file():
-        raise InputError(f"image not found: {image}")
-    return grid_like(image)
+    return raster_grid(image, "--image")

@@ -22,7 +22,9 @@ from rasterio.warp import Resampling, reproject
 from ..errors import InputError, ScenarioError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir, write_cog
-from ..grid import grid_like, same_grid
+from ..grid import same_grid
+from ..inputs import open_raster, raster_grid, read_vector
+from ..limits import check, check_number_list
 from ..progress import Progress
 from ..runner import JobResult
 from .common import (
@@ -53,6 +55,15 @@ class DemFlood:
     seeds: Sequence[tuple[float, float]] = ()  # (x, y) in the grid's CRS
     resample: str | None = None  # None: the DEM must be on the grid; else a resampling name
 
+    def __post_init__(self) -> None:
+        check("level", self.level)
+        for xy in self.seeds:
+            check_number_list(",".join(str(v) for v in xy), "--seed-xy", 2)
+        if self.resample is not None and self.resample not in RESAMPLING:
+            raise InputError(
+                f"--dem-resample {self.resample!r} is not one of {', '.join(RESAMPLING)}"
+            )
+
 
 @dataclass
 class FloodResult:
@@ -74,12 +85,10 @@ def read_dem_on_grid(path: Path, grid: GeoBox, resample: str | None) -> np.ndarr
     A DEM on another grid is an error unless a resampling method is named: silently
     resampling terrain would move the flood edge without the user knowing.
     """
-    if not Path(path).is_file():
-        raise InputError(f"DEM not found: {path}")
-    with rasterio.open(path) as src:
+    with open_raster(path, "--dem") as src:
         if src.crs is None:
-            raise InputError(f"DEM {path} has no CRS")
-        if same_grid(grid_like(path), grid):
+            raise InputError(f"--dem: '{path}' has no CRS; assign one (gdal_edit -a_srs) first")
+        if same_grid(raster_grid(path, "--dem"), grid):
             dem = src.read(1, masked=True).astype(np.float32).filled(np.nan)
             return np.asarray(dem, dtype=np.float32)
         if resample is None:
@@ -134,7 +143,7 @@ def flood(
     out: str | Path,
     generator: Generator,
     *,
-    extent: gpd.GeoDataFrame | DemFlood,
+    extent: gpd.GeoDataFrame | DemFlood | str | Path,
     base_image: str | Path | None = None,
     polygons: Polygons | None = None,
     grid: GeoBox | None = None,
@@ -149,8 +158,10 @@ def flood(
     """
     opts = opts or GenOptions()
     cfg = load_preset(preset)
-    out = ensure_writable_dir(out)
+    if isinstance(extent, str | Path):
+        extent = read_vector(extent, "--flood-polygons")
     grid = scenario_grid(base_image, grid)
+    out = ensure_writable_dir(out)
     thresholds = [float(t) for t in cfg.get("depth_thresholds_m", [0.5, 1.5])]
     texts = cfg.get("descriptions", {})
     depth_names = ["shallow", "medium", "deep"] if len(thresholds) == 2 else None

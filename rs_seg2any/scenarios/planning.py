@@ -7,7 +7,7 @@ each other (attribute isolation). The label mask is updated with each zone's cla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +17,7 @@ from odc.geo.geobox import GeoBox
 from ..errors import InputError, ScenarioError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
+from ..inputs import read_vector
 from ..progress import Progress
 from ..runner import JobResult
 from .common import (
@@ -43,7 +44,7 @@ class PlanResult:
 def plan(
     out: str | Path,
     generator: Generator,
-    zones: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame | str | Path,
     *,
     description_field: str,
     zone_class_field: str | None = None,
@@ -61,6 +62,8 @@ def plan(
     """
     opts = opts or GenOptions()
     cfg = load_preset(preset)
+    if not isinstance(zones, gpd.GeoDataFrame):
+        zones = read_vector(zones, "--zones")
     if description_field not in zones.columns:
         raise InputError(f"zones have no field '{description_field}'")
     if zone_class_field is not None and zone_class_field not in zones.columns:
@@ -92,7 +95,7 @@ def plan(
         new = new.to_crs(frame.crs)
     # zones are drawn on top: the highest priority among the after layout's classes
     merged = gpd.GeoDataFrame(pd.concat([frame, new], ignore_index=True), crs=new.crs)
-    after = Polygons(merged, base_polys.class_field, desc_field, taxonomy)
+    after = replace(base_polys, frame=merged, description_field=desc_field, taxonomy=taxonomy)
     after = _zones_on_top(after, len(frame))
     base = scenario_base(base_image, polygons, grid, out, generator, opts, progress)
     job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
@@ -105,7 +108,10 @@ def _zones_on_top(polys: Polygons, first_zone: int) -> Polygons:
     frame = polys.frame.copy()
     tax = polys.taxonomy
     ids = frame[polys.class_field].map(tax.resolve)
-    prio = [tax.by_id(int(i)).priority if i is not None and i == i else 0 for i in ids]
+    prio: list[float] = [tax.by_id(int(i)).priority if i is not None and i == i else 0 for i in ids]
+    if polys.priority_field:  # the user's own drawing order for the existing layer
+        own = pd.to_numeric(frame[polys.priority_field], errors="coerce")
+        prio = [p if o != o else float(o) for p, o in zip(prio, own, strict=True)]
     frame["_rs_priority"] = prio  # the existing layer keeps its own drawing order
     frame.loc[frame.index >= first_zone, "_rs_priority"] = 1_000_000
-    return Polygons(frame, polys.class_field, polys.description_field, tax, "_rs_priority")
+    return replace(polys, frame=frame, priority_field="_rs_priority")

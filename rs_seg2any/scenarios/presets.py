@@ -6,9 +6,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InputError
+from ..yamlio import load_yaml_file, load_yaml_text
 
 SHIPPED = ("flood", "planning", "seasons", "change")
 
@@ -17,18 +16,14 @@ def load_preset(name_or_path: str | Path) -> dict[str, Any]:
     """A shipped preset (``flood``, ``planning``, ``seasons``, ``change``) or a YAML path."""
     path = Path(name_or_path)
     if path.suffix.lower() in {".yaml", ".yml"}:
-        if not path.is_file():
-            raise InputError(f"preset file not found: {path}")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        where = f"preset '{path}'"
+        data = load_yaml_file(path, "preset")
     elif str(name_or_path) in SHIPPED:
         res = resources.files("geoconf") / "scenarios" / f"{name_or_path}.yaml"
-        text, where = res.read_text(encoding="utf-8"), f"geoconf/scenarios/{name_or_path}.yaml"
+        where = f"preset 'geoconf/scenarios/{name_or_path}.yaml'"
+        data = load_yaml_text(res.read_text(encoding="utf-8"), where)
     else:
         raise InputError(f"unknown preset '{name_or_path}'; shipped: {', '.join(SHIPPED)}")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"preset {where} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise InputError(f"preset {where} must be a mapping")
     return data

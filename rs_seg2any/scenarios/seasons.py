@@ -8,7 +8,7 @@ LoRA adapter; the generator factory decides whether its backend can take one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,7 @@ def seasons(
     for name in names:
         frame = polygons.frame.copy()
         frame[desc_field] = season_descriptions(polygons, name, cfg)
-        polys = Polygons(frame, polygons.class_field, desc_field, polygons.taxonomy,
-                         polygons.priority_field)  # fmt: skip
+        polys = replace(polygons, frame=frame, description_field=desc_field)
         generator = generator_for(cfg["seasons"][name].get("lora"))
         result.seasons[name] = run_generate_job(
             polys.layout(grid), out / name, generator, steps=opts.steps,

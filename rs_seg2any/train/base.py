@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from safetensors.torch import load_file
 from tqdm import tqdm
 
@@ -28,6 +27,7 @@ from rs_seg2any.generators.tiny.sampler import flow_loss, sample_t
 from rs_seg2any.generators.tiny.text import TextEncoder, default_encoder
 from rs_seg2any.generators.tiny.weights import load_autoencoder, save_weights
 from rs_seg2any.train.dubai import Pair, collate, load_pairs, random_crop
+from rs_seg2any.yamlio import load_yaml_file
 
 
 @dataclass
@@ -68,12 +68,12 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path) -> TrainConfig:
-        if not path.is_file():
-            raise InputError(f"training config not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml_file(path, "training config") or {}
+        if not isinstance(raw, dict):
+            raise InputError(f"training config '{path}' must be a mapping of settings")
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
-            raise InputError(f"{path}: unknown keys {sorted(unknown)}")
+            raise InputError(f"training config '{path}': unknown keys {sorted(unknown)}")
         return cls(**raw)
 
 
