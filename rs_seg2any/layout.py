@@ -703,9 +703,14 @@ class Layout:
         """The source's features near ``bounds`` (grid CRS), whatever side of +-180 they are
         stored on."""
         grid_crs = _crs_of(self.grid)
-        if self.lon_west is None:
+        if not self.layer_crs.geographic or (self.lon_west is None and grid_crs == self.layer_crs):
             return self._source.window(_to_layer_bounds(bounds, grid_crs, self.layer_crs))
         bbox = _unwrapped_layer_bbox(bounds, grid_crs, self.layer_crs)
+        if self.lon_west is None and bbox[0] >= -180.0 and bbox[2] <= 180.0:
+            # a window that does not reach +-180: one plain read, as for any layer
+            return self._source.window(_to_layer_bounds(bounds, grid_crs, self.layer_crs))
+        # a window across +-180 (even over a layer that stays on one side of it): to_crs
+        # would wrap it into a box round the world that misses the parts near 180
         windows = _lon_window(bbox, self.layer_crs)
         return _concat_batches([self._source.window(w) for w in windows])
 

@@ -16,6 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
 import shapely
 from rasterio.transform import from_origin
 
@@ -74,7 +75,7 @@ def entity_ids(out: Path) -> list[int]:
         return [int(row["instance_id"]) for row in csv.DictReader(fh)]
 
 
-def assert_every_entity_drawn(out: Path) -> np.ndarray:
+def assert_every_entity_drawn(out: Path, crosses: bool = True) -> np.ndarray:
     with rasterio.open(out / "instance.tif") as src:
         inst = src.read(1)
     with rasterio.open(out / "label.tif") as src:
@@ -85,7 +86,7 @@ def assert_every_entity_drawn(out: Path) -> np.ndarray:
         assert (inst == iid).sum() > 50, f"entity {iid} has no pixels: {np.unique(inst)}"
     report = json.loads((out / "layout.json").read_text())["report"]
     assert report["entities_without_pixels"]["total"] == 0
-    assert report["crosses_antimeridian"] is True
+    assert report["crosses_antimeridian"] is crosses
     assert (label > 0).sum() == (inst > 0).sum()
     return inst
 
@@ -337,3 +338,23 @@ def test_projected_crs_cut_at_the_antimeridian_is_refused(
         run("layout", layer, tmp_path / "pacific", "--resolution", "10", "--crs", "EPSG:3832") == 0
     )
     assert_every_entity_drawn(tmp_path / "pacific")
+
+
+@pytest.mark.parametrize("east", [179.99999, -179.99999])
+def test_layer_ending_at_180_loses_nothing_in_one_tile(east: float, tmp_path: Path) -> None:
+    """A layer that stays on one side, but whose grid window reaches past 180: the window
+    used to wrap into a box round the world that missed the polygon (all-zero label)."""
+    west = 179.99 if east > 0 else -179.99
+    poly = shapely.box(min(west, east), LAT, max(west, east), LAT + 0.01)
+    f = gpd.GeoDataFrame({"cls": ["water"]}, geometry=[poly], crs="EPSG:4326")
+    layer = tmp_path / "edge.gpkg"
+    f.to_file(layer, engine="pyogrio")
+    out = tmp_path / "out"
+    assert run("layout", layer, out, "--resolution", "10") == 0  # one 2048-px tile
+    inst = assert_every_entity_drawn(out, crosses=False)
+    with rasterio.open(out / "label.tif") as src:
+        projected = f.to_crs(src.crs.to_wkt()).geometry.values[0]
+        expected = rasterio.features.rasterize(
+            [(projected, 1)], out_shape=src.shape, transform=src.transform, dtype="uint8"
+        )
+    assert int((inst > 0).sum()) == int(expected.sum()) > 10_000
