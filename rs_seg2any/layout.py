@@ -14,6 +14,16 @@ Overlaps. Where polygons overlap, the one drawn last wins. Parts are drawn in as
 ``priority_field``), then larger parts first so that smaller ones (a building inside a land
 parcel, an island in a lake) stay visible, then feature order. The order of any two parts is a
 property of the parts alone, so every tile of a job agrees with the whole.
+
+Antimeridian. A lon/lat layer whose parts straddle +-180 (pieces on both sides, or
+coordinates past 180) is unwrapped into one continuous longitude range (east may exceed 180):
+the UTM zone is that of its centre, the grid covers exactly the data, and window reads query
+both sides. A projected grid CRS cut inside that range (Web Mercator) is refused.
+
+Entities without pixels. Every entity is listed in entities.csv; those that cannot have a
+pixel on the grid (outside it, or smaller/thinner than a pixel under the centre rule) are
+counted in the report (layout.json) and warned about. Parts hidden under parts drawn above
+them are the overlap rule at work and are not counted.
 """
 
 from __future__ import annotations
