@@ -18,6 +18,8 @@ import pytest
 import rasterio
 import rasterio.features
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasterio.transform import from_origin
 
 from rs_seg2any.cli import main
@@ -358,3 +360,37 @@ def test_layer_ending_at_180_loses_nothing_in_one_tile(east: float, tmp_path: Pa
             [(projected, 1)], out_shape=src.shape, transform=src.transform, dtype="uint8"
         )
     assert int((inst > 0).sum()) == int(expected.sum()) > 10_000
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    centre=st.floats(-180, 180),
+    lat=st.floats(-60, 60),
+    offsets=st.lists(
+        st.tuples(st.floats(-1.5, 1.4), st.floats(0.05, 0.1), st.integers(-1, 1)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_any_representation_of_a_region_is_one_range(
+    centre: float, lat: float, offsets: list[tuple[float, float, int]]
+) -> None:
+    """Property: parts of a region within 3 degrees of any meridian, each written at its
+    own turn (x, x - 360 or x + 360), give the region's true width, a UTM zone next to its
+    centre, and every part drawn."""
+    geoms, wests, easts = [], [], []
+    for row, (dx, width, turn) in enumerate(offsets):
+        west = centre + dx  # the true longitude, maybe past 180
+        south = lat + 0.15 * row  # one row per part: no part hides another
+        geoms.append(shapely.box(west + 360 * turn, south, west + width + 360 * turn, south + 0.1))
+        wests.append(west)
+        easts.append(west + width)
+    f = gpd.GeoDataFrame({"cls": ["water"] * len(geoms)}, geometry=geoms, crs="EPSG:4326")
+    layout = load_layout(f, "cls", resolution=1000)
+    left, _, right, _ = layout.layer_bounds.bbox
+    assert right - left == pytest.approx(max(easts) - min(wests), abs=1e-9)
+    zone = int(np.floor((wrap((left + right) / 2) + 180) / 6)) % 60 + 1
+    assert (layout.grid.crs.epsg % 100 - zone) % 60 in (0, 1, 59)
+    assert layout.report.entities_without_pixels == 0
+    ids = set(np.unique(rasterize_layout(layout).instance.values).tolist()) - {0}
+    assert ids == set(range(1, len(geoms) + 1))
