@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -853,8 +854,6 @@ def _unwrapped_layer_bbox(
     (or its complement); here the window's outline is transformed and its longitudes are
     unwrapped around its centre.
     """
-    from pyproj import Transformer
-
     left, bottom, right, top = bounds.bbox
     pad = 0.01 * max(right - left, top - bottom) + 1e-9
     left, bottom, right, top = left - pad, bottom - pad, right + pad, top + pad
@@ -867,8 +866,7 @@ def _unwrapped_layer_bbox(
         [np.full(33, bottom), bottom + h * t, np.full(33, top), top - h * t, [bottom + h / 2]]
     )
     if grid_crs != layer_crs:
-        tr = Transformer.from_crs(grid_crs.to_wkt(), layer_crs.to_wkt(), always_xy=True)
-        xs, ys = tr.transform(xs, ys)
+        xs, ys = _transformer(grid_crs.to_wkt(), layer_crs.to_wkt()).transform(xs, ys)
         xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
         centre = xs[-1]
         xs = centre + np.mod(xs - centre + 180.0, 360.0) - 180.0
@@ -876,6 +874,14 @@ def _unwrapped_layer_bbox(
     if not ok.any():
         raise GridError("the grid window cannot be expressed in the layer's CRS")
     return (float(xs[ok].min()), float(ys[ok].min()), float(xs[ok].max()), float(ys[ok].max()))
+
+
+@lru_cache(maxsize=8)
+def _transformer(src_wkt: str, dst_wkt: str) -> Any:
+    """A cached lon/lat-order transformer: building one costs more than using it per tile."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(src_wkt, dst_wkt, always_xy=True)
 
 
 def _to_layer_bounds(bounds: BoundingBox, grid_crs: CRS, layer_crs: CRS) -> BoundingBox:
@@ -1061,10 +1067,8 @@ def _check_continuous(layer_bounds: BoundingBox, grid: GeoBox) -> None:
     crs = _crs_of(grid)
     if crs.geographic:
         return
-    from pyproj import Transformer
-
     west, south, east, north = layer_bounds.bbox
-    tr = Transformer.from_crs(_crs_of_bounds(layer_bounds).to_wkt(), crs.to_wkt(), always_xy=True)
+    tr = _transformer(_crs_of_bounds(layer_bounds).to_wkt(), crs.to_wkt())
     lons = np.linspace(west, east, 65)
     for lat in (south, (south + north) / 2, north):
         xs, _ = tr.transform(lons, np.full(65, lat))
