@@ -14,6 +14,16 @@ Overlaps. Where polygons overlap, the one drawn last wins. Parts are drawn in as
 ``priority_field``), then larger parts first so that smaller ones (a building inside a land
 parcel, an island in a lake) stay visible, then feature order. The order of any two parts is a
 property of the parts alone, so every tile of a job agrees with the whole.
+
+Antimeridian. A lon/lat layer whose parts straddle +-180 (pieces on both sides, or
+coordinates past 180) is unwrapped into one continuous longitude range (east may exceed 180):
+the UTM zone is that of its centre, the grid covers exactly the data, and window reads query
+both sides. A projected grid CRS cut inside that range (Web Mercator) is refused.
+
+Entities without pixels. Every entity is listed in entities.csv; those that cannot have a
+pixel on the grid (outside it, or smaller/thinner than a pixel under the centre rule) are
+counted in the report (layout.json) and warned about. Parts hidden under parts drawn above
+them are the overlap rule at work and are not counted.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -704,9 +715,14 @@ class Layout:
         """The source's features near ``bounds`` (grid CRS), whatever side of +-180 they are
         stored on."""
         grid_crs = _crs_of(self.grid)
-        if self.lon_west is None:
+        if not self.layer_crs.geographic or (self.lon_west is None and grid_crs == self.layer_crs):
             return self._source.window(_to_layer_bounds(bounds, grid_crs, self.layer_crs))
         bbox = _unwrapped_layer_bbox(bounds, grid_crs, self.layer_crs)
+        if self.lon_west is None and bbox[0] >= -180.0 and bbox[2] <= 180.0:
+            # a window that does not reach +-180: one plain read, as for any layer
+            return self._source.window(_to_layer_bounds(bounds, grid_crs, self.layer_crs))
+        # a window across +-180 (even over a layer that stays on one side of it): to_crs
+        # would wrap it into a box round the world that misses the parts near 180
         windows = _lon_window(bbox, self.layer_crs)
         return _concat_batches([self._source.window(w) for w in windows])
 
@@ -839,8 +855,6 @@ def _unwrapped_layer_bbox(
     (or its complement); here the window's outline is transformed and its longitudes are
     unwrapped around its centre.
     """
-    from pyproj import Transformer
-
     left, bottom, right, top = bounds.bbox
     pad = 0.01 * max(right - left, top - bottom) + 1e-9
     left, bottom, right, top = left - pad, bottom - pad, right + pad, top + pad
@@ -853,8 +867,7 @@ def _unwrapped_layer_bbox(
         [np.full(33, bottom), bottom + h * t, np.full(33, top), top - h * t, [bottom + h / 2]]
     )
     if grid_crs != layer_crs:
-        tr = Transformer.from_crs(grid_crs.to_wkt(), layer_crs.to_wkt(), always_xy=True)
-        xs, ys = tr.transform(xs, ys)
+        xs, ys = _transformer(grid_crs.to_wkt(), layer_crs.to_wkt()).transform(xs, ys)
         xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
         centre = xs[-1]
         xs = centre + np.mod(xs - centre + 180.0, 360.0) - 180.0
@@ -862,6 +875,14 @@ def _unwrapped_layer_bbox(
     if not ok.any():
         raise GridError("the grid window cannot be expressed in the layer's CRS")
     return (float(xs[ok].min()), float(ys[ok].min()), float(xs[ok].max()), float(ys[ok].max()))
+
+
+@lru_cache(maxsize=8)
+def _transformer(src_wkt: str, dst_wkt: str) -> Any:
+    """A cached lon/lat-order transformer: building one costs more than using it per tile."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(src_wkt, dst_wkt, always_xy=True)
 
 
 def _to_layer_bounds(bounds: BoundingBox, grid_crs: CRS, layer_crs: CRS) -> BoundingBox:
@@ -1050,10 +1071,8 @@ def _check_continuous(layer_bounds: BoundingBox, grid: GeoBox) -> None:
     crs = _crs_of(grid)
     if crs.geographic:
         return
-    from pyproj import Transformer
-
     west, south, east, north = layer_bounds.bbox
-    tr = Transformer.from_crs(_crs_of_bounds(layer_bounds).to_wkt(), crs.to_wkt(), always_xy=True)
+    tr = _transformer(_crs_of_bounds(layer_bounds).to_wkt(), crs.to_wkt())
     lons = np.linspace(west, east, 65)
     for lat in (south, (south + north) / 2, north):
         xs, _ = tr.transform(lons, np.full(65, lat))

@@ -16,7 +16,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasterio.transform import from_origin
 
 from rs_seg2any.cli import main
@@ -74,7 +77,7 @@ def entity_ids(out: Path) -> list[int]:
         return [int(row["instance_id"]) for row in csv.DictReader(fh)]
 
 
-def assert_every_entity_drawn(out: Path) -> np.ndarray:
+def assert_every_entity_drawn(out: Path, crosses: bool = True) -> np.ndarray:
     with rasterio.open(out / "instance.tif") as src:
         inst = src.read(1)
     with rasterio.open(out / "label.tif") as src:
@@ -85,7 +88,7 @@ def assert_every_entity_drawn(out: Path) -> np.ndarray:
         assert (inst == iid).sum() > 50, f"entity {iid} has no pixels: {np.unique(inst)}"
     report = json.loads((out / "layout.json").read_text())["report"]
     assert report["entities_without_pixels"]["total"] == 0
-    assert report["crosses_antimeridian"] is True
+    assert report["crosses_antimeridian"] is crosses
     assert (label > 0).sum() == (inst > 0).sum()
     return inst
 
@@ -337,3 +340,57 @@ def test_projected_crs_cut_at_the_antimeridian_is_refused(
         run("layout", layer, tmp_path / "pacific", "--resolution", "10", "--crs", "EPSG:3832") == 0
     )
     assert_every_entity_drawn(tmp_path / "pacific")
+
+
+@pytest.mark.parametrize("east", [179.99999, -179.99999])
+def test_layer_ending_at_180_loses_nothing_in_one_tile(east: float, tmp_path: Path) -> None:
+    """A layer that stays on one side, but whose grid window reaches past 180: the window
+    used to wrap into a box round the world that missed the polygon (all-zero label)."""
+    west = 179.99 if east > 0 else -179.99
+    poly = shapely.box(min(west, east), LAT, max(west, east), LAT + 0.01)
+    f = gpd.GeoDataFrame({"cls": ["water"]}, geometry=[poly], crs="EPSG:4326")
+    layer = tmp_path / "edge.gpkg"
+    f.to_file(layer, engine="pyogrio")
+    out = tmp_path / "out"
+    assert run("layout", layer, out, "--resolution", "10") == 0  # one 2048-px tile
+    inst = assert_every_entity_drawn(out, crosses=False)
+    with rasterio.open(out / "label.tif") as src:
+        projected = f.to_crs(src.crs.to_wkt()).geometry.values[0]
+        expected = rasterio.features.rasterize(
+            [(projected, 1)], out_shape=src.shape, transform=src.transform, dtype="uint8"
+        )
+    assert int((inst > 0).sum()) == int(expected.sum()) > 10_000
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    centre=st.floats(-180, 180),
+    lat=st.floats(-60, 60),
+    offsets=st.lists(
+        st.tuples(st.floats(-1.5, 1.4), st.floats(0.05, 0.1), st.integers(-1, 1)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_any_representation_of_a_region_is_one_range(
+    centre: float, lat: float, offsets: list[tuple[float, float, int]]
+) -> None:
+    """Property: parts of a region within 3 degrees of any meridian, each written at its
+    own turn (x, x - 360 or x + 360), give the region's true width, a UTM zone next to its
+    centre, and every part drawn."""
+    geoms, wests, easts = [], [], []
+    for row, (dx, width, turn) in enumerate(offsets):
+        west = centre + dx  # the true longitude, maybe past 180
+        south = lat + 0.15 * row  # one row per part: no part hides another
+        geoms.append(shapely.box(west + 360 * turn, south, west + width + 360 * turn, south + 0.1))
+        wests.append(west)
+        easts.append(west + width)
+    f = gpd.GeoDataFrame({"cls": ["water"] * len(geoms)}, geometry=geoms, crs="EPSG:4326")
+    layout = load_layout(f, "cls", resolution=1000)
+    left, _, right, _ = layout.layer_bounds.bbox
+    assert right - left == pytest.approx(max(easts) - min(wests), abs=1e-9)
+    zone = int(np.floor((wrap((left + right) / 2) + 180) / 6)) % 60 + 1
+    assert (layout.grid.crs.epsg % 100 - zone) % 60 in (0, 1, 59)
+    assert layout.report.entities_without_pixels == 0
+    ids = set(np.unique(rasterize_layout(layout).instance.values).tolist()) - {0}
+    assert ids == set(range(1, len(geoms) + 1))
