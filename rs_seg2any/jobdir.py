@@ -9,7 +9,8 @@ or absent; leftovers of a kill (``.tmp-*``, the one temp naming scheme of all ou
 :data:`rs_seg2any.geoio.TMP_PREFIX`) are removed from the output folder, the state folder and
 ``tiles/`` when the job is reopened.
 
-One folder, one job. A finished job whose parameters differ from the new one is *replaced*:
+One folder, one job. A finished job (or one without a finished tile) whose parameters differ
+from the new one is *replaced*:
 every output it recorded or planned (with side files such as ``.aux.xml``) is deleted before
 the new job writes anything, so no file of the old job (say a 10 m ``image.tif``) stays beside
 the new one's (a 20 m ``label.tif``). An unfinished job with other parameters is refused
@@ -259,8 +260,8 @@ class JobDir:
 
     Holds the folder's lock until :meth:`close` (use it as a context manager). Reopening an
     UNFINISHED job with different params raises JobError (use a new --out, or --restart),
-    because its tiles would be lost; a FINISHED job is replaced by the new one: its outputs
-    are deleted first. ``restart=True`` discards the old job (tiles and outputs) either way.
+    because its tiles would be lost; a FINISHED job (or one that never finished a tile, e.g.
+    refused for lack of space) is replaced by the new one: its outputs are deleted first. ``restart=True`` discards the old job (tiles and outputs) either way.
     ``planned`` names the files (relative to the output folder) this job will write, so that
     a later replacement can remove them even if this run never finishes.
     """
@@ -292,10 +293,10 @@ class JobDir:
         if (
             not restart
             and record is not None
-            and record.get("complete")
+            and (record.get("complete") or not self._finished_tile_files())
             and not _same(record.get("params"), self._params)
         ):
-            restart = True  # nothing unfinished to protect: replace the finished job
+            restart = True  # nothing unfinished to protect: replace the finished (or empty) job
         if restart:
             if record is not None:
                 self._remove_outputs(record)
