@@ -261,7 +261,8 @@ class JobDir:
     Holds the folder's lock until :meth:`close` (use it as a context manager). Reopening an
     UNFINISHED job with different params raises JobError (use a new --out, or --restart),
     because its tiles would be lost; a FINISHED job (or one that never finished a tile, e.g.
-    refused for lack of space) is replaced by the new one: its outputs are deleted first. ``restart=True`` discards the old job (tiles and outputs) either way.
+    refused for lack of space) is replaced by the new one: its outputs are deleted first.
+    ``restart=True`` discards the old job (tiles and outputs) either way.
     ``planned`` names the files (relative to the output folder) this job will write, so that
     a later replacement can remove them even if this run never finishes.
     """
