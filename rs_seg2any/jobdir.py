@@ -144,7 +144,7 @@ class _FolderLock:
 
     ``flock`` locks belong to the open file and vanish when the process dies (also on
     SIGKILL), so a crashed run never leaves the folder locked. Where ``fcntl`` is missing
-    (Windows) ``msvcrt.locking`` on the first byte does the same.
+    (Windows) ``msvcrt.locking`` of one byte past the PID does the same.
     """
 
     _held: ClassVar[dict[str, tuple[_FolderLock, int]]] = {}
@@ -194,10 +194,14 @@ class _FolderLock:
                 os.close(self._fd)  # closing the file drops the flock
 
 
+_WIN_LOCK_OFFSET = 1 << 20  # lock a byte past the PID, so others can still read the PID
+
+
 def _try_lock(fd: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
+        os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
@@ -216,7 +220,8 @@ def _try_lock(fd: int) -> bool:
 
 def _read_pid(fd: int) -> str:
     with contextlib.suppress(OSError, ValueError):
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 64).decode("ascii", "replace").strip()
         if text:
             return str(int(text.split()[0]))
     return "unknown"
@@ -227,7 +232,8 @@ def _write_pid(fd: int) -> None:
     with contextlib.suppress(OSError):
         data = f"{os.getpid()}\n".encode("ascii")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
 
 
 def _tile_arrays(tile: Tile, arrays: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
