@@ -199,7 +199,7 @@ def require_free_space(folder: Path | str, need: int, what: str = "this job") ->
     free = _free(folder)
     if free is not None and free < need:
         raise OutputError(
-            f"not enough free space on {disk_of(folder)}: {what} needs about {_size(need)}, "
+            f"not enough free space on {disk_of(folder)}: {what} needs at least {_size(need)}, "
             f"only {_size(free)} free; free some space or choose an --out folder on a larger disk"
         )
 
@@ -240,7 +240,7 @@ def write_error(dest: Path | str, exc: BaseException) -> OutputError:
     if _is_disk_full(exc):
         free = _free(dest.parent)
         need = _JOB_NEED.get()
-        needs = f"; this job needs about {_size(need)} in all" if need else ""
+        needs = f"; this job needs at least {_size(need)} in all" if need else ""
         have = f" ({_size(free)} free)" if free is not None else ""
         return OutputError(
             f"disk full on {disk_of(dest.parent)}{have} while writing {dest.name}{needs}; "

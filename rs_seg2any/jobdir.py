@@ -9,7 +9,8 @@ or absent; leftovers of a kill (``.tmp-*``, the one temp naming scheme of all ou
 :data:`rs_seg2any.geoio.TMP_PREFIX`) are removed from the output folder, the state folder and
 ``tiles/`` when the job is reopened.
 
-One folder, one job. A finished job whose parameters differ from the new one is *replaced*:
+One folder, one job. A finished job (or one without a finished tile) whose parameters differ
+from the new one is *replaced*:
 every output it recorded or planned (with side files such as ``.aux.xml``) is deleted before
 the new job writes anything, so no file of the old job (say a 10 m ``image.tif``) stays beside
 the new one's (a 20 m ``label.tif``). An unfinished job with other parameters is refused
@@ -143,7 +144,7 @@ class _FolderLock:
 
     ``flock`` locks belong to the open file and vanish when the process dies (also on
     SIGKILL), so a crashed run never leaves the folder locked. Where ``fcntl`` is missing
-    (Windows) ``msvcrt.locking`` on the first byte does the same.
+    (Windows) ``msvcrt.locking`` of one byte past the PID does the same.
     """
 
     _held: ClassVar[dict[str, tuple[_FolderLock, int]]] = {}
@@ -193,10 +194,14 @@ class _FolderLock:
                 os.close(self._fd)  # closing the file drops the flock
 
 
+_WIN_LOCK_OFFSET = 1 << 20  # lock a byte past the PID, so others can still read the PID
+
+
 def _try_lock(fd: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
+        os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
@@ -215,7 +220,8 @@ def _try_lock(fd: int) -> bool:
 
 def _read_pid(fd: int) -> str:
     with contextlib.suppress(OSError, ValueError):
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 64).decode("ascii", "replace").strip()
         if text:
             return str(int(text.split()[0]))
     return "unknown"
@@ -226,7 +232,8 @@ def _write_pid(fd: int) -> None:
     with contextlib.suppress(OSError):
         data = f"{os.getpid()}\n".encode("ascii")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
 
 
 def _tile_arrays(tile: Tile, arrays: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
@@ -259,8 +266,9 @@ class JobDir:
 
     Holds the folder's lock until :meth:`close` (use it as a context manager). Reopening an
     UNFINISHED job with different params raises JobError (use a new --out, or --restart),
-    because its tiles would be lost; a FINISHED job is replaced by the new one: its outputs
-    are deleted first. ``restart=True`` discards the old job (tiles and outputs) either way.
+    because its tiles would be lost; a FINISHED job (or one that never finished a tile, e.g.
+    refused for lack of space) is replaced by the new one: its outputs are deleted first.
+    ``restart=True`` discards the old job (tiles and outputs) either way.
     ``planned`` names the files (relative to the output folder) this job will write, so that
     a later replacement can remove them even if this run never finishes.
     """
@@ -292,10 +300,10 @@ class JobDir:
         if (
             not restart
             and record is not None
-            and record.get("complete")
+            and (record.get("complete") or not self._finished_tile_files())
             and not _same(record.get("params"), self._params)
         ):
-            restart = True  # nothing unfinished to protect: replace the finished job
+            restart = True  # nothing unfinished to protect: replace the finished (or empty) job
         if restart:
             if record is not None:
                 self._remove_outputs(record)

@@ -45,11 +45,13 @@ from .tiling import Tile, TilePlan, assemble
 LAYOUT_OUTPUTS = ("label.tif", "instance.tif", "contour.tif")
 #: Every file a layout job writes into its folder (a replacement removes them all).
 LAYOUT_FILES = (*LAYOUT_OUTPUTS, "label.qml", "preview.png", "entities.csv", "layout.json")
-#: Assumed compression of class rasters (tiles and COGs) for the free-space estimate: real
-#: land-cover maps deflate 10-50x, so 8x keeps the estimate on the safe side of "surely full".
-CATEGORICAL_RATIO = 8.0
+#: Assumed compression of class rasters (tiles and COGs) and of imagery for the free-space
+#: estimate. Both are on the optimistic side (the demo town's class layers deflate 28-100x,
+#: aerial imagery about 1.3-2x), so the check only refuses a job that surely cannot fit.
+CATEGORICAL_RATIO = 32.0
+IMAGE_RATIO = 2.0
 OVERVIEW_FACTOR = 4 / 3
-SMALL_FILES_BYTES = 256 * 1024
+SMALL_FILES_BYTES = 64 * 1024  # job.json, report, CSV, QML, preview
 DEFAULT_LAYOUT_TILE = 2048
 GDAL_CACHE_BYTES = 64 * 1024 * 1024
 """GDAL's block cache during jobs. Its default (5 % of RAM) fills up while COGs and their
@@ -110,13 +112,13 @@ def estimate_job_bytes(
     plan: TilePlan, job: JobDir, *, categorical_bytes: int, image_bands: int = 0
 ) -> int:
     """Disk space a job still needs: pending tiles, the outputs with overviews, and the
-    largest intermediate GeoTIFF. Class layers are assumed to compress by CATEGORICAL_RATIO,
-    imagery not at all; so a job refused by this estimate would surely fill the disk."""
-    per_pixel = categorical_bytes / CATEGORICAL_RATIO + image_bands
+    largest intermediate GeoTIFF, compressed by CATEGORICAL_RATIO and IMAGE_RATIO: a lower
+    estimate, so a job refused by it would surely fill the disk."""
+    per_pixel = categorical_bytes / CATEGORICAL_RATIO + image_bands / IMAGE_RATIO
     pending = sum(t.shape[0] * t.shape[1] for t in job.pending(plan))
     height, width = plan.grid.shape
     area = int(height) * int(width)
-    largest = area * max(image_bands, categorical_bytes / CATEGORICAL_RATIO)
+    largest = area * max(image_bands / IMAGE_RATIO, categorical_bytes / CATEGORICAL_RATIO)
     return int(pending * per_pixel + area * per_pixel * OVERVIEW_FACTOR + largest) + (
         SMALL_FILES_BYTES
     )

@@ -161,3 +161,16 @@ def test_replacement_never_deletes_outside_the_folder(layer: Path, tmp_path: Pat
     record_path.write_text(json.dumps(record))
     assert run_cli(layout_args(layer, out, "2")).returncode == 0
     assert precious.read_bytes() == b"not yours"
+
+
+def test_a_job_without_a_finished_tile_is_replaced_without_restart(
+    layer: Path, tmp_path: Path
+) -> None:
+    """E.g. a job refused for lack of space: nothing to protect, so another job may start."""
+    out, clean = tmp_path / "out", tmp_path / "clean"
+    layout = _layout(layer, 4.0)
+    JobDir(out, layout_job_params(layout, 32)).close()  # type: ignore[arg-type]
+    done = run_cli(layout_args(layer, out))
+    assert done.returncode == 0, done.stderr
+    assert run_cli(layout_args(layer, clean)).returncode == 0
+    assert snapshot(out) == snapshot(clean)
