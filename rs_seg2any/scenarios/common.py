@@ -27,7 +27,7 @@ from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
 from ..progress import Progress
 from ..runner import JobResult
-from ..taxonomy import ClassDef, Taxonomy, load_taxonomy
+from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,10 @@ def extend_taxonomy(taxonomy: Taxonomy, spec: dict[str, Any]) -> tuple[Taxonomy,
     existing = taxonomy.resolve(spec["name"])
     if existing is not None:
         return taxonomy, taxonomy.by_id(existing)
-    colour = str(spec.get("colour", "#FF00FF")).lstrip("#")
     new = ClassDef(
         id=taxonomy.max_id + 1,
         name=str(spec["name"]),
-        colour=(int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)),
+        colour=parse_colour(spec.get("colour", "#FF00FF")),
         description=str(spec.get("description", spec["name"])),
         priority=int(spec.get("priority", 1000)),
     )
