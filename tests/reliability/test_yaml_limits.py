@@ -221,3 +221,19 @@ def test_preset_of_the_wrong_shape_names_the_key(
                         capsys)  # fmt: skip
     assert_one_line_error(code, err, str(preset), PRESET_SHAPES[text])
     assert files_under(out) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("lr: fast\n", "'lr'"), ("minutes: .inf\n", "'minutes'"), ("batch: 2.5\n", "'batch'"),
+     ("train_tiles: 3\n", "'train_tiles'"), ("bf16: 1\n", "'bf16'"), ("crop: true\n", "'crop'")],
+)  # fmt: skip
+def test_training_config_of_the_wrong_kind(text: str, key: str, tmp_path: Path) -> None:
+    load = _train_config()
+    path = tmp_path / "train.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(key)) as info:
+        load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    path.write_text("lr: 1\nminutes: 2\n")  # ints where floats are expected are fine
+    assert load(path).lr == 1
