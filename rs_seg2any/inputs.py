@@ -47,9 +47,10 @@ def read_vector(
 
     p = Path(path)
     try:
-        if not p.is_file():
-            raise InputError(f"vector file '{p}' not found" if not p.exists() else
-                             f"'{p}' is a folder, not a vector file")  # fmt: skip
+        if not p.exists():
+            raise InputError(f"vector file '{p}' not found")
+        if p.is_file() and p.stat().st_size == 0:
+            raise InputError(f"'{p}' is empty (0 bytes)")
         if p.suffix.lower() in PARQUET_SUFFIXES:
             frame = _read_parquet(p)
         else:
@@ -61,9 +62,36 @@ def read_vector(
         crs = _layer_crs(frame.crs, layer_crs, f"'{p}'")
         if frame.crs is None or layer_crs is not None:
             frame = frame.set_crs(crs.to_wkt(), allow_override=True)
+    except InputError as exc:
+        if _opens_as_raster(p):
+            raise InputError(f"{what}: '{p}' is a raster, not a polygon layer") from exc
+        raise _prefixed(what, exc) from exc
     except RsSeg2AnyError as exc:
         raise _prefixed(what, exc) from exc
     return frame
+
+
+def _opens_as_raster(p: Path) -> bool:
+    """Whether GDAL reads ``p`` as a raster: to name the mix-up instead of a driver error."""
+    import rasterio
+
+    if not p.is_file() or p.stat().st_size == 0:
+        return False
+    try:
+        with rasterio.open(p):
+            return True
+    except Exception:  # any failure means: not a raster
+        return False
+
+
+def _opens_as_vector(p: Path) -> bool:
+    """Whether GDAL lists vector layers in ``p`` (a vector file given as a raster)."""
+    if not p.is_file() or p.stat().st_size == 0:
+        return False
+    try:
+        return bool(pyogrio.list_layers(p).size)
+    except Exception:  # any failure means: not a vector file
+        return False
 
 
 def _read_layer(path: Path, layer: str | None) -> gpd.GeoDataFrame:
@@ -90,10 +118,18 @@ def raster_grid(path: str | Path, what: str, *, max_pixels: int | None = None) -
     try:
         _check_file(Path(path), "raster")
         return grid_like(path, max_pixels=max_pixels)
+    except (InputError, RasterioError) as exc:
+        raise _not_a_raster(Path(path), what, exc) from exc
     except RsSeg2AnyError as exc:
         raise _prefixed(what, exc) from exc
-    except RasterioError as exc:
-        raise InputError(f"{what}: '{path}' is not a raster GDAL can read: {exc}") from exc
+
+
+def _not_a_raster(p: Path, what: str, exc: Exception) -> RsSeg2AnyError:
+    if _opens_as_vector(p):
+        return InputError(f"{what}: '{p}' is a vector layer, not a raster")
+    if isinstance(exc, RsSeg2AnyError):
+        return _prefixed(what, exc)
+    return InputError(f"{what}: '{p}' is not a raster GDAL can read: {exc}")
 
 
 @contextmanager
@@ -109,7 +145,7 @@ def open_raster(path: str | Path, what: str) -> Iterator[Any]:
     try:
         src = rasterio.open(p)
     except RasterioError as exc:
-        raise InputError(f"{what}: '{p}' is not a raster GDAL can read: {exc}") from exc
+        raise _not_a_raster(p, what, exc) from exc
     try:
         with src:
             yield src

@@ -190,7 +190,9 @@ def install_types(parser: Any) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 install_types(sub)
-        elif action.dest in RULES and action.option_strings:
+        elif not action.option_strings or action.type not in (None, int, float, str):
+            continue  # positionals, and options with a converter of their own, stay as they are
+        elif action.dest in RULES:
             action.type = argtype(action.dest)
-        elif action.dest in EXTRA_TYPES and action.option_strings:
+        elif action.dest in EXTRA_TYPES:
             action.type = EXTRA_TYPES[action.dest]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import LayoutError
@@ -87,8 +86,3 @@ def add_layer_options(group: argparse._ActionsContainer, *, class_field_required
         help="classes not in the taxonomy: fail (default), leave out, or draw as class 0",
     )
     group.add_argument("--layer-crs", help="CRS to assume for a layer that has none")
-
-
-def is_path(value: object) -> bool:
-    """True for a file path argument (not an in-memory frame)."""
-    return isinstance(value, str | Path)

@@ -64,7 +64,7 @@ def roles_for(taxonomy_name: str, preset: dict[str, Any], override: str | None) 
         if len(parts) != 3 or not all(parts):
             raise ScenarioError("--roles needs three class names: building,bare,road")
         return ChangeRoles(*parts)
-    entry = preset.get("roles", {}).get(taxonomy_name)
+    entry = (preset.get("roles") or {}).get(taxonomy_name)
     if not entry:
         raise ScenarioError(
             f"no change roles for taxonomy '{taxonomy_name}' in the preset; pass "
@@ -166,7 +166,7 @@ def change_pairs(
     if after is not None and after_grid is not None:
         check_same_grid(grid, after_grid)
     cfg = load_preset(preset)
-    params = {**cfg.get("recipes", {}).get(recipe or "", {}), **(recipe_params or {})}
+    params = {**(cfg.get("recipes") or {}).get(recipe or "", {}), **(recipe_params or {})}
     role_set = layer_roles(roles_for(before.taxonomy.name, cfg, roles), before) if recipe else None
     out = ensure_writable_dir(out)
     label1 = _labels(before, grid)

@@ -23,11 +23,11 @@ from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..inputs import raster_grid, read_vector
 from ..layout import Layout, load_layout
-from ..limits import check_sampler, check_tiling
+from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
 from ..progress import Progress
 from ..runner import JobResult
-from ..taxonomy import ClassDef, Taxonomy, load_taxonomy
+from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,10 @@ def extend_taxonomy(taxonomy: Taxonomy, spec: dict[str, Any]) -> tuple[Taxonomy,
     existing = taxonomy.resolve(spec["name"])
     if existing is not None:
         return taxonomy, taxonomy.by_id(existing)
-    colour = str(spec.get("colour", "#FF00FF")).lstrip("#")
     new = ClassDef(
         id=taxonomy.max_id + 1,
         name=str(spec["name"]),
-        colour=(int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)),
+        colour=parse_colour(spec.get("colour", "#FF00FF")),
         description=str(spec.get("description", spec["name"])),
         priority=int(spec.get("priority", 1000)),
     )
@@ -287,11 +286,12 @@ def edit_job(
     if not mask.any():
         raise ScenarioError("the edit mask is empty: nothing of the image would change")
     layout = after.layout(grid)  # validate before anything is written
+    seed = (opts.seed + seed_offset) % (MAX_SEED + 1)  # the top seed wraps, never fails late
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", mask, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
     return run_generate_job(
         layout, out, generator, steps=opts.steps, guidance=opts.guidance,
-        gamma=opts.gamma, seed=opts.seed + seed_offset, tile_size=opts.tile_size,
+        gamma=opts.gamma, seed=seed, tile_size=opts.tile_size,
         overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
         edit=EditRegion(Path(base_image), mask_path),
     )  # fmt: skip

@@ -130,7 +130,7 @@ def seed_mask(seeds: Sequence[tuple[float, float]], grid: GeoBox) -> np.ndarray 
 def _water_mask(polys: Polygons | None, grid: GeoBox, preset: dict[str, Any]) -> np.ndarray | None:
     if polys is None:
         return None
-    names = preset.get("water_classes", {}).get(polys.taxonomy.name, [])
+    names = (preset.get("water_classes") or {}).get(polys.taxonomy.name) or []
     ids = {polys.taxonomy.resolve(n) for n in names} - {None}
     if not ids:
         return None
@@ -157,13 +157,14 @@ def flood(
     ``flood_mask.tif`` and, for DEM floods, ``flood_depth.tif`` (metres, NaN outside).
     """
     opts = opts or GenOptions()
-    cfg = load_preset(preset)
+    cfg = load_preset(preset, needs=("class",))
     if isinstance(extent, str | Path):
         extent = read_vector(extent, "--flood-polygons")
     grid = scenario_grid(base_image, grid)
     out = ensure_writable_dir(out)
     thresholds = [float(t) for t in cfg.get("depth_thresholds_m", [0.5, 1.5])]
-    texts = cfg.get("descriptions", {})
+    texts = cfg.get("descriptions") or {}
+    default_text = cfg["class"].get("description", cfg["class"]["name"])
     depth_names = ["shallow", "medium", "deep"] if len(thresholds) == 2 else None
     depth: np.ndarray | None = None
     if isinstance(extent, DemFlood):
@@ -175,14 +176,13 @@ def flood(
         mask, depth = result.mask, result.depth
         classes = depth_class(depth, mask, thresholds)
         names = depth_names or [f"depth class {i}" for i in range(1, len(thresholds) + 2)]
-        describe = {i + 1: str(texts.get(n, cfg["class"]["description"])) for i, n in
-                    enumerate(names)}  # fmt: skip
+        describe = {i + 1: str(texts.get(n, default_text)) for i, n in enumerate(names)}
     else:
         mask = rasterize_polygons(extent, grid)
         if not mask.any():
             raise ScenarioError("the flood polygons do not cover any pixel of the image")
         classes = mask.astype(np.uint8)
-        describe = {1: str(texts.get("polygon", cfg["class"]["description"]))}
+        describe = {1: str(texts.get("polygon", default_text))}
     base = scenario_base(base_image, polygons, grid, out, generator, opts, progress)
     base_polys = polygons or Polygons.empty(grid.crs)
     taxonomy, flood_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])

@@ -61,7 +61,7 @@ def plan(
     else the preset's planned-development class.
     """
     opts = opts or GenOptions()
-    cfg = load_preset(preset)
+    cfg = load_preset(preset, needs=("class",))
     if not isinstance(zones, gpd.GeoDataFrame):
         zones = read_vector(zones, "--zones")
     if description_field not in zones.columns:

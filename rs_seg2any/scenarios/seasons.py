@@ -71,7 +71,7 @@ def seasons(
     season's adapter from the preset, or None), so a backend with adapters can switch them.
     """
     opts = opts or GenOptions()
-    cfg = load_preset(preset)
+    cfg = load_preset(preset, needs=("seasons",))
     known = list(cfg.get("seasons", {}))
     bad = [n for n in names if n not in known]
     if bad or not names:

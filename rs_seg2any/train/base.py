@@ -74,7 +74,25 @@ class TrainConfig:
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputError(f"training config '{path}': unknown keys {sorted(unknown)}")
+        defaults = cls()
+        for key, value in raw.items():
+            _check_kind(path, key, value, getattr(defaults, key))
         return cls(**raw)
+
+
+def _check_kind(path: Path, key: str, value: Any, default: Any) -> None:
+    """A setting has the kind of its default (an int where a float is expected is fine)."""
+    if value is None or default is None:
+        return
+    kinds: tuple[type, ...] = (int, float) if type(default) is float else (type(default),)
+    wrong = not isinstance(value, kinds) or (isinstance(value, bool) and type(default) is not bool)
+    if isinstance(value, float) and not math.isfinite(value):
+        wrong = True
+    if wrong:
+        raise InputError(
+            f"training config '{path}': '{key}' must be {type(default).__name__} like its "
+            f"default {default!r} (got {value!r})"
+        )
 
 
 class Trainer:

@@ -103,7 +103,9 @@ def test_bad_file_gives_typed_error_naming_option(
     if option == "--clouds" and kind == "wrong_kind":  # polygons are a valid cloud mask too
         assert code == 0, err
         return
-    assert_one_line_error(code, err, option)
+    named = {"wrong_kind": "is a raster" if expect == "vector" else "is a vector layer",
+             "no_crs": "no CRS", "missing": "not found", "empty": "empty"}  # fmt: skip
+    assert_one_line_error(code, err, option, named.get(kind, ""))
     assert files_under(out) == []
 
 

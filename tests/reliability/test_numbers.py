@@ -180,3 +180,19 @@ def test_rules_accept_their_boundaries() -> None:
     with pytest.raises(RsSeg2AnyError):
         check_tiling(64, 32)
     assert np.isfinite(RULES["level"].check("-3.5"))
+
+
+def test_the_top_seed_runs_a_scenario_to_the_end(
+    tmp_path: Path, tiny_random_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edit render derives seed + 1: at the top of the range it wraps instead of failing
+    after the before image was written."""
+    pytest.importorskip("torch")
+    from inputs_kit import GEN, photo, zones
+
+    out = tmp_path / "out"
+    code, err = run_cli(["flood", "--image", photo(tmp_path / "p.tif"), "--flood-polygons",
+                         zones(tmp_path / "z.gpkg"), "--seed", str(RULES["seed"].high),
+                         "--model", tiny_random_weights, "--out", out, *GEN], capsys)  # fmt: skip
+    assert code == 0, err
+    assert (out / "after" / "image.tif").is_file()

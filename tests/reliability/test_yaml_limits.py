@@ -191,3 +191,49 @@ def test_param_alias_bomb(tmp_path: Path) -> None:
     bomb = "[&a0 [1,1,1,1,1,1,1,1,1]," + bomb[1:] + "]"
     with pytest.raises(InputError, match=r"--param count.*nested aliases"):
         _kv("count=" + bomb)
+
+
+PRESET_SHAPES = {
+    "class: 3\n": "'class' must be a mapping",
+    "class: {colour: '#FF0000'}\n": "'class' must be a mapping with a 'name'",
+    "class: {name: w, colour: blue}\n": "colour or priority",
+    "class: {name: w}\ndepth_thresholds_m: [1.5, .nan]\n": "depth_thresholds_m",
+    "class: {name: w}\ndepth_thresholds_m: [1.5, 0.5]\n": "increasing",
+    "class: {name: w}\nroles: {worldcover: {building: b}}\n": "roles 'worldcover'",
+    "class: {name: w}\nseasons: [spring]\n": "'seasons' must be a mapping",
+    "depth_thresholds_m: [0.5]\n": "lacks 'class'",
+}
+
+
+@pytest.mark.parametrize("text", list(PRESET_SHAPES))
+def test_preset_of_the_wrong_shape_names_the_key(
+    text: str, tmp_path: Path, tiny_random_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-edited preset fails on load with its key named, through the real CLI."""
+    from inputs_kit import photo, zones
+
+    preset = tmp_path / "my_flood.yaml"
+    preset.write_text(text)
+    out = tmp_path / "out"
+    code, err = run_cli(["flood", "--image", photo(tmp_path / "p.tif"), "--flood-polygons",
+                         zones(tmp_path / "z.gpkg"), "--preset", preset, "--model",
+                         tiny_random_weights, "--out", out, "--progress", "none"],
+                        capsys)  # fmt: skip
+    assert_one_line_error(code, err, str(preset), PRESET_SHAPES[text])
+    assert files_under(out) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("lr: fast\n", "'lr'"), ("minutes: .inf\n", "'minutes'"), ("batch: 2.5\n", "'batch'"),
+     ("train_tiles: 3\n", "'train_tiles'"), ("bf16: 1\n", "'bf16'"), ("crop: true\n", "'crop'")],
+)  # fmt: skip
+def test_training_config_of_the_wrong_kind(text: str, key: str, tmp_path: Path) -> None:
+    load = _train_config()
+    path = tmp_path / "train.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(key)) as info:
+        load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    path.write_text("lr: 1\nminutes: 2\n")  # ints where floats are expected are fine
+    assert load(path).lr == 1
