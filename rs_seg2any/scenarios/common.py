@@ -23,6 +23,7 @@ from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..layout import Layout, load_layout
 from ..progress import Progress
+from ..radiometry import Radiometry, analyse_base, mask_from_array
 from ..runner import JobResult
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy
 
@@ -244,19 +245,32 @@ def edit_job(
 ) -> JobResult:
     """Generate the *after* image: only inside ``mask``, conditioned on ``after``'s layout.
 
-    The mask is written next to the outputs (``edit_mask.tif``) first; the job reads it back
-    window by window.
+    The base's radiometry is analysed (and a base that cannot be edited refused) before
+    anything is written; then the mask is written next to the outputs (``edit_mask.tif``)
+    and the job reads it back window by window.
     """
     if not mask.any():
         raise ScenarioError("the edit mask is empty: nothing of the image would change")
+    radiometry = check_base(base_image, mask, grid)
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", mask, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
     return run_generate_job(
         after.layout(grid), out, generator, steps=opts.steps, guidance=opts.guidance,
         gamma=opts.gamma, seed=opts.seed + seed_offset, tile_size=opts.tile_size,
         overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
-        edit=EditRegion(Path(base_image), mask_path),
+        edit=EditRegion(Path(base_image), mask_path, radiometry),
     )  # fmt: skip
+
+
+def check_base(base_image: str | Path, mask: np.ndarray, grid: GeoBox) -> Radiometry:
+    """The base image's radiometry for editing ``mask`` (typed errors, nothing written):
+    how its dtype, bands and nodata are shown to the generator and mapped back."""
+    path = Path(base_image)
+    if not path.is_file():
+        raise InputError(f"base image not found: {path}")
+    if mask.shape != tuple(grid.shape):
+        raise ScenarioError(f"the edit mask {mask.shape} is not on the grid {tuple(grid.shape)}")
+    return analyse_base(path, mask_from_array(mask))
 
 
 def grid_of(image: str | Path) -> GeoBox:
