@@ -345,7 +345,7 @@ def run_generate_job(
             guidance=guidance, gamma=gamma, seed=seed, caption=caption,
         )  # fmt: skip
         if edit is not None:
-            params["edit"] = {"base": _file_key(edit.base), "mask": _file_key(edit.mask)}
+            params["edit"] = {"base": _file_key(edit.base), "mask": _content_key(edit.mask)}
             assert edit.radiometry is not None
             params["edit"]["radiometry"] = edit.radiometry.to_params()
         job = JobDir(out, params, restart=restart)
@@ -405,6 +405,18 @@ def _file_key(path: Path) -> dict[str, Any]:
     """Identity of an input file for the job parameters: a changed file is a different job."""
     st = Path(path).stat()
     return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _content_key(path: Path) -> dict[str, Any]:
+    """Identity of a file by its bytes: the scenarios rewrite the same edit mask on a rerun
+    (a new mtime), which must still resume the job."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(Path(path).resolve()), "sha256": digest.hexdigest()}
 
 
 def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:

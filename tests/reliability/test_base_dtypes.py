@@ -27,8 +27,9 @@ from shapely.geometry import box
 pytest.importorskip("torch")
 
 from rs_seg2any.cli import main
-from rs_seg2any.errors import InputError, ScenarioError
+from rs_seg2any.errors import Cancelled, InputError, ScenarioError
 from rs_seg2any.generators.registry import load_generator
+from rs_seg2any.progress import NullProgress
 from rs_seg2any.radiometry import analyse_base, mask_from_array
 from rs_seg2any.scenarios.common import GenOptions, Polygons, edit_job
 
@@ -316,3 +317,67 @@ def test_cli_refuses_an_edit_inside_nodata_and_writes_nothing(
     assert err.startswith("error: the edit area covers only nodata") and "\n" not in err
     assert "Traceback" not in err
     assert no_files(out)
+
+
+def test_real_landsat_flood_never_edits_its_nodata(
+    shared_data: Path, gen: object, tmp_path: Path
+) -> None:
+    """A real Landsat scene (uint8 SWIR1, NIR, red, green; nodata 0): a flood over pixels
+    that hold nodata leaves them nodata, and every pixel outside the flood is unchanged."""
+    from rasterio.windows import Window
+
+    from rs_seg2any.scenarios.flood import flood
+
+    src_path = shared_data / "opengeos_naip_landsat" / "landsat" / "2020.tif"
+    crop = tmp_path / "landsat_crop.tif"
+    window = Window(256, 0, 96, 64)
+    with rasterio.open(src_path) as src:
+        data = src.read(window=window)
+        profile = src.profile | {"width": 96, "height": 64,
+                                 "transform": src.window_transform(window)}  # fmt: skip
+    with rasterio.open(crop, "w", **profile) as dst:
+        dst.write(data)
+    nodata = (data == 0).any(axis=0)
+    assert nodata.sum() >= 2  # the real scene's missing pixels lie inside the flood
+    with rasterio.open(crop) as src:
+        left, bottom, right, top = src.bounds
+    step = (right - left) / 96
+    extent = gpd.GeoDataFrame(geometry=[box(left, top - 32 * step, right, top)], crs="EPSG:4326")
+    res = flood(tmp_path / "out", gen, extent=extent, base_image=crop, opts=OPTS)  # type: ignore[arg-type]
+    with rasterio.open(res.after.outputs["image"]) as src:
+        got = src.read()
+        assert src.dtypes[0] == "uint8" and src.count == 4 and src.nodata == 0
+    flooded = np.zeros((64, 96), dtype=bool)
+    flooded[:32] = True
+    assert (nodata & flooded).any()
+    kept = ~flooded | nodata
+    assert np.array_equal(got[:, kept], data[:, kept])
+    assert (got[:, flooded & ~nodata] != 0).all()  # generated pixels are never nodata
+
+
+class _StopAfter(NullProgress):
+    """Interrupts the job (as Ctrl-C would) after ``n`` tiles."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def advance(self, n: int = 1) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise KeyboardInterrupt
+
+
+def test_resumed_float_job_is_bit_identical(gen: object, tmp_path: Path) -> None:
+    """The radiometry is part of the job: an interrupted float32 / NaN job resumes to exactly
+    the bytes of an uninterrupted run."""
+    rng = np.random.default_rng(3)
+    data = make_image(rng, "float32", 4, float("nan"), True, False)
+    base = write_base(tmp_path / "f.tif", data, float("nan"), interp_for(4, False))
+    mask = np.zeros((N, N), dtype=bool)
+    mask[5:40, 3:45] = True
+    whole = edit_job(town(), GRID, base, mask, tmp_path / "a", gen, OPTS)  # type: ignore[arg-type]
+    with pytest.raises(Cancelled):
+        edit_job(town(), GRID, base, mask, tmp_path / "b", gen, OPTS, _StopAfter(1))  # type: ignore[arg-type]
+    resumed = edit_job(town(), GRID, base, mask, tmp_path / "b", gen, OPTS)  # type: ignore[arg-type]
+    assert resumed.tiles_resumed >= 1
+    assert whole.outputs["image"].read_bytes() == resumed.outputs["image"].read_bytes()
