@@ -340,7 +340,7 @@ def test_real_landsat_flood_never_edits_its_nodata(
     nodata = (data == 0).any(axis=0)
     assert nodata.sum() >= 2  # the real scene's missing pixels lie inside the flood
     with rasterio.open(crop) as src:
-        left, bottom, right, top = src.bounds
+        left, _bottom, right, top = src.bounds
     step = (right - left) / 96
     extent = gpd.GeoDataFrame(geometry=[box(left, top - 32 * step, right, top)], crs="EPSG:4326")
     res = flood(tmp_path / "out", gen, extent=extent, base_image=crop, opts=OPTS)  # type: ignore[arg-type]
