@@ -274,6 +274,9 @@ def check_native(image: Path, data: np.ndarray, mask: np.ndarray) -> None:
     edited = mask & ~border
     assert edited.any() and (got[:, edited] != 0).all()
     assert not np.array_equal(got[:, edited], data[:, edited])
+    for band in range(3):  # blue, green, red: the inverse of the 2-98 % display stretch
+        lo, hi = np.percentile(data[band][~mask & ~border], [2, 98])
+        assert np.floor(lo) <= got[band][edited].min() <= got[band][edited].max() <= np.ceil(hi)
 
 
 @pytest.mark.parametrize("command", ["cloudfill", "plan", "flood"])
