@@ -18,7 +18,8 @@ how generated pixels are mapped back:
   Integers are rounded half to even and clipped to the dtype's range; a generated value equal
   to the nodata value is moved one step (one integer, one float ulp) away from it.
 * **nodata**: a pixel where any band equals that band's nodata value, any float band is NaN,
-  the alpha band is 0 or GDAL's per-dataset mask is 0 is never edited: it is copied exactly.
+  the alpha band is 0 or GDAL's per-dataset mask is 0 is never edited: it is copied exactly
+  (so are +-inf float pixels).
 
 Every number is recorded in the job parameters, so a resumed job is bit-identical and a
 changed base is a different job.
@@ -81,8 +82,8 @@ class Radiometry:
         floating = np.issubdtype(native.dtype, np.floating)
         for band, nd in enumerate(self.nodatavals):
             values = native[..., band]
-            if floating:
-                ok &= ~np.isnan(values)
+            if floating:  # NaN is nodata; +-inf cannot be stretched, so it is kept as well
+                ok &= np.isfinite(values)
             if nd is not None and not math.isnan(nd):
                 ok &= values != nd
         if self.alpha is not None:
