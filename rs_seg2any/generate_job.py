@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from odc.geo.geobox import GeoBox
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from .errors import GridError, InputError, ScenarioError
@@ -28,12 +29,13 @@ from .generators.base import (
     TileCondition,
     local_entities,
 )
-from .geoio import ensure_writable_dir, provenance_tags, write_preview_png
+from .geoio import GridRasterWriter, ensure_writable_dir, provenance_tags, write_preview_png
 from .grid import grid_like, same_grid
 from .jobdir import JobDir
 from .layout import Layout
 from .limits import check, check_sampler, check_tiling
 from .progress import NullProgress, Progress
+from .radiometry import Radiometry, analyse_base, mask_from_file
 from .raster import rasterize_window
 from .runner import (
     GDAL_CACHE_BYTES,
@@ -51,7 +53,7 @@ from .runner import (
     write_layout_outputs,
     write_report,
 )
-from .tiling import Tile, TilePlan
+from .tiling import Tile, TilePlan, assemble
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ class EditRegion:
     Both are GeoTIFFs on exactly the layout's grid (the scenarios load their layouts with
     ``like=base``). ``mask`` is one band, non-zero = generate. This is what floods, planning
     zones, change pairs and cloud filling share: a window of both is read per tile, so any
-    area size works in constant memory.
+    area size works in constant memory. The base keeps its dtype, bands and nodata: its
+    :class:`~rs_seg2any.radiometry.Radiometry` (analysed from the files when not given) says
+    how the generator sees it; nodata pixels are never edited.
     """
 
     base: Path
     mask: Path
+    radiometry: Radiometry | None = None
 
     def check_grid(self, grid: GeoBox) -> None:
         for what, path in (("base image", self.base), ("edit mask", self.mask)):
@@ -79,16 +84,28 @@ class EditRegion:
                     f"{grid.crs}); load the layout with like=<base image>"
                 )
 
-    def read(self, tile: Tile, bands: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(h, w, bands)`` uint8 base pixels and the ``(h, w)`` bool edit mask of a tile."""
+    def analysed(self) -> EditRegion:
+        """This region with its base's radiometry (read once from the files if missing)."""
+        if self.radiometry is not None:
+            return self
+        rad = analyse_base(Path(self.base), mask_from_file(Path(self.mask)))
+        return EditRegion(self.base, self.mask, rad)
+
+    def read(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+        """``(h, w, count)`` native base pixels and the ``(h, w)`` bool mask of the pixels to
+        generate: the edit mask minus every nodata pixel."""
+        rad = self.radiometry
+        if rad is None:
+            raise RuntimeError("EditRegion.read needs analysed() first")
         window = Window.from_slices(tile.rows, tile.cols)
         with rasterio.open(self.base) as src:
-            if src.count < bands:
-                raise InputError(f"base image {self.base} has {src.count} bands, need {bands}")
-            base = src.read(list(range(1, bands + 1)), window=window)
+            base = np.ascontiguousarray(src.read(window=window).transpose(1, 2, 0))
+            valid = rad.valid(base)
+            if rad.dataset_mask:
+                valid &= src.read_masks(1, window=window) != 0
         with rasterio.open(self.mask) as src:
             mask = src.read(1, window=window) != 0
-        return np.ascontiguousarray(base.transpose(1, 2, 0)).astype(np.uint8), mask
+        return base, mask & valid
 
 
 #: Every file a generate job writes into its folder (a replacement removes them all).
@@ -172,28 +189,12 @@ class _TileRenderer:
             )
         )
         local, descriptions, _ids = local_entities(maps.instance, texts)
-        known, edit = self._known(tile)
+        caption = self.caption or default_caption(self.layout, maps.label)
+        seed = self.plan.tile_seed(self.seed, tile)
         if self.edit is not None:
-            base, region = self.edit.read(tile, self.generator.bands)
-            if edit is None:  # no earlier tile overlaps this one
-                known, edit = base, region
-            else:  # earlier tiles' pixels where they exist, the base elsewhere
-                known = np.where(edit[..., None], base, known)
-                edit = region & edit
-        if edit is not None and not edit.any():
-            image = known  # nothing to generate here: the tile is copied, bit for bit
+            image = self._edit_tile(tile, local, descriptions, caption, maps.label, seed)
         else:
-            cond = TileCondition(
-                instances=local,
-                descriptions=descriptions,
-                caption=self.caption or default_caption(self.layout, maps.label),
-                labels=maps.label,
-                known=known if edit is not None else None,
-                edit_mask=edit,
-            )
-            image = self._generate_padded(cond, self.plan.tile_seed(self.seed, tile))
-            if edit is not None:  # exact outside the edit mask, whatever the backend does
-                image = np.where(edit[..., None], image, known)
+            image = self._free_tile(tile, local, descriptions, caption, maps.label, seed)
         return {
             "image": np.ascontiguousarray(image.transpose(2, 0, 1)),
             "label": maps.label,
@@ -201,11 +202,70 @@ class _TileRenderer:
             "contour": maps.contour,
         }
 
-    def _known(self, tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
-        """Pixels of this window already generated by earlier tiles, and the edit mask."""
+    def _free_tile(
+        self,
+        tile: Tile,
+        local: np.ndarray,
+        descriptions: list[str],
+        caption: str,
+        labels: np.ndarray,
+        seed: int,
+    ) -> np.ndarray:
+        """A tile of a plain generate job: earlier tiles' overlap is known, the rest generated."""
+        known, edit = self._known(tile, self.generator.bands, np.dtype(np.uint8))
+        if edit is not None and not edit.any():
+            return known  # covered by earlier tiles: copied, bit for bit
+        cond = TileCondition(
+            instances=local,
+            descriptions=descriptions,
+            caption=caption,
+            labels=labels,
+            known=known if edit is not None else None,
+            edit_mask=edit,
+        )
+        image = self._generate_padded(cond, seed)
+        if edit is not None:  # exact outside the edit mask, whatever the backend does
+            image = np.where(edit[..., None], image, known)
+        return image
+
+    def _edit_tile(
+        self,
+        tile: Tile,
+        local: np.ndarray,
+        descriptions: list[str],
+        caption: str,
+        labels: np.ndarray,
+        seed: int,
+    ) -> np.ndarray:
+        """A tile over the base: native pixels kept bit for bit, the edit generated in display
+        RGB and mapped back to the base's dtype and bands (:mod:`rs_seg2any.radiometry`)."""
+        assert self.edit is not None and self.edit.radiometry is not None
+        rad = self.edit.radiometry
+        base, region = self.edit.read(tile)
+        earlier, todo = self._known(tile, rad.count, np.dtype(rad.dtype))
+        # earlier tiles' pixels where they exist, the base elsewhere
+        current = base if todo is None else np.where(todo[..., None], base, earlier)
+        edit = region if todo is None else region & todo
+        if not edit.any():
+            return current  # nothing to generate here: the tile is copied, bit for bit
+        cond = TileCondition(
+            instances=local,
+            descriptions=descriptions,
+            caption=caption,
+            labels=labels,
+            known=rad.to_display(current, self.generator.bands),
+            edit_mask=edit,
+        )
+        generated = rad.from_display(self._generate_padded(cond, seed))
+        return np.where(edit[..., None], generated, current)
+
+    def _known(
+        self, tile: Tile, bands: int, dtype: np.dtype[Any]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Pixels of this window already generated by earlier tiles, and the mask of those
+        still to make (None when no earlier tile overlaps)."""
         h, w = tile.shape
-        bands = self.generator.bands
-        known = np.zeros((h, w, bands), dtype=np.uint8)
+        known = np.zeros((h, w, bands), dtype=dtype)
         done = np.zeros((h, w), dtype=bool)
         me = self._order[tile.index]
         for other in self.plan.tiles[:me]:
@@ -280,7 +340,11 @@ def run_generate_job(
     if edit is not None:
         if not generator.supports_inpainting:
             raise ScenarioError(f"the {generator.name} generator cannot inpaint an edit region")
+        if generator.bands not in (3, 4):
+            raise ScenarioError(f"the {generator.name} generator makes {generator.bands} bands; "
+                                "editing an image needs an RGB generator")  # fmt: skip
         edit.check_grid(layout.grid)
+        edit = edit.analysed()
     progress = progress or NullProgress()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as scope:
         out = ensure_writable_dir(out_dir)
@@ -290,10 +354,14 @@ def run_generate_job(
             guidance=guidance, gamma=gamma, seed=seed, caption=caption,
         )  # fmt: skip
         if edit is not None:
-            params["edit"] = {"base": _file_key(edit.base), "mask": _file_key(edit.mask)}
+            params["edit"] = {"base": _file_key(edit.base), "mask": _content_key(edit.mask)}
+            assert edit.radiometry is not None
+            params["edit"]["radiometry"] = edit.radiometry.to_params()
         job = scope.enter_context(JobDir(out, params, restart=restart, planned=GENERATE_FILES))
+        rad = edit.radiometry if edit is not None else None
+        image_bytes = rad.count * np.dtype(rad.dtype).itemsize if rad else generator.bands
         need = estimate_job_bytes(plan, job, categorical_bytes=layout_pixel_bytes(layout),
-                                  image_bands=generator.bands)  # fmt: skip
+                                  image_bands=image_bytes)  # fmt: skip
         scope.enter_context(space_for(out, need))  # lock held and space checked until the end
         render = _TileRenderer(
             layout, generator, plan, job, steps=steps, guidance=guidance, gamma=gamma,
@@ -317,25 +385,31 @@ def run_generate_job(
             },
         )
         outputs = write_layout_outputs(plan, job, layout, out, tags, progress)
-        bands = generator.bands
-        outputs["image"] = assemble_layer(
-            plan,
-            job,
-            "image",
-            out / "image.tif",
-            dtype="uint8",
-            nodata=None,
-            bands=bands,
-            finalize={
-                "categorical": False,
-                "band_descriptions": ["red", "green", "blue", "alpha"][:bands]
-                if bands in (3, 4)
-                else [f"band {i + 1}" for i in range(bands)],
-                "tags": tags,
-                "rgb": bands in (3, 4),
-            },
-        )
-        outputs["preview"] = _image_preview(outputs["image"], out / "preview.png")
+        if edit is not None and edit.radiometry is not None:
+            outputs["image"] = _assemble_native(plan, job, out / "image.tif", edit.radiometry, tags)
+            outputs["preview"] = _native_preview(
+                outputs["image"], out / "preview.png", edit.radiometry
+            )
+        else:
+            bands = generator.bands
+            outputs["image"] = assemble_layer(
+                plan,
+                job,
+                "image",
+                out / "image.tif",
+                dtype="uint8",
+                nodata=None,
+                bands=bands,
+                finalize={
+                    "categorical": False,
+                    "band_descriptions": ["red", "green", "blue", "alpha"][:bands]
+                    if bands in (3, 4)
+                    else [f"band {i + 1}" for i in range(bands)],
+                    "tags": tags,
+                    "rgb": bands in (3, 4),
+                },
+            )
+            outputs["preview"] = _image_preview(outputs["image"], out / "preview.png")
         outputs["entities"] = write_entities_csv(layout, out / "entities.csv")
         outputs["report"] = write_report(out / "layout.json", layout)
         return finish_job(job, plan, out, outputs, resumed=resumed, keep_tiles=keep_tiles)
@@ -347,6 +421,18 @@ def _file_key(path: Path) -> dict[str, Any]:
     return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _content_key(path: Path) -> dict[str, Any]:
+    """Identity of a file by its bytes: the scenarios rewrite the same edit mask on a rerun
+    (a new mtime), which must still resume the job."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(Path(path).resolve()), "sha256": digest.hexdigest()}
+
+
 def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:
     from rasterio.enums import Resampling
 
@@ -355,3 +441,48 @@ def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:
         shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
         data = src.read(out_shape=(src.count, *shape), resampling=Resampling.average)
     return write_preview_png(dest, data[:3] if data.shape[0] >= 3 else data[0])
+
+
+class _NativeImageWriter(GridRasterWriter):
+    """A GridRasterWriter that also carries the base image's colour interpretation (set
+    before any pixel is written, so GeoTIFF stores it in its own tags)."""
+
+    def __init__(self, dest: Path, plan: TilePlan, job: JobDir, rad: Radiometry) -> None:
+        super().__init__(
+            dest, plan.grid, dtype=rad.dtype, count=rad.count, nodata=rad.nodata,
+            workdir=job.path,
+        )  # fmt: skip
+        self._ds.colorinterp = [ColorInterp[name] for name in rad.colorinterp]
+
+
+def _assemble_native(
+    plan: TilePlan, job: JobDir, dest: Path, rad: Radiometry, tags: dict[str, str]
+) -> Path:
+    """image.tif of an edit job: the base's dtype, bands, nodata and colour interpretation."""
+    defaults = [rad.colorinterp[b] if rad.colorinterp[b] not in ("undefined", "gray")
+                else f"band {b + 1}" for b in range(rad.count)]  # fmt: skip
+    descriptions = [d or defaults[b] for b, d in enumerate(rad.descriptions)]
+    with _NativeImageWriter(dest, plan, job, rad) as writer:
+
+        def load(tile: Tile) -> np.ndarray:
+            return job.load_tile(tile)["image"]
+
+        def sink(stripe: np.ndarray, rows: slice, cols: slice) -> None:
+            writer.write(stripe, rows, cols)
+
+        assemble(plan, load, sink, mode="core", dtype=rad.dtype, bands=rad.count)
+        return writer.finalize(categorical=False, band_descriptions=descriptions, tags=tags)
+
+
+def _native_preview(image_path: Path, dest: Path, rad: Radiometry, max_size: int = 1024) -> Path:
+    """The preview as the generator saw the image: display bands, same stretch, nodata black."""
+    from rasterio.enums import Resampling
+
+    with rasterio.open(image_path) as src:
+        scale = max(1.0, max(src.height, src.width) / max_size)
+        shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
+        data = src.read(out_shape=(src.count, *shape), resampling=Resampling.nearest)
+    native = data.transpose(1, 2, 0)
+    display = rad.to_display(native)
+    display[~rad.valid(native)] = 0
+    return write_preview_png(dest, np.ascontiguousarray(display.transpose(2, 0, 1)))

@@ -26,6 +26,7 @@ from ..layout import Layout, load_layout
 from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
 from ..progress import Progress
+from ..radiometry import Radiometry, analyse_base, mask_from_array
 from ..runner import JobResult
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
 
@@ -280,21 +281,34 @@ def edit_job(
 ) -> JobResult:
     """Generate the *after* image: only inside ``mask``, conditioned on ``after``'s layout.
 
-    The mask is written next to the outputs (``edit_mask.tif``) first; the job reads it back
-    window by window.
+    The base's radiometry is analysed (and a base that cannot be edited refused) before
+    anything is written; then the mask is written next to the outputs (``edit_mask.tif``)
+    and the job reads it back window by window.
     """
     if not mask.any():
         raise ScenarioError("the edit mask is empty: nothing of the image would change")
     layout = after.layout(grid)  # validate before anything is written
     seed = (opts.seed + seed_offset) % (MAX_SEED + 1)  # the top seed wraps, never fails late
+    radiometry = check_base(base_image, mask, grid)
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", mask, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
     return run_generate_job(
         layout, out, generator, steps=opts.steps, guidance=opts.guidance,
         gamma=opts.gamma, seed=seed, tile_size=opts.tile_size,
         overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
-        edit=EditRegion(Path(base_image), mask_path),
+        edit=EditRegion(Path(base_image), mask_path, radiometry),
     )  # fmt: skip
+
+
+def check_base(base_image: str | Path, mask: np.ndarray, grid: GeoBox) -> Radiometry:
+    """The base image's radiometry for editing ``mask`` (typed errors, nothing written):
+    how its dtype, bands and nodata are shown to the generator and mapped back."""
+    path = Path(base_image)
+    if not path.is_file():
+        raise InputError(f"base image not found: {path}")
+    if mask.shape != tuple(grid.shape):
+        raise ScenarioError(f"the edit mask {mask.shape} is not on the grid {tuple(grid.shape)}")
+    return analyse_base(path, mask_from_array(mask))
 
 
 def grid_of(image: str | Path) -> GeoBox:
