@@ -39,7 +39,7 @@ import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar
@@ -52,7 +52,7 @@ from rs_seg2any.errors import JobError, OutputError
 from rs_seg2any.geoio import TMP_PREFIX, remove_output, remove_temps, write_error
 from rs_seg2any.tiling import Tile, TilePlan
 
-__all__ = ["JOB_DIRNAME", "JobDir"]
+__all__ = ["JOB_DIRNAME", "JobDir", "folder_lock"]
 
 #: Name of the hidden state folder inside an output folder.
 JOB_DIRNAME = ".rs_seg2any"
@@ -234,6 +234,37 @@ def _write_pid(fd: int) -> None:
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, data)
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path | str) -> Iterator[Path]:
+    """Hold ``out``'s job lock for work made of several jobs (a scenario's ``before/``,
+    ``after/`` and its own masks), so a second run on the folder is refused at once; clears the
+    temporaries a killed run left at the folder's top. Jobs inside share the lock."""
+    folder = Path(out)
+    state = folder / JOB_DIRNAME
+    fresh = not state.exists()
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(state, exc) from exc
+    lock = _FolderLock.acquire(state / _LOCK_NAME, folder)
+    try:
+        for path in remove_temps(folder):
+            log.info("removed %s left by an interrupted run", path)
+        yield folder
+    finally:
+        if fresh and _only_lock_in(state):  # a refused run leaves the folder as it found it
+            with contextlib.suppress(OSError):
+                (state / _LOCK_NAME).unlink()
+                state.rmdir()
+        lock.release()
+
+
+def _only_lock_in(state: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return [p.name for p in state.iterdir()] == [_LOCK_NAME]
+    return False
 
 
 def _tile_arrays(tile: Tile, arrays: Mapping[str, Any]) -> dict[str, NDArray[Any]]:

@@ -30,7 +30,7 @@ from ..progress import Progress
 from ..raster import rasterize_window
 from ..runner import JobResult
 from .change_recipes import ChangeRoles, apply_recipe
-from .common import GenOptions, Polygons, edit_job, write_mask
+from .common import GenOptions, Polygons, edit_job, exclusive_folder, write_mask
 from .presets import load_preset
 
 
@@ -142,6 +142,7 @@ def write_change(out: Path, before: np.ndarray, after: np.ndarray, polys: Polygo
     return mask_path, code_path, csv_path
 
 
+@exclusive_folder
 def change_pairs(
     out: str | Path,
     generator: Generator,

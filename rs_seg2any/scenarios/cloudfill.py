@@ -19,7 +19,7 @@ from ..grid import same_grid
 from ..inputs import RASTER_SUFFIXES, open_raster, raster_grid, read_vector
 from ..progress import Progress
 from ..runner import JobResult
-from .common import GenOptions, Polygons, edit_job, grid_of, rasterize_polygons
+from .common import GenOptions, Polygons, edit_job, exclusive_folder, grid_of, rasterize_polygons
 
 
 def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, grid: GeoBox) -> np.ndarray:
@@ -36,6 +36,7 @@ def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, grid: GeoBox) -> np.n
     return mask
 
 
+@exclusive_folder
 def cloudfill(
     out: str | Path,
     generator: Generator,

@@ -7,9 +7,11 @@ the *before* image, so only masked pixels change. All rasters land on one grid.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -22,6 +24,7 @@ from ..generate_job import EditRegion, run_generate_job
 from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..inputs import raster_grid, read_vector
+from ..jobdir import folder_lock
 from ..layout import Layout, load_layout
 from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
@@ -29,6 +32,22 @@ from ..progress import Progress
 from ..radiometry import Radiometry, analyse_base, mask_from_array
 from ..runner import JobResult
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exclusive_folder(run: Callable[P, R]) -> Callable[P, R]:
+    """A scenario holds its whole output folder (first argument ``out``) while it runs: a
+    second run on it fails at once with the PID, and a killed run's temporaries are cleared."""
+
+    @functools.wraps(run)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        out = kwargs["out"] if "out" in kwargs else args[0]
+        with folder_lock(ensure_writable_dir(out)):  # type: ignore[arg-type]
+            return run(*args, **kwargs)
+
+    return locked
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .common import (
     Polygons,
     append_polygons,
     edit_job,
+    exclusive_folder,
     extend_taxonomy,
     polygons_from_mask,
     rasterize_polygons,
@@ -139,6 +140,7 @@ def _water_mask(polys: Polygons | None, grid: GeoBox, preset: dict[str, Any]) ->
     return rasterize_polygons(water, grid) if len(water) else None
 
 
+@exclusive_folder
 def flood(
     out: str | Path,
     generator: Generator,

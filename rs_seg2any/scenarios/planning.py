@@ -24,6 +24,7 @@ from .common import (
     GenOptions,
     Polygons,
     edit_job,
+    exclusive_folder,
     extend_taxonomy,
     scenario_base,
     scenario_grid,
@@ -41,6 +42,7 @@ class PlanResult:
         return {"before": self.before, **self.after.outputs}
 
 
+@exclusive_folder
 def plan(
     out: str | Path,
     generator: Generator,

@@ -20,7 +20,7 @@ from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
 from ..progress import Progress
 from ..runner import JobResult
-from .common import GenOptions, Polygons
+from .common import GenOptions, Polygons, exclusive_folder
 from .presets import load_preset
 
 
@@ -54,6 +54,7 @@ def season_descriptions(polys: Polygons, season: str, cfg: dict[str, Any]) -> li
     return texts
 
 
+@exclusive_folder
 def seasons(
     out: str | Path,
     generator_for: Callable[[str | None], Generator],
