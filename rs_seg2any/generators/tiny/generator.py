@@ -7,6 +7,7 @@ sentence encoder, and runs the flow sampler (CFG, shape strength, inpainting).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,13 @@ class TinyGenerator:
             filled = fill_unknown(known, edit_mask)
             kx = torch.from_numpy(filled).permute(2, 0, 1)[None].float() / 127.5 - 1
             km = torch.from_numpy(edit_mask.astype(np.float32))[None, None]
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", torch.bfloat16, enabled=self.bf16),
+            warnings.catch_warnings(),
+        ):
+            # bf16 activations with fp32 RMSNorm weights: a benign "Mismatch dtype" notice
+            warnings.filterwarnings("ignore", message="Mismatch dtype", category=UserWarning)
             x = sample(self.model, cond, steps=steps, guidance=guidance, gamma=gamma, seed=seed,
                        known=kx, edit_mask=km, ae=self.ae)  # fmt: skip
         check_finite_output(x, "tiny")
