@@ -87,17 +87,20 @@ a gap between polygons) is rendered as one neutral ground entity instead of cras
 
 
 def with_background(
-    instances: NDArray[np.integer], descriptions: Sequence[str], patch: int
+    instances: NDArray[np.integer], descriptions: Sequence[str], patch: int, *, always: bool = False
 ) -> tuple[NDArray[np.int64], list[str]]:
-    """Give a tile whose tokens (``patch``-px squares, majority owner) are all unowned one
-    implicit background entity ``E + 1`` over its uncovered pixels; other tiles unchanged.
+    """Give the uncovered pixels (id 0) of a tile one implicit background entity ``E + 1``.
 
-    Covers tiles with no entity at all and tiles whose entities are all too small to own a
-    token, which otherwise reach the model as zero entities or text-less tokens.
+    By default only where no token (``patch``-px square, majority owner) belongs to an entity:
+    tiles with no entity at all, and tiles whose entities are all too small to own a token,
+    which otherwise reach the model as zero entities or text-less tokens. ``always`` does it
+    for every tile with uncovered pixels: for models that never saw id 0 in training (the
+    embedded model), so neighbouring tiles render uncovered ground the same way.
     """
     inst = np.asarray(instances, dtype=np.int64)
     texts = list(descriptions)
-    if texts and _owns_a_token(inst, patch):
+    uncovered = not inst.all()
+    if not uncovered or (texts and not always and _owns_a_token(inst, patch)):
         return inst, texts
     background = len(texts) + 1
     return np.where(inst > 0, inst, background), [*texts, BACKGROUND_DESCRIPTION]

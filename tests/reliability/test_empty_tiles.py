@@ -55,6 +55,10 @@ def test_with_background_only_touches_tiles_without_owned_tokens() -> None:
     dense[:, :8] = 1
     same, texts = with_background(dense, ["x"], 8)
     assert texts == ["x"] and (same == dense).all()  # owned tokens: unchanged
+    inst, texts = with_background(dense, ["x"], 8, always=True)  # the embedded model's rule
+    assert texts == ["x", BACKGROUND_DESCRIPTION] and set(np.unique(inst)) == {1, 2}
+    full = np.ones((16, 16), np.int64)
+    assert with_background(full, ["x"], 8, always=True)[1] == ["x"]  # nothing uncovered
 
 
 @pytest.mark.parametrize("make", [_empty, _sliver], ids=["no-entity", "tiny-entity"])

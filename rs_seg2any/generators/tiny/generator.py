@@ -95,7 +95,9 @@ class TinyGenerator:
         m = self.tile_multiple
         if h % m or w % m:
             raise ValueError(f"tile {h}x{w} must be a multiple of {m} px")
-        instances, descriptions = with_background(instances, descriptions, m)
+        # trained on fully labelled crops (unknown = "unlabeled"): id 0 is never seen, so
+        # uncovered pixels are always the implicit background entity
+        instances, descriptions = with_background(instances, descriptions, m, always=True)
         cond = self.condition(instances, descriptions, caption)
         kx = km = None
         if known is not None and edit_mask is not None:
