@@ -37,6 +37,17 @@ class GridError(RsSeg2AnyError):
     exit_code = 6
 
 
+class WeightsError(InputError):
+    """A weights file is unreadable, corrupt (truncated, bad bytes, NaN/Inf) or does not fit
+    the model it is loaded into (missing tensors, wrong shapes or dtypes)."""
+
+
+class GenerationError(RsSeg2AnyError):
+    """A generator produced unusable pixels (NaN/Inf); nothing is written for that tile."""
+
+    exit_code = 11
+
+
 class OutputError(RsSeg2AnyError):
     """Outputs cannot be written (folder not writable, disk full, existing files)."""
 

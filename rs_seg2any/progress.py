@@ -8,6 +8,7 @@ the implementation. JSON events are one object per line on stderr, e.g.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any, Protocol, TextIO
 
@@ -99,9 +100,65 @@ class BarProgress:
 
 
 def make_progress(kind: str) -> Progress:
-    """'bar' (default for terminals), 'json' (for programs) or 'none'."""
+    """'bar' (default for terminals), 'json' (for programs) or 'none'.
+
+    For 'json' and 'none' the process's other stderr writers are tamed too (see
+    :func:`route_library_output`), because callers parse that stream.
+    """
     if kind == "json":
-        return JsonProgress()
+        progress = JsonProgress()
+        route_library_output(progress)
+        return progress
     if kind == "none":
+        route_library_output(None)
         return NullProgress()
     return BarProgress()
+
+
+def route_library_output(json_progress: JsonProgress | None) -> None:
+    """Third-party chatter on stderr becomes JSON events (``json``) or nothing (``none``).
+
+    Python warnings (e.g. torch's dtype notices) and log records of level WARNING and above
+    turn into ``{"event": "warning", ...}`` lines; Hugging Face/tqdm loading bars are
+    switched off. Only the CLI calls this: library users keep their own settings.
+    """
+    import os
+    import warnings
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if json_progress is not None:
+            json_progress._emit(
+                {"event": "warning", "type": category.__name__, "message": str(message)}
+            )
+
+    warnings.showwarning = show
+    handler: logging.Handler = (
+        _JsonLogHandler(json_progress) if json_progress else (logging.NullHandler())
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+
+
+class _JsonLogHandler(logging.Handler):
+    """Log records as JSON warning events on the progress stream."""
+
+    def __init__(self, progress: JsonProgress) -> None:
+        super().__init__(logging.WARNING)
+        self._progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._progress._emit(
+            {"event": "warning", "type": record.name, "message": record.getMessage()}
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,6 +77,57 @@ def local_entities(
         local += 1
         ids = [int(v) for v in uniq]
     return local, [descriptions_by_id.get(i, "") for i in ids], ids
+
+
+BACKGROUND_DESCRIPTION = "miscellaneous ground"
+"""Text of the implicit entity a tile gets when none of its tokens belongs to a polygon (a
+paraphrase of "unlabeled" the embedded model was trained on). The
+models learn entities, never a tile without one, so an empty tile (sparse buildings, ships,
+a gap between polygons) is rendered as one neutral ground entity instead of crashing."""
+
+
+def with_background(
+    instances: NDArray[np.integer], descriptions: Sequence[str], patch: int, *, always: bool = False
+) -> tuple[NDArray[np.int64], list[str]]:
+    """Give the uncovered pixels (id 0) of a tile one implicit background entity ``E + 1``.
+
+    By default only where no token (``patch``-px square, majority owner) belongs to an entity:
+    tiles with no entity at all, and tiles whose entities are all too small to own a token,
+    which otherwise reach the model as zero entities or text-less tokens. ``always`` does it
+    for every tile with uncovered pixels: for models that never saw id 0 in training (the
+    embedded model), so neighbouring tiles render uncovered ground the same way.
+    """
+    inst = np.asarray(instances, dtype=np.int64)
+    texts = list(descriptions)
+    uncovered = not inst.all()
+    if not uncovered or (texts and not always and _owns_a_token(inst, patch)):
+        return inst, texts
+    background = len(texts) + 1
+    return np.where(inst > 0, inst, background), [*texts, BACKGROUND_DESCRIPTION]
+
+
+def condition_with_background(cond: TileCondition, patch: int) -> TileCondition:
+    """:func:`with_background` of a tile condition (what every backend calls first)."""
+    inst, texts = with_background(cond.instances, cond.descriptions, patch)
+    if len(texts) == len(cond.descriptions):
+        return cond
+    return replace(cond, instances=inst, descriptions=texts)
+
+
+def _owns_a_token(inst: NDArray[np.int64], patch: int) -> bool:
+    """Whether any ``patch``-px token has an entity (not 0) as its majority owner, with the
+    exact token rule of the models (``rs_seg2any.conditioning.patchify_ids``)."""
+    if not (inst > 0).any():
+        return False
+    import torch
+
+    from ..conditioning import patchify_ids
+
+    h, w = inst.shape
+    crop = inst[: h - h % patch, : w - w % patch] if h >= patch and w >= patch else inst
+    if crop.shape[0] % patch or crop.shape[1] % patch or crop.size == 0:
+        return True  # smaller than one token: any entity pixel counts
+    return bool((patchify_ids(torch.from_numpy(crop)[None], patch) > 0).any())
 
 
 def weights_digest(path: Path) -> str:

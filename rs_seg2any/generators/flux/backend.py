@@ -28,7 +28,8 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from ...conditioning import condition_keep, filter_condition_tokens, patchify_ids
-from ..base import TileCondition
+from ..base import TileCondition, condition_with_background
+from ..integrity import check_finite_output
 from .attention import JointState, StepState, install_processors
 from .condition import (
     contour_image,
@@ -184,6 +185,7 @@ class FluxBackend:
         m = self.tile_multiple
         if any(c.shape != (h, w) for c in conds) or h % m or w % m:
             raise ValueError(f"tiles must share one size, a multiple of {self.tile_multiple}")
+        conds = [condition_with_background(c, self.patch) for c in conds]
         try:
             with torch.inference_mode():
                 images = self._generate(conds, steps, guidance, gamma, seeds)
@@ -212,6 +214,7 @@ class FluxBackend:
             z = unpack(latents, h // self.vae_factor, w // self.vae_factor)
             z = z / vae.config.scaling_factor + (vae.config.shift_factor or 0)
             pixels = vae.decode(z.to(self.dtype), return_dict=False)[0]
+        check_finite_output(pixels, "flux")
         return unit_to_pixels(pixels)
 
     def sample_latents(

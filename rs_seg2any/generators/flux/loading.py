@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
+from ...errors import WeightsError
 from .errors import DeviceError, ModelFolderError
 
 # part -> files of which at least one must exist
@@ -110,16 +112,36 @@ def load_components(model: str | Path, dtype: torch.dtype) -> Components:
         tok = AutoTokenizer.from_pretrained(name, subfolder="tokenizer")
         tok2 = AutoTokenizer.from_pretrained(name, subfolder="tokenizer_2")
         sched = _scheduler_config(src if local else None, name)
-    except (OSError, ValueError) as exc:
-        raise ModelFolderError(f"cannot load the FLUX model '{name}': {exc}") from exc
-    for m in (transformer, vae, te, te2):
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise ModelFolderError(
+            f"cannot load the FLUX model '{name}' (a file is missing, truncated or corrupt: "
+            f"{_one_line(exc)})"
+        ) from exc
+    parts = {"transformer": transformer, "vae": vae, "text_encoder": te, "text_encoder_2": te2}
+    for part, m in parts.items():
         m.eval().requires_grad_(False)
+        check_module_finite(m, f"FLUX model '{name}' {part}")
     ident = hashlib.sha256(
         json.dumps(
             [dict(transformer.config), dict(vae.config), sched], sort_keys=True, default=str
         ).encode()
     ).hexdigest()[:16]
     return Components(transformer, vae, te, te2, tok, tok2, sched, ident)
+
+
+def check_module_finite(module: Any, source: str) -> None:
+    """Every parameter and float buffer finite: NaN/Inf weights would decode to black tiles."""
+    for pname, value in [*module.named_parameters(), *module.named_buffers()]:
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(
+                f"{source}: weights '{pname}' contain NaN or Inf values; the file is corrupt "
+                "(re-download it)"
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def _scheduler_config(folder: Path | None, name: str) -> dict[str, Any]:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..base import weights_digest
+from ..integrity import check_tensors, read_tensors
 from .errors import LoraMismatchError
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
@@ -140,6 +141,9 @@ def check_fits(transformer: Any, state: dict[str, torch.Tensor], source: str) ->
     modules = dict(transformer.named_modules())
     problems: list[str] = []
     for key, value in state.items():
+        if value.ndim != 2:
+            problems.append(f"{key} (a {value.ndim}-d tensor, LoRA weights are 2-d)")
+            continue
         name, _, kind = key.partition(".lora_")
         mod = modules.get(name)
         base = getattr(mod, "base_layer", mod)
@@ -149,6 +153,10 @@ def check_fits(transformer: Any, state: dict[str, torch.Tensor], source: str) ->
             problems.append(f"{name} (in {value.shape[1]} != {base.in_features})")
         elif kind.startswith("B.weight") and value.shape[0] != base.out_features:
             problems.append(f"{name} (out {value.shape[0]} != {base.out_features})")
+        elif kind.startswith("B.weight"):
+            a = state.get(f"{name}.lora_A.weight")
+            if a is not None and a.ndim == 2 and a.shape[0] != value.shape[1]:
+                problems.append(f"{name} (rank of A {a.shape[0]} != rank of B {value.shape[1]})")
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise LoraMismatchError(
@@ -162,7 +170,8 @@ def load_adapters(transformer: Any, specs: list[LoraSpec]) -> Adapters:
     adapters = Adapters()
     for i, spec in enumerate(specs):
         for file, role in discover(spec.path):
-            state = transformer_state(load_file(str(file)), str(file))
+            state = transformer_state(read_tensors(file, "LoRA"), str(file))
+            check_tensors(state, f"LoRA '{file}'")
             check_fits(transformer, state, str(file))
             name = f"lora{i}_{role}"
             prefixed = {f"transformer.{k}": v for k, v in state.items()}

@@ -11,7 +11,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+TILE_MARGIN = 2
+"""Latent pixels added around a tile before decoding (a 4x-downsampling decoder of five 3x3
+convolutions sees about two latent pixels beyond its output)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,20 @@ class TinyAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         x: Tensor = self.dec(z * self.scale)
         return x
+
+    def encode_tile(self, x: Tensor, margin: int = TILE_MARGIN) -> Tensor:
+        """:meth:`encode` of a tile that continues beyond its edges: the image is extended by
+        edge replication, so zero padding does not darken the latents of the tile border."""
+        ds = self.cfg.downsample
+        z = self.encode(F.pad(x, (margin * ds,) * 4, mode="replicate"))
+        return z[..., margin:-margin, margin:-margin]
+
+    def decode_tile(self, z: Tensor, margin: int = TILE_MARGIN) -> Tensor:
+        """:meth:`decode` without the dark zero-padding frame at the tile edges, which the
+        next tile inherits as known pixels and which shows as a line on every tile seam."""
+        ds = self.cfg.downsample
+        x = self.decode(F.pad(z, (margin,) * 4, mode="replicate"))
+        return x[..., margin * ds : -margin * ds, margin * ds : -margin * ds]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))

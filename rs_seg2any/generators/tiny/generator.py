@@ -7,6 +7,7 @@ sentence encoder, and runs the flow sampler (CFG, shape strength, inpainting).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,30 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, with_background
+from rs_seg2any.generators.integrity import check_finite_output
 from rs_seg2any.generators.tiny.autoencoder import TinyAE
 from rs_seg2any.generators.tiny.model import Condition, TinySeg2Any
 from rs_seg2any.generators.tiny.sampler import sample
-from rs_seg2any.generators.tiny.text import TextEncoder, default_encoder
-from rs_seg2any.generators.tiny.weights import load_autoencoder, load_weights
+from rs_seg2any.generators.tiny.text import TEXT_DIM, TextEncoder, default_encoder
+from rs_seg2any.generators.tiny.weights import load_generator_parts
 from rs_seg2any.raster import contours_from_instances
+
+
+def fill_unknown(known: NDArray[np.uint8], edit_mask: NDArray[np.bool_]) -> NDArray[np.uint8]:
+    """Known pixels with the area to generate filled by the nearest known pixel.
+
+    The latent model encodes the known image with a convolutional autoencoder; zeros left in
+    the area to generate would bleed into the latents of the known border and print a dark
+    line along every tile seam (worst on flat ground, e.g. tiles without polygons).
+    """
+    if not edit_mask.any() or edit_mask.all():
+        return known
+    from scipy.ndimage import distance_transform_edt
+
+    _, (rows, cols) = distance_transform_edt(edit_mask, return_indices=True)
+    filled: NDArray[np.uint8] = known[rows, cols]
+    return filled
 
 
 @dataclass
@@ -37,7 +55,7 @@ class TinyGenerator:
 
     @classmethod
     def from_file(cls, path: Path) -> TinyGenerator:
-        return cls(load_weights(path), load_autoencoder(path))
+        return cls(*load_generator_parts(path))
 
     @property
     def tile_multiple(self) -> int:
@@ -53,7 +71,7 @@ class TinyGenerator:
         return Condition(
             instances=torch.from_numpy(instances.astype(np.int64))[None],
             contours=torch.from_numpy(contours_from_instances(instances)).float()[None],
-            texts=enc.encode(list(descriptions)).view(1, e, -1),
+            texts=enc.encode(list(descriptions)).reshape(1, e, TEXT_DIM),
             text_valid=torch.ones(1, e, dtype=torch.bool),
             caption=enc.encode([caption]),
         )
@@ -77,14 +95,25 @@ class TinyGenerator:
         m = self.tile_multiple
         if h % m or w % m:
             raise ValueError(f"tile {h}x{w} must be a multiple of {m} px")
+        # trained on fully labelled crops (unknown = "unlabeled"): id 0 is never seen, so
+        # uncovered pixels are always the implicit background entity
+        instances, descriptions = with_background(instances, descriptions, m, always=True)
         cond = self.condition(instances, descriptions, caption)
         kx = km = None
         if known is not None and edit_mask is not None:
-            kx = torch.from_numpy(known).permute(2, 0, 1)[None].float() / 127.5 - 1
+            filled = fill_unknown(known, edit_mask)
+            kx = torch.from_numpy(filled).permute(2, 0, 1)[None].float() / 127.5 - 1
             km = torch.from_numpy(edit_mask.astype(np.float32))[None, None]
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", torch.bfloat16, enabled=self.bf16),
+            warnings.catch_warnings(),
+        ):
+            # bf16 activations with fp32 RMSNorm weights: a benign "Mismatch dtype" notice
+            warnings.filterwarnings("ignore", message="Mismatch dtype", category=UserWarning)
             x = sample(self.model, cond, steps=steps, guidance=guidance, gamma=gamma, seed=seed,
                        known=kx, edit_mask=km, ae=self.ae)  # fmt: skip
+        check_finite_output(x, "tiny")
         img = ((x[0].float().permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255)
         out: NDArray[np.uint8] = img.astype(np.uint8)
         if known is not None and edit_mask is not None:

@@ -100,7 +100,7 @@ def sample(
     noise = torch.randn(b, c, h // ds, w // ds, generator=gen)
     known_z, mask_z = known, edit_mask
     if known is not None and edit_mask is not None and ae is not None:
-        known_z = ae.encode(known)
+        known_z = ae.encode_tile(known)
         mask_z = F.max_pool2d(edit_mask, ds) if ds > 1 else edit_mask
     guided = guidance != 1.0
     ctx: Context = model.encode_context(
@@ -120,7 +120,7 @@ def sample(
         if known_z is not None and mask_z is not None:
             pinned = t1 * known_z + (1 - t1) * noise
             z = mask_z * z + (1 - mask_z) * pinned
-    out = (z if ae is None else ae.decode(z)).clamp(-1, 1)
+    out = (z if ae is None else ae.decode_tile(z)).clamp(-1, 1)
     if known is not None and edit_mask is not None:
         out = edit_mask * out + (1 - edit_mask) * known
     return out

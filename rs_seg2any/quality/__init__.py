@@ -1,0 +1,1 @@
+"""Image-quality measures of generated imagery (seams, realism), shared by tests and benches."""
