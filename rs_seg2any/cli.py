@@ -379,8 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             args = _job_args(args.job)
     except RsSeg2AnyError as exc:  # a bad number or job file: one line, not argparse's usage
-        sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code
+        return _report_error(exc, _progress_mode(sys.argv[1:] if argv is None else argv))
     if argv is None:  # a real process, not a library call of main([...])
         _interrupt_on_signals()
     if args.command == "taxonomies":
@@ -405,14 +404,30 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     except (RsSeg2AnyError, KeyboardInterrupt) as exc:
         progress.close()
         err = exc if isinstance(exc, RsSeg2AnyError) else Cancelled("interrupted; rerun to resume")
-        if mode == "json":
-            event = {"event": "error", "type": type(err).__name__, "message": str(err)}
-            sys.stderr.write(json.dumps(event) + "\n")
-        sys.stderr.write(f"error: {err}\n")
-        sys.stderr.flush()
-        return err.exit_code
+        return _report_error(err, mode)
     finally:
         progress.close()
+
+
+def _report_error(err: RsSeg2AnyError, mode: str) -> int:
+    """One ``error:`` line (and the JSON ``error`` event programs wait for); the exit code."""
+    if mode == "json":
+        event = {"event": "error", "type": type(err).__name__, "message": str(err)}
+        sys.stderr.write(json.dumps(event) + "\n")
+    sys.stderr.write(f"error: {err}\n")
+    sys.stderr.flush()
+    return err.exit_code
+
+
+def _progress_mode(argv: Sequence[str]) -> str:
+    """``--progress`` as typed, for errors found while the arguments are still being parsed."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word.startswith("--progress="):
+            return word.split("=", 1)[1]
+        if word == "--progress" and i + 1 < len(words):
+            return words[i + 1]
+    return "bar"
 
 
 if __name__ == "__main__":  # pragma: no cover

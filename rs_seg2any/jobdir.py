@@ -49,7 +49,13 @@ from numpy.typing import NDArray
 
 from rs_seg2any import __version__
 from rs_seg2any.errors import JobError, OutputError
-from rs_seg2any.geoio import TMP_PREFIX, remove_output, remove_temps, write_error
+from rs_seg2any.geoio import (
+    TMP_PREFIX,
+    ensure_writable_dir,
+    remove_output,
+    remove_temps,
+    write_error,
+)
 from rs_seg2any.tiling import Tile, TilePlan
 
 __all__ = ["JOB_DIRNAME", "JobDir", "folder_lock"]
@@ -242,6 +248,8 @@ def folder_lock(out: Path | str) -> Iterator[Path]:
     ``after/`` and its own masks), so a second run on the folder is refused at once; clears the
     temporaries a killed run left at the folder's top. Jobs inside share the lock."""
     folder = Path(out)
+    made = not folder.exists()
+    ensure_writable_dir(folder)
     state = folder / JOB_DIRNAME
     fresh = not state.exists()
     try:
@@ -258,6 +266,8 @@ def folder_lock(out: Path | str) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 (state / _LOCK_NAME).unlink()
                 state.rmdir()
+                if made:
+                    folder.rmdir()  # only when empty: nothing was written
         lock.release()
 
 

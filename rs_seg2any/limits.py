@@ -132,18 +132,25 @@ def check_resolution(value: Any, option: str = "--resolution") -> Any:
     return value
 
 
-def check_number_list(value: str, option: str, count: int | None = None) -> list[float]:
+def check_number_list(
+    value: str,
+    option: str,
+    count: int | None = None,
+    error: type[RsSeg2AnyError] = InputError,
+) -> list[float]:
     """Comma (or space) separated finite numbers, e.g. an extent or an X,Y pair."""
     parts = [p for p in str(value).replace(" ", ",").split(",") if p]
-    want = f"{count} numbers" if count else "numbers"
+    want = {2: "two numbers (X,Y)", 4: "four numbers (xmin,ymin,xmax,ymax)"}.get(
+        count or 0, f"{count} numbers" if count else "numbers"
+    )
     try:
         numbers = [float(p) for p in parts]
     except ValueError:
-        raise InputError(f"{option} {value!r} must be {want} separated by commas") from None
+        raise error(f"{option} {value!r} must be {want} separated by commas") from None
     if count is not None and len(numbers) != count:
-        raise InputError(f"{option} {value!r} must be {want} separated by commas")
+        raise error(f"{option} {value!r} must be {want} separated by commas")
     if not all(math.isfinite(n) for n in numbers):
-        raise InputError(f"{option} {value!r} must hold finite numbers")
+        raise error(f"{option} {value!r} must hold finite numbers")
     return numbers
 
 
@@ -174,7 +181,7 @@ def argtype(name: str) -> Callable[[str], Any]:
 
 EXTRA_TYPES: dict[str, Callable[[str], Any]] = {
     "resolution": check_resolution,
-    "extent": lambda text: (check_number_list(text, "--extent", 4), text)[1],
+    "extent": lambda text: (check_number_list(text, "--extent", 4, GridError), text)[1],
     "seed_xy": lambda text: (check_number_list(text, "--seed-xy", 2), text)[1],
     "layer_crs": lambda text: check_crs(text, "--layer-crs"),
 }

@@ -139,7 +139,9 @@ def test_condition_tokens_read_image_tokens_and_masked_ones_change_nothing() -> 
     # gamma = 0 cuts both directions: image outputs as without a condition
     none, _ = step(tr, img, cond[:, :0], gamma=0.0)
     zero, cz = step(tr, img, cond, gamma=0.0)
-    torch.testing.assert_close(zero, none, rtol=0, atol=0)
+    # two different kernels (no condition tokens vs masked ones) may round differently in the
+    # last bit; any leak of the condition would be orders of magnitude larger than 1e-6
+    torch.testing.assert_close(zero, none, rtol=0, atol=1e-6)
     assert torch.equal(step(tr, img2, cond, gamma=0.0)[1], cz)  # nor reads the image
     assert (step(tr, img, cond)[0] - none).abs().max() > 1e-4
 

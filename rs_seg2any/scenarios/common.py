@@ -44,7 +44,7 @@ def exclusive_folder(run: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(run)
     def locked(*args: P.args, **kwargs: P.kwargs) -> R:
         out = kwargs["out"] if "out" in kwargs else args[0]
-        with folder_lock(ensure_writable_dir(out)):  # type: ignore[arg-type]
+        with folder_lock(out):  # type: ignore[arg-type]
             return run(*args, **kwargs)
 
     return locked
