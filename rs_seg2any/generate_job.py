@@ -53,7 +53,7 @@ from .runner import (
     write_layout_outputs,
     write_report,
 )
-from .tiling import Tile, TilePlan, assemble
+from .tiling import Tile, TilePlan, assemble, soft_edge
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,37 @@ class _TileRenderer:
             done[dst] = True
         if not done.any() or not self.generator.supports_inpainting:
             return known, None
-        return known, ~done
+        return known, ~(done & ~self._soft_edges(tile))
+
+    def _soft_edges(self, tile: Tile) -> np.ndarray:
+        """Pixels of this tile's core within SOFT_EDGE px of an earlier tile's inner window
+        edge. A decoder renders the last pixels of a window with less context than the rest,
+        so they are made again by the tile that owns them: the seam then falls where the
+        earlier tile's pixels are at their best. Nobody else ever reads those pixels from the
+        earlier tile: the mosaic and later tiles take them from their owner, this tile."""
+        margin = soft_edge(self.plan.overlap)
+        soft = np.zeros(tile.shape, dtype=bool)
+        if margin <= 0:
+            return soft
+        height, width = self.layout.grid.shape
+        r0, c0 = tile.rows.start, tile.cols.start
+        core = (slice(tile.core_rows.start - r0, tile.core_rows.stop - r0),
+                slice(tile.core_cols.start - c0, tile.core_cols.stop - c0))  # fmt: skip
+        in_core = np.zeros(tile.shape, dtype=bool)
+        in_core[core] = True
+        me = self._order[tile.index]
+        for other in self.plan.tiles[:me]:
+            bands = []
+            if other.rows.stop < height:
+                bands.append((slice(other.rows.stop - margin, other.rows.stop), other.cols))
+            if other.cols.stop < width:
+                bands.append((other.rows, slice(other.cols.stop - margin, other.cols.stop)))
+            for rows, cols in bands:
+                a, b = max(rows.start, tile.rows.start), min(rows.stop, tile.rows.stop)
+                c, d = max(cols.start, tile.cols.start), min(cols.stop, tile.cols.stop)
+                if a < b and c < d:
+                    soft[a - r0 : b - r0, c - c0 : d - c0] = True
+        return soft & in_core
 
     def _generate_padded(self, cond: TileCondition, seed: int) -> np.ndarray:
         """Pad a tile to the generator's multiple (grid edges of small grids), then crop."""

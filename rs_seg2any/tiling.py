@@ -69,6 +69,16 @@ class Tile:
         return sub
 
 
+SOFT_EDGE = 8
+"""Pixels at an earlier tile's inner window edge that the tile owning them generates again
+(a decoder renders a window's last pixels with less context than the rest)."""
+
+
+def soft_edge(overlap: int) -> int:
+    """The soft edge in use: at most half the overlap, so it always lies in the owner's core."""
+    return min(SOFT_EDGE, overlap // 2)
+
+
 def _axis_windows(n: int, size: int, overlap: int) -> list[_Span]:
     """Regular windows with the last one shifted back, so every window is full size."""
     if n <= size:

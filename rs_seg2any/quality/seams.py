@@ -4,9 +4,10 @@ A tiled generator leaves seams where one tile's pixels meet the next: a column (
 pixels across which the image jumps. The *line strength* of the boundary between columns
 ``x - 1`` and ``x`` is the mean absolute difference between them (grey levels, averaged over
 all rows); likewise for rows. The **line score** is the strength of the worst boundary at the
-tiling's window edges — every window start and end, i.e. multiples of the stride
+tiling's lines — every window start and end, i.e. multiples of the stride
 ``tile_size - overlap`` and those plus ``overlap`` (the last window is shifted back to end at
-the grid edge, as :class:`rs_seg2any.tiling.TilePlan` does) — divided by the mean strength of
+the grid edge, as :class:`rs_seg2any.tiling.TilePlan` does), and each window end less the
+soft edge, where the next tile's inpainting meets it — divided by the mean strength of
 all boundaries along that axis; the larger of the column and row scores is reported.
 
 A seamless image scores like real imagery, about 1.1-1.2 (the worst of a handful of random
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..tiling import _axis_windows
+from ..tiling import _axis_windows, soft_edge
 
 
 def line_strengths(image: NDArray[np.generic], axis: int) -> NDArray[np.float64]:
@@ -34,8 +35,13 @@ def line_strengths(image: NDArray[np.generic], axis: int) -> NDArray[np.float64]
 
 
 def tile_lines(n: int, tile_size: int, overlap: int) -> list[int]:
-    """Boundaries (index ``x`` = between pixels ``x - 1`` and ``x``) at window edges."""
-    edges = {e for window in _axis_windows(n, tile_size, overlap) for e in window}
+    """Boundaries (index ``x`` = between pixels ``x - 1`` and ``x``) the tiling can print:
+    window edges, and where a tile's inpainting starts (a window's end less the soft edge
+    that the next tile makes again, :func:`rs_seg2any.tiling.soft_edge`)."""
+    soft = soft_edge(overlap)
+    edges = set()
+    for start, end in _axis_windows(n, tile_size, overlap):
+        edges |= {start, end} | ({end - soft} if end < n else set())
     return sorted(e for e in edges if 0 < e < n)
 
 

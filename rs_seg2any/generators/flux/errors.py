@@ -12,7 +12,7 @@ from ...errors import InputError, RsSeg2AnyError
 class DeviceError(RsSeg2AnyError):
     """The requested device (a GPU) is not available on this machine."""
 
-    exit_code = 9
+    exit_code = 12
 
 
 class ModelFolderError(InputError):

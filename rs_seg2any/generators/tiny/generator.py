@@ -23,6 +23,7 @@ from rs_seg2any.generators.tiny.model import Condition, TinySeg2Any
 from rs_seg2any.generators.tiny.sampler import sample
 from rs_seg2any.generators.tiny.text import TEXT_DIM, TextEncoder, default_encoder
 from rs_seg2any.generators.tiny.weights import load_generator_parts
+from rs_seg2any.harmonise import harmonise
 from rs_seg2any.raster import contours_from_instances
 
 
@@ -112,10 +113,11 @@ class TinyGenerator:
             # bf16 activations with fp32 RMSNorm weights: a benign "Mismatch dtype" notice
             warnings.filterwarnings("ignore", message="Mismatch dtype", category=UserWarning)
             x = sample(self.model, cond, steps=steps, guidance=guidance, gamma=gamma, seed=seed,
-                       known=kx, edit_mask=km, ae=self.ae)  # fmt: skip
+                       known=kx, edit_mask=km, ae=self.ae, paste_known=False)  # fmt: skip
         check_finite_output(x, "tiny")
         img = ((x[0].float().permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255)
         out: NDArray[np.uint8] = img.astype(np.uint8)
         if known is not None and edit_mask is not None:
-            out[~edit_mask] = known[~edit_mask]  # exact, independent of float round trips
+            # known pixels exact; the generated ones meet them without a seam line
+            out = harmonise(out, known, edit_mask)
         return out

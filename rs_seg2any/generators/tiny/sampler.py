@@ -85,12 +85,15 @@ def sample(
     edit_mask: Tensor | None = None,
     ae: TinyAE | None = None,
     filter_empty: bool = True,
+    paste_known: bool = True,
 ) -> Tensor:
     """Generate images in [-1, 1], ``(B, C, H, W)``.
 
     ``known`` (B, C, H, W) and ``edit_mask`` (B, 1, H, W; 1 = generate) enable inpainting:
     outside the mask the trajectory is pinned to the known image at every step and the
     result equals ``known`` exactly there. With ``ae`` the flow runs on latents and is decoded.
+    ``paste_known=False`` returns the decoded pixels everywhere (the model's own version of
+    the known part, which :mod:`rs_seg2any.harmonise` compares with the known pixels).
     """
     b, h, w = cond.instances.shape
     c, ds = model.cfg.channels, model.cfg.downsample
@@ -121,6 +124,6 @@ def sample(
             pinned = t1 * known_z + (1 - t1) * noise
             z = mask_z * z + (1 - mask_z) * pinned
     out = (z if ae is None else ae.decode_tile(z)).clamp(-1, 1)
-    if known is not None and edit_mask is not None:
+    if paste_known and known is not None and edit_mask is not None:
         out = edit_mask * out + (1 - edit_mask) * known
     return out
