@@ -20,6 +20,7 @@ import rasterio
 from odc.geo.geobox import GeoBox
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
+from scipy.ndimage import binary_dilation
 
 from .errors import GridError, InputError, ScenarioError
 from .generators.base import (
@@ -53,7 +54,7 @@ from .runner import (
     write_layout_outputs,
     write_report,
 )
-from .tiling import Tile, TilePlan, assemble, soft_edge
+from .tiling import Tile, TilePlan, assemble, feather_width, soft_edge
 
 
 @dataclass(frozen=True)
@@ -222,10 +223,13 @@ class _TileRenderer:
             labels=labels,
             known=known if edit is not None else None,
             edit_mask=edit,
+            feather=feather_width(self.plan.overlap) if edit is not None else 0,
         )
         image = self._generate_padded(cond, seed)
-        if edit is not None:  # exact outside the edit mask, whatever the backend does
-            image = np.where(edit[..., None], image, known)
+        if edit is not None:  # exact outside the edit and its feather, whatever the backend
+            near = binary_dilation(edit, np.ones((3, 3), bool), iterations=cond.feather)
+            firm = ~near if cond.feather else ~edit
+            image = np.where(firm[..., None], known, image)
         return image
 
     def _edit_tile(
@@ -330,6 +334,7 @@ class _TileRenderer:
                 edit_mask=None
                 if cond.edit_mask is None
                 else np.pad(cond.edit_mask, pad2, constant_values=True),
+                feather=cond.feather,
             )
         image = self.generator.generate(
             cond, steps=self.steps, guidance=self.guidance, gamma=self.gamma, seed=seed

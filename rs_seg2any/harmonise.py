@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 
 #: Gaussian scale (px) of the mismatch carried across a seam; a quarter of the default overlap.
 DEFAULT_SIGMA = 16.0
@@ -25,9 +25,11 @@ def harmonise(
     known: NDArray[np.uint8],
     edit: NDArray[np.bool_],
     sigma: float = DEFAULT_SIGMA,
+    feather: int = 0,
 ) -> NDArray[np.uint8]:
     """``generated`` (``h, w, bands`` uint8) with the known pixels' low-frequency mismatch
-    carried into the edited pixels (``edit`` True); known pixels are returned exactly."""
+    carried into the edited pixels (``edit`` True); known pixels are returned exactly, except
+    those within ``feather`` px of the edit, which fade linearly from known to generated."""
     keep = ~edit
     if not keep.any() or not edit.any():
         return np.where(edit[..., None], generated, known)
@@ -40,6 +42,12 @@ def harmonise(
         carried[..., band] = spread / np.maximum(support, 1e-6)
     # full correction where known pixels are near, fading where they are not
     fade = np.clip(4.0 * support, 0.0, 1.0)[..., None]
-    corrected = np.clip(np.rint(generated.astype(np.float32) + carried * fade), 0, 255)
-    out: NDArray[np.uint8] = np.where(edit[..., None], corrected.astype(np.uint8), known)
+    corrected = np.clip(generated.astype(np.float32) + carried * fade, 0, 255)
+    out: NDArray[np.uint8] = np.where(edit[..., None], np.rint(corrected).astype(np.uint8), known)
+    if feather > 0:  # fade from the known pixels to the corrected generated ones: no step
+        distance = distance_transform_edt(keep)  # known pixels: how far to the edit
+        ramp = np.clip(distance / (feather + 1), 0.0, 1.0).astype(np.float32)[..., None]
+        faded = np.rint(ramp * known + (1 - ramp) * corrected).astype(np.uint8)
+        band = (keep & (distance <= feather))[..., None]
+        out = np.where(band, faded, out)
     return out

@@ -75,8 +75,14 @@ SOFT_EDGE = 8
 
 
 def soft_edge(overlap: int) -> int:
-    """The soft edge in use: at most half the overlap, so it always lies in the owner's core."""
-    return min(SOFT_EDGE, overlap // 2)
+    """The soft edge in use: at most a quarter of the overlap, so it lies in the owner's core."""
+    return min(SOFT_EDGE, overlap // 4)
+
+
+def feather_width(overlap: int) -> int:
+    """Known pixels before the soft edge that the owning tile fades into its own: from the
+    middle of the overlap (where its core starts) to where its inpainting starts."""
+    return overlap // 2 - soft_edge(overlap)
 
 
 def _axis_windows(n: int, size: int, overlap: int) -> list[_Span]:

@@ -89,25 +89,26 @@ def test_tiles_continue_their_neighbours_exactly(
     layer: Path, weights: Path, tmp_path: Path
 ) -> None:
     """Overlaps are inpainted from earlier tiles, so every tile agrees pixel for pixel with
-    the mosaic over its whole window, except the soft edges (a window's last pixels at inner
-    edges), which the tiles owning them made again; a tile's core is the mosaic's."""
+    the mosaic over its whole window, except the last half overlap at inner edges (the soft
+    edge and the fade), which the tiles owning them made again; a tile's core is the
+    mosaic's."""
     out = tmp_path / "out"
     assert generate(layer, weights, out, "--keep-tiles") == 0
     layout = load_layout(layer, "landcover", taxonomy="dubai_aerial", resolution=0.5,
                          extent=[float(v) for v in EXTENT.split(",")])  # fmt: skip
     plan = TilePlan.for_grid(layout.grid, tile_size=64, overlap=16)
     assert plan.shape == (3, 3)
-    soft = soft_edge(plan.overlap)
-    assert soft == 8
+    remade_width = plan.overlap // 2  # soft edge + fade: what the owner makes again
+    assert soft_edge(plan.overlap) == 4 and remade_width == 8
     with rasterio.open(out / "image.tif") as src:
         mosaic = src.read()
     height, width = layout.grid.shape
     remade = np.zeros((height, width), dtype=bool)  # every tile's soft edges
     for tile in plan.tiles:
         if tile.rows.stop < height:
-            remade[tile.rows.stop - soft : tile.rows.stop, tile.cols] = True
+            remade[tile.rows.stop - remade_width : tile.rows.stop, tile.cols] = True
         if tile.cols.stop < width:
-            remade[tile.rows, tile.cols.stop - soft : tile.cols.stop] = True
+            remade[tile.rows, tile.cols.stop - remade_width : tile.cols.stop] = True
     tiles_dir = out / ".rs_seg2any" / "tiles"
     for tile in plan.tiles:
         image = np.load(tiles_dir / f"{tile.seed_key}.npz")["image"]

@@ -29,7 +29,10 @@ class TileCondition:
     """What a generator needs for one tile.
 
     ``instances`` holds tile-local entity ids 1..E (0 = no entity); ``descriptions[j]``
-    describes entity ``j + 1``. Where ``edit_mask`` is False the output must equal ``known``.
+    describes entity ``j + 1``. Where ``edit_mask`` is False the output must equal ``known``,
+    except within ``feather`` px of the edit mask, where a backend may fade from the known
+    pixels to its own (a plain generate job's overlap that the tile owns: the seam then has no
+    step). Scenario edits keep ``feather = 0``: pixels outside the edit stay exact.
     """
 
     instances: NDArray[np.integer]
@@ -38,6 +41,7 @@ class TileCondition:
     labels: NDArray[np.uint8] | None = None
     known: NDArray[np.uint8] | None = None  # (h, w, bands)
     edit_mask: NDArray[np.bool_] | None = None  # (h, w), True = generate
+    feather: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

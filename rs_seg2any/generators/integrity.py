@@ -36,7 +36,7 @@ def read_tensors(path: Path, what: str = "weights") -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(
             f"{what} file {path} is not a readable safetensors file (truncated, corrupt or of "
-            f"another format: {_one_line(exc)}); re-download or re-train it"
+            f"another format: {one_line(exc)}); re-download or re-train it"
         ) from exc
 
 
@@ -109,6 +109,7 @@ def check_finite_output(x: torch.Tensor, backend: str) -> None:
         )
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line, cut short: a message, not a dump."""
     text = " ".join(str(exc).split())
     return text[:160] + ("..." if len(text) > 160 else "")

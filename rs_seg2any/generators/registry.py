@@ -85,6 +85,7 @@ class TinyBackend:
             seed=seed,
             known=cond.known,
             edit_mask=cond.edit_mask,
+            feather=cond.feather,
         )
 
 

@@ -36,12 +36,13 @@ def line_strengths(image: NDArray[np.generic], axis: int) -> NDArray[np.float64]
 
 def tile_lines(n: int, tile_size: int, overlap: int) -> list[int]:
     """Boundaries (index ``x`` = between pixels ``x - 1`` and ``x``) the tiling can print:
-    window edges, and where a tile's inpainting starts (a window's end less the soft edge
-    that the next tile makes again, :func:`rs_seg2any.tiling.soft_edge`)."""
+    window edges, where a tile's inpainting starts (a window's end less the soft edge that
+    the next tile makes again, :func:`rs_seg2any.tiling.soft_edge`) and where its fade from
+    the known pixels starts (the middle of the overlap)."""
     soft = soft_edge(overlap)
     edges = set()
     for start, end in _axis_windows(n, tile_size, overlap):
-        edges |= {start, end} | ({end - soft} if end < n else set())
+        edges |= {start, end} | ({end - soft, end - overlap // 2} if end < n else set())
     return sorted(e for e in edges if 0 < e < n)
 
 

@@ -172,4 +172,4 @@ def test_line_score_finds_a_seam_and_passes_real_imagery(shared_data: Path) -> N
     for x in tile_lines(real.shape[1], 64, 16):
         seamed[:, x:] = np.clip(seamed[:, x:].astype(int) + 25, 0, 255).astype(np.uint8)
     assert line_score(seamed, 64, 16) > 2.0
-    assert tile_lines(100, 64, 16) == [36, 56, 64]  # window start, inpainting start, end
+    assert tile_lines(100, 64, 16) == [36, 56, 60, 64]  # start, fade, inpainting start, end

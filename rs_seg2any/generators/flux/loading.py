@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 
 from ...errors import WeightsError
+from ..integrity import one_line
 from .errors import DeviceError, ModelFolderError
 
 # part -> files of which at least one must exist
@@ -115,7 +116,7 @@ def load_components(model: str | Path, dtype: torch.dtype) -> Components:
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ModelFolderError(
             f"cannot load the FLUX model '{name}' (a file is missing, truncated or corrupt: "
-            f"{_one_line(exc)})"
+            f"{one_line(exc)})"
         ) from exc
     parts = {"transformer": transformer, "vae": vae, "text_encoder": te, "text_encoder_2": te2}
     for part, m in parts.items():
@@ -137,11 +138,6 @@ def check_module_finite(module: Any, source: str) -> None:
                 f"{source}: weights '{pname}' contain NaN or Inf values; the file is corrupt "
                 "(re-download it)"
             )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def _scheduler_config(folder: Path | None, name: str) -> dict[str, Any]:

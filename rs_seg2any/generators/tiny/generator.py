@@ -89,6 +89,7 @@ class TinyGenerator:
         seed: int = 0,
         known: NDArray[np.uint8] | None = None,
         edit_mask: NDArray[np.bool_] | None = None,
+        feather: int = 0,
     ) -> NDArray[np.uint8]:
         """RGB ``(H, W, 3)`` for an instance map (ids 1..E, 0 = none); ``descriptions[j]``
         describes entity ``j + 1``. ``known`` + ``edit_mask`` (True = generate) inpaint."""
@@ -119,5 +120,5 @@ class TinyGenerator:
         out: NDArray[np.uint8] = img.astype(np.uint8)
         if known is not None and edit_mask is not None:
             # known pixels exact; the generated ones meet them without a seam line
-            out = harmonise(out, known, edit_mask)
+            out = harmonise(out, known, edit_mask, feather=feather)
         return out
