@@ -24,7 +24,7 @@ install: $(STAMP)
 ## demo: install, then render the demo town (a layout made by code) with the embedded model
 ## on CPU into $(DEMO_OUT)/: image.tif plus label, instance and contour maps on one grid
 demo: $(STAMP)
-	$(VENV)/bin/rs-seg2any demo-layer $(DEMO_OUT)/demo_town.gpkg
+	test -f $(DEMO_OUT)/demo_town.gpkg || $(VENV)/bin/rs-seg2any demo-layer $(DEMO_OUT)/demo_town.gpkg
 	$(VENV)/bin/rs-seg2any generate $(DEMO_OUT)/demo_town.gpkg --class-field landcover \
 		--description-field description --taxonomy dubai_aerial --resolution 0.5 \
 		--seed 1 --out $(DEMO_OUT)
