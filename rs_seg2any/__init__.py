@@ -1,11 +1,153 @@
 """rs_seg2any: georeferenced land-cover polygons to realistic remote-sensing imagery.
 
-Importing the package stays light (no torch): the geo paths — layouts, grids, rasterisation,
-GeoTIFF writing — work in environments without a deep-learning stack, such as QGIS.
+The front door: ``import rs_seg2any as rs`` gives the typed verbs (``rs.load_layout``,
+``rs.rasterize``, ``rs.generate``, ``rs.flood``, ``rs.plan``, ``rs.seasons``, ``rs.change``,
+``rs.cloudfill``, ``rs.scenario``, ``rs.run``, ``rs.load_generator``, ``rs.list_backends``,
+``rs.list_scenarios``), their params dataclasses and the error types. Names resolve lazily on
+first use, so importing the package stays light (no torch): the geo paths work in
+environments without a deep-learning stack, such as QGIS.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS: dict[str, str] = {
+    # verbs
+    "load_layout": "api",
+    "rasterize": "api",
+    "generate": "api",
+    "flood": "api",
+    "plan": "api",
+    "seasons": "api",
+    "change": "api",
+    "cloudfill": "api",
+    "scenario": "api",
+    "run": "api",
+    "load_generator": "api",
+    "list_backends": "api",
+    "list_scenarios": "api",
+    "Result": "api",
+    # typed params and the job model
+    "LayerOptions": "options",
+    "GridParams": "params",
+    "SamplerParams": "params",
+    "TileParams": "params",
+    "Job": "jobmodel",
+    "load_job": "jobmodel",
+    "Layout": "layout",
+    # registries
+    "BackendSpec": "generators.registry",
+    "register_backend": "generators.registry",
+    "ScenarioSpec": "scenarios.registry",
+    "ScenarioInputs": "scenarios.registry",
+    "register_scenario": "scenarios.registry",
+    # errors
+    "RsSeg2AnyError": "errors",
+    "InputError": "errors",
+    "LayoutError": "errors",
+    "TaxonomyError": "errors",
+    "GridError": "errors",
+    "WeightsError": "errors",
+    "GenerationError": "errors",
+    "OutputError": "errors",
+    "JobError": "errors",
+    "ScenarioError": "errors",
+    "Cancelled": "errors",
+}
+
+__all__ = [
+    "BackendSpec",
+    "Cancelled",
+    "GenerationError",
+    "GridError",
+    "GridParams",
+    "InputError",
+    "Job",
+    "JobError",
+    "LayerOptions",
+    "Layout",
+    "LayoutError",
+    "OutputError",
+    "Result",
+    "RsSeg2AnyError",
+    "SamplerParams",
+    "ScenarioError",
+    "ScenarioInputs",
+    "ScenarioSpec",
+    "TaxonomyError",
+    "TileParams",
+    "WeightsError",
+    "__version__",
+    "change",
+    "cloudfill",
+    "flood",
+    "generate",
+    "list_backends",
+    "list_scenarios",
+    "load_generator",
+    "load_job",
+    "load_layout",
+    "plan",
+    "rasterize",
+    "register_backend",
+    "register_scenario",
+    "run",
+    "scenario",
+    "seasons",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562)."""
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module 'rs_seg2any' has no attribute '{name}'")
+    value = getattr(import_module(f".{where}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .api import (
+        Result,
+        change,
+        cloudfill,
+        flood,
+        generate,
+        list_backends,
+        list_scenarios,
+        load_generator,
+        load_layout,
+        plan,
+        rasterize,
+        run,
+        scenario,
+        seasons,
+    )
+    from .errors import (
+        Cancelled,
+        GenerationError,
+        GridError,
+        InputError,
+        JobError,
+        LayoutError,
+        OutputError,
+        RsSeg2AnyError,
+        ScenarioError,
+        TaxonomyError,
+        WeightsError,
+    )
+    from .generators.registry import BackendSpec, register_backend
+    from .jobmodel import Job, load_job
+    from .layout import Layout
+    from .options import LayerOptions
+    from .params import GridParams, SamplerParams, TileParams
+    from .scenarios.registry import ScenarioInputs, ScenarioSpec, register_scenario

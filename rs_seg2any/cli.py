@@ -8,6 +8,7 @@ left behind. Ctrl-C stops a job cleanly: rerunning the same command resumes it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -15,10 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import Cancelled, InputError, RsSeg2AnyError
-from .generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from .errors import Cancelled, RsSeg2AnyError
+from .jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
 from .limits import check_tiling, install_types
-from .options import add_layer_options
+from .options import LayerOptions
+from .params import DEFAULT_LAYOUT_TILE, GridParams, SamplerParams, TileParams, field_types, kind_of
 from .progress import Progress, make_progress
 
 _NUMBER_LIST = re.compile(r"^-(\d|\.\d|inf|nan)[\w.+,: -]*$", re.IGNORECASE)
@@ -27,18 +29,7 @@ _NUMBER_LIST = re.compile(r"^-(\d|\.\d|inf|nan)[\w.+,: -]*$", re.IGNORECASE)
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser for which negative numbers and comma lists of numbers are values,
-    never options: west and south coordinates are everyday values.
-
-    While a job file is parsed, usage errors raise InputError (one line naming the file)
-    instead of printing usage for options the user never typed.
-    """
-
-    raise_errors = False
-
-    def error(self, message: str) -> Any:
-        if _Parser.raise_errors:
-            raise InputError(" ".join(message.split()))
-        return super().error(message)
+    never options: west and south coordinates are everyday values."""
 
     def _parse_optional(self, arg_string: str) -> Any:
         if _NUMBER_LIST.match(arg_string):
@@ -46,77 +37,90 @@ class _Parser(argparse.ArgumentParser):
         return super()._parse_optional(arg_string)
 
 
-def _add_layer_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("layer")
-    g.add_argument(
-        "layer_path", metavar="LAYER", help="polygon file (GPKG, SHP, GeoJSON, FGB, Parquet)"
-    )
-    add_layer_options(g, class_field_required=True)
+def _help(f: dataclasses.Field[Any], default: Any) -> str:
+    text = str(f.metadata.get("help", ""))
+    if default not in (None, False, True, (), "") and not f.metadata.get("required"):
+        text += f" (default: {default})"
+    return text
 
 
-def _add_grid_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("target grid (give --like, or --resolution)")
-    g.add_argument("--like", help="copy the grid (CRS, transform, shape) of this raster")
-    g.add_argument(
-        "--like-utm",
-        action="store_true",
-        help="with a --like raster in degrees: render its footprint on the local UTM zone "
-        "with square pixels at its ground resolution (or --resolution)",
-    )
-    g.add_argument("--resolution", help="pixel size in CRS units: 10 or 10,10")
-    g.add_argument("--crs", help="output CRS (default: the layer's; UTM for lon/lat layers)")
-    g.add_argument(
-        "--extent",
-        help="xmin,ymin,xmax,ymax (default: the layer's bounds); in --extent-crs",
-    )
-    g.add_argument(
-        "--extent-crs",
-        help="CRS of --extent (default: --crs when given, else the layer's CRS)",
-    )
-    g.add_argument("--no-snap", action="store_true", help="start the grid at the extent corner")
-    g.add_argument(
-        "--keep-geographic", action="store_true", help="keep a lon/lat CRS instead of UTM"
-    )
-    g.add_argument("--max-pixels", type=float, help="pixel budget (default 2.5e9)")
+def add_params(
+    container: argparse._ActionsContainer,
+    cls: type,
+    *,
+    defaults: dict[str, Any] | None = None,
+    skip: Sequence[str] = (),
+    required: Sequence[str] = (),
+) -> None:
+    """Options generated from a params dataclass: one flag per field, its help, choices and
+    kind from the field (``defaults`` override a command's defaults; ``skip`` hides fields)."""
+    kinds = field_types(cls)
+    groups: dict[str, argparse._ActionsContainer] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        title = f.metadata.get("group")
+        target = container
+        if title and isinstance(container, argparse.ArgumentParser):
+            target = groups.setdefault(title, container.add_argument_group(title))
+        default = (defaults or {}).get(f.name, f.default)
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        kind = kind_of(kinds[f.name])
+        common: dict[str, Any] = {"dest": f.name, "help": _help(f, default)}
+        if kind == "bool":
+            action = "store_false" if f.metadata.get("invert") else "store_true"
+            target.add_argument(flag, action=action, default=default, **common)
+            continue
+        if f.metadata.get("metavar"):
+            common["metavar"] = f.metadata["metavar"]
+        if f.metadata.get("choices"):
+            common["choices"] = list(f.metadata["choices"])
+        if kind in ("list", "dict"):
+            target.add_argument(flag, action="append", default=None, **common)
+            continue
+        convert: Any = {"int": int, "float": float}.get(kind)
+        must = bool(f.metadata.get("required")) or f.name in required
+        target.add_argument(
+            flag, type=convert, default=None if must else default, required=must, **common
+        )
 
 
-def _add_job_args(p: argparse.ArgumentParser, tile_default: int) -> None:
-    g = p.add_argument_group("job")
-    g.add_argument("--out", required=True, help="output folder (created if needed)")
-    g.add_argument("--tile-size", type=int, default=tile_default, help="tile size in pixels")
-    g.add_argument("--restart", action="store_true", help="discard an earlier unfinished job")
-    g.add_argument("--keep-tiles", action="store_true", help="keep the tile cache when done")
-    g.add_argument(
+def _add_job_args(p: argparse.ArgumentParser, command: str, layout: str) -> None:
+    """The options of one job command, from the params it takes (see ``command_groups``)."""
+    if layout == "positional":
+        p.add_argument(
+            "layout", metavar="LAYER", help="polygon file (GPKG, SHP, GeoJSON, FGB, Parquet)"
+        )
+    groups = command_groups(command)
+    if "params" in groups:
+        add_params(p, groups["params"])
+    lay = p.add_argument_group("layout (polygons)" if layout != "positional" else "layer")
+    if layout != "positional":
+        lay.add_argument(
+            "--layout", required=layout == "required", help="polygon layer of the scene"
+        )
+    add_params(lay, LayerOptions, required=("class_field",) if layout == "positional" else ())
+    if "grid" in groups:
+        add_params(p.add_argument_group("target grid (give --like, or --resolution)"), GridParams)
+    if "sampler" in groups:
+        add_params(p.add_argument_group("generator"), SamplerParams)
+    job = p.add_argument_group("job")
+    job.add_argument("--out", required=True, help="output folder (created if needed)")
+    if command == "layout":
+        add_params(job, TileParams, defaults={"tile_size": DEFAULT_LAYOUT_TILE}, skip=("overlap",))
+    else:
+        add_params(job, TileParams)
+    job.add_argument(
         "--progress",
-        choices=["bar", "json", "none"],
+        choices=list(PROGRESS_MODES),
         default="bar",
         help="progress on stderr: a bar, JSON lines (for programs), or nothing",
     )
 
 
-def add_generator_args(gen: argparse.ArgumentParser) -> None:
-    g = gen.add_argument_group("generator")
-    g.add_argument("--backend", default="tiny", help="generator backend (default: tiny)")
-    g.add_argument("--model", help="weights file or model folder (default: the embedded model)")
-    g.add_argument("--steps", type=int,
-                   help=f"sampling steps (default: tiny {DEFAULT_STEPS}, flux 28)")  # fmt: skip
-    g.add_argument("--guidance", type=float,
-                   help=f"guidance scale (default: tiny {DEFAULT_GUIDANCE}, flux 3.5)")  # fmt: skip
-    g.add_argument("--gamma", type=float, default=1.0, help="shape strength (0 = ignore shapes)")
-    g.add_argument("--seed", type=int, default=0, help="job seed; each tile derives its own")
-    g.add_argument("--caption", help="global caption (default: the classes of each tile)")
-    g.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
-    g.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
-    f = gen.add_argument_group("flux backend")
-    f.add_argument("--lora", action="append", metavar="PATH[:WEIGHT]",
-                   help="LoRA file or Seg2Any checkpoint folder (repeatable)")  # fmt: skip
-    f.add_argument("--device", default="auto", help="auto (GPU when present), cuda, cpu")
-    f.add_argument("--dtype", default="auto", help="auto (bf16 on GPU), bf16, fp16, fp32")
-    f.add_argument("--offload", action="store_true", help="keep parts on the CPU until used")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from .runner import DEFAULT_LAYOUT_TILE
+    """The ``rs-seg2any`` parser: job commands generated from their params and the registry."""
+    from .scenarios.registry import scenarios
 
     parser = _Parser(
         prog="rs-seg2any",
@@ -133,9 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "colour table), instance.tif (one id per polygon part), contour.tif (entity outlines), "
         "label.qml (QGIS style), preview.png, entities.csv, layout.json.",
     )
-    _add_layer_args(lay)
-    _add_grid_args(lay)
-    _add_job_args(lay, DEFAULT_LAYOUT_TILE)
+    _add_job_args(lay, "layout", "positional")
 
     gen = sub.add_parser(
         "generate",
@@ -144,10 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the embedded CPU model): image.tif (RGB COG) plus label.tif, instance.tif, "
         "contour.tif, label.qml, preview.png, entities.csv and layout.json, all on one grid.",
     )
-    _add_layer_args(gen)
-    _add_grid_args(gen)
-    add_generator_args(gen)
-    _add_job_args(gen, 256)
+    _add_job_args(gen, "generate", "positional")
+
+    for spec in scenarios().values():
+        sp = sub.add_parser(spec.name, help=spec.help, description=spec.help)
+        _add_job_args(sp, spec.name, spec.layout)
+
+    run = sub.add_parser("run", help="run a job file (YAML)")
+    run.add_argument(
+        "job",
+        help="YAML with 'command:' (or 'scenario:') layout, generate or a "
+        "scenario, and the command's long options as keys",
+    )
 
     train = sub.add_parser(
         "train-base",
@@ -160,11 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, help="override the time budget")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    from .scenarios.cli import add_scenario_parsers
-
-    add_scenario_parsers(sub, _add_grid_args, add_generator_args, _add_job_args)
-
     sub.add_parser("taxonomies", help="list the shipped taxonomies and their classes")
+    sub.add_parser("backends", help="list the generator backends (JSON)")
+    sub.add_parser("scenarios", help="list the scenarios (JSON)")
 
     demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
     demo.add_argument("path", help="where to write the GeoPackage")
@@ -172,137 +180,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_layout(args: argparse.Namespace, progress: Progress) -> Any:
-    from .layout import load_layout
+def job_of(args: argparse.Namespace) -> Job:
+    """The typed job of a parsed command line (the only place a Namespace is read)."""
+    values = {k: v for k, v in vars(args).items() if k not in ("command",) and v is not None}
+    if "param" in values:
+        from .scenarios.builtin import parse_param
 
-    extent = None
-    if args.extent:
-        try:
-            extent = [float(v) for v in args.extent.replace(" ", ",").split(",") if v]
-        except ValueError as exc:
-            from .errors import GridError
-
-            raise GridError(f"--extent {args.extent!r} must be four numbers") from exc
-        if len(extent) != 4:
-            from .errors import GridError
-
-            raise GridError(f"--extent {args.extent!r} must be four numbers: xmin,ymin,xmax,ymax")
-    return load_layout(
-        args.layer_path,
-        args.class_field,
-        layer=args.layer_name,
-        description_field=args.description_field,
-        priority_field=args.priority_field,
-        taxonomy=args.taxonomy,
-        unknown_class=args.unknown_class,
-        like=args.like,
-        resolution=args.resolution,
-        crs=args.crs,
-        extent=extent,
-        extent_crs=getattr(args, "extent_crs", None),
-        snap=not args.no_snap,
-        keep_geographic=args.keep_geographic,
-        like_utm=getattr(args, "like_utm", False),
-        layer_crs=args.layer_crs,
-        max_pixels=int(args.max_pixels) if args.max_pixels else None,
-        progress=progress,
-    )
+        values["param"] = dict(parse_param(text) for text in values["param"])
+    return job_from_mapping(args.command, values)
 
 
-def _cmd_layout(args: argparse.Namespace, progress: Progress) -> int:
-    from .geoio import ensure_writable_dir
-    from .runner import run_layout_job
+def _cmd_job(job: Job, progress: Progress) -> int:
+    from .api import run_loaded_job
 
-    ensure_writable_dir(args.out)  # fail before the (possibly long) validation pass
-    layout = _load_layout(args, progress)
-    result = run_layout_job(
-        layout,
-        args.out,
-        tile_size=args.tile_size,
-        restart=args.restart,
-        keep_tiles=args.keep_tiles,
-        progress=progress,
-    )
-    _report_done(args, result.to_dict())
-    return 0
-
-
-def resolve_sampler(args: argparse.Namespace) -> tuple[int, float]:
-    """``--steps``/``--guidance``, or the backend's defaults where they were not given."""
-    from .generators.registry import sampler_defaults
-
-    steps, guidance = sampler_defaults(args.backend)
-    return (
-        args.steps if args.steps is not None else steps,
-        args.guidance if args.guidance is not None else guidance,
-    )
-
-
-def make_generator(args: argparse.Namespace, extra_lora: Sequence[str] = ()) -> Any:
-    """The generator the generator options ask for (``extra_lora``: e.g. a season adapter)."""
-    from .errors import InputError
-    from .generators.registry import load_generator
-
-    options: dict[str, Any] = {"threads": args.threads} if args.threads else {}
-    lora = [*(args.lora or []), *extra_lora]
-    if args.backend == "flux":
-        options.update(lora=lora, device=args.device, dtype=args.dtype, offload=args.offload)
-    elif lora or args.offload or args.device != "auto" or args.dtype != "auto":
-        raise InputError(
-            "LoRA adapters (--lora, season adapters), --device, --dtype and --offload apply to "
-            f"--backend flux, not to {args.backend}"
-        )
-    return load_generator(args.backend, args.model, **options)
-
-
-def _cmd_generate(args: argparse.Namespace, progress: Progress) -> int:
-    from .generate_job import run_generate_job
-    from .geoio import ensure_writable_dir
-
-    ensure_writable_dir(args.out)
-    layout = _load_layout(args, progress)
-    generator = make_generator(args)
-    steps, guidance = resolve_sampler(args)
-    result = run_generate_job(
-        layout,
-        args.out,
-        generator,
-        steps=steps,
-        guidance=guidance,
-        gamma=args.gamma,
-        seed=args.seed,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        caption=args.caption,
-        restart=args.restart,
-        keep_tiles=args.keep_tiles,
-        progress=progress,
-    )
-    _report_done(args, result.to_dict())
-    return 0
-
-
-SCENARIOS = ("flood", "plan", "seasons", "change", "cloudfill")
-
-
-def _cmd_scenario(args: argparse.Namespace, progress: Progress) -> int:
-    from .scenarios.cli import run_scenario
-
-    _report_done(args, run_scenario(args, progress))
+    _report_done(job.progress, run_loaded_job(job, progress=progress).to_dict())
     return 0
 
 
 def _cmd_train_base(args: argparse.Namespace) -> int:
-    from .train.__main__ import main as train_main
+    import os
 
-    argv = ["train-base", "--config", args.config]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from .train.base import train_base
+
+    overrides: dict[str, object] = {}
     if args.out:
-        argv += ["--out", args.out]
+        overrides["out"] = args.out
     if args.minutes is not None:
-        argv += ["--minutes", str(args.minutes)]
-    if args.no_progress:
-        argv.append("--no-progress")
-    return train_main(argv)
+        overrides["minutes"] = args.minutes
+    print(train_base(args.config, progress=not args.no_progress, **overrides))
+    return 0
 
 
 def _cmd_taxonomies() -> int:
@@ -317,6 +224,14 @@ def _cmd_taxonomies() -> int:
     return 0
 
 
+def _cmd_list(what: str) -> int:
+    from .api import list_backends, list_scenarios
+
+    table = list_backends() if what == "backends" else list_scenarios()
+    print(json.dumps(table, indent=2, sort_keys=True))
+    return 0
+
+
 def _cmd_demo_layer(args: argparse.Namespace) -> int:
     from .demo import write_demo_layer
 
@@ -325,8 +240,8 @@ def _cmd_demo_layer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_done(args: argparse.Namespace, payload: dict[str, Any]) -> None:
-    if args.progress == "json":
+def _report_done(mode: str, payload: dict[str, Any]) -> None:
+    if mode == "json":
         sys.stderr.write(json.dumps({"event": "done", **payload}, sort_keys=True) + "\n")
         sys.stderr.flush()
     outputs = payload.get("outputs", {})
@@ -359,44 +274,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _job_args(path: str) -> argparse.Namespace:
-    """A job file parsed as its command line; every error names the file."""
-    from .scenarios.cli import job_argv
-
-    argv = job_argv(path)
-    _Parser.raise_errors = True
-    try:
-        return parse_args(argv)
-    except RsSeg2AnyError as exc:
-        raise type(exc)(f"job file '{path}': {exc}") from exc
-    finally:
-        _Parser.raise_errors = False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_args(argv)
+        job = None
         if args.command == "run":
-            args = _job_args(args.job)
+            job = load_job(args.job)
+        elif args.command not in _TOOLS:
+            job = job_of(args)
     except RsSeg2AnyError as exc:  # a bad number or job file: one line, not argparse's usage
-        return _report_error(exc, _progress_mode(sys.argv[1:] if argv is None else argv))
+        return _report_error(exc, _progress_mode(words))
     if argv is None:  # a real process, not a library call of main([...])
         _interrupt_on_signals()
-    if args.command == "taxonomies":
-        return _run(args, lambda _p: _cmd_taxonomies())
-    if args.command == "demo-layer":
-        return _run(args, lambda _p: _cmd_demo_layer(args))
-    if args.command == "generate":
-        return _run(args, lambda p: _cmd_generate(args, p))
-    if args.command == "train-base":
-        return _run(args, lambda _p: _cmd_train_base(args))
-    if args.command in SCENARIOS:
-        return _run(args, lambda p: _cmd_scenario(args, p))
-    return _run(args, lambda p: _cmd_layout(args, p))
+    if job is not None:
+        return _run(job.progress, lambda p: _cmd_job(job, p))
+    tools = {
+        "taxonomies": lambda: _cmd_taxonomies(),
+        "backends": lambda: _cmd_list("backends"),
+        "scenarios": lambda: _cmd_list("scenarios"),
+        "demo-layer": lambda: _cmd_demo_layer(args),
+        "train-base": lambda: _cmd_train_base(args),
+    }
+    return _run("none", lambda _p: tools[args.command]())
 
 
-def _run(args: argparse.Namespace, body: Any) -> int:
-    mode = getattr(args, "progress", "none")
+_TOOLS = ("taxonomies", "backends", "scenarios", "demo-layer", "train-base")
+"""Commands that are not jobs (no output folder, no progress)."""
+
+
+def _run(mode: str, body: Any) -> int:
     progress = make_progress(mode)
     try:
         code: int = body(progress)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from rs_seg2any.cli import build_parser, resolve_sampler
+from rs_seg2any.cli import build_parser, job_of
 from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
@@ -18,9 +20,11 @@ from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
     ],
 )
 def test_steps_and_guidance_default_per_backend(
-    extra: list[str], expected: tuple[int, float]
+    extra: list[str], expected: tuple[int, float], tmp_path: Path
 ) -> None:
+    layer = tmp_path / "x.gpkg"
+    layer.touch()
     args = build_parser().parse_args(
-        ["generate", "x.gpkg", "--class-field", "c", "--out", "o", *extra]
+        ["generate", str(layer), "--class-field", "c", "--out", "o", *extra]
     )
-    assert resolve_sampler(args) == expected
+    assert job_of(args).sampler.sampler() == expected

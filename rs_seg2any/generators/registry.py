@@ -1,12 +1,18 @@
-"""Choosing and loading a generator backend by name; the embedded ``tiny`` model is the default.
+"""Generator backends by name: a registry, open to other packages through entry points.
 
-torch is imported only here (and in the backends), when something is actually generated, so
-the geo paths of the package stay usable without a deep-learning stack.
+A backend is a :class:`BackendSpec`: its name, a loader, its sampler defaults and the
+options it accepts. The embedded ``tiny`` model and the ``flux`` backend are registered
+here; another package adds one by declaring an entry point in the group
+``rs_seg2any.backends`` that names a ``BackendSpec`` (or a function returning one), without
+editing this package. torch is imported only by the loaders, when something is generated,
+so the geo paths stay usable without a deep-learning stack.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +20,93 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
+from ..params import DEFAULT_BACKEND
 from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition, weights_digest
 
-BACKENDS = ("tiny", "flux")
-DEFAULT_BACKEND = "tiny"
+ENTRY_POINT_GROUP = "rs_seg2any.backends"
 FLUX_STEPS, FLUX_GUIDANCE = 28, 3.5  # the usual FLUX sampling; the tiny model's are measured
+BACKEND_OPTIONS = ("lora", "device", "dtype", "offload")
+"""Options only some backends take (every backend takes ``model`` and ``threads``)."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What the registry knows about a backend before loading it (no heavy imports)."""
+
+    name: str
+    load: Callable[..., Generator]
+    """``load(model, threads=None, **options) -> Generator``; ``options`` from ``options``."""
+    help: str = ""
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
+    options: frozenset[str] = frozenset()
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary (``rs-seg2any backends``, the QGIS plugin)."""
+        return {
+            "name": self.name,
+            "help": self.help,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "options": sorted(self.options),
+            "capabilities": dict(self.capabilities),
+        }
+
+
+_REGISTRY: dict[str, BackendSpec] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+def register_backend(spec: BackendSpec) -> BackendSpec:
+    """Add (or replace) a backend; returns ``spec`` so it can be used as a module constant."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def backends() -> dict[str, BackendSpec]:
+    """Every backend: the shipped ones, then those other packages declare as entry points."""
+    global _ENTRY_POINTS_LOADED
+    if not _ENTRY_POINTS_LOADED:
+        _ENTRY_POINTS_LOADED = True
+        for spec in load_entry_points(ENTRY_POINT_GROUP, BackendSpec):
+            _REGISTRY.setdefault(spec.name, spec)
+    return dict(_REGISTRY)
+
+
+def load_entry_points(group: str, kind: type[Any]) -> list[Any]:
+    """The objects of an entry-point group (a ``kind`` instance, or a function returning one);
+    a broken plug-in is a one-line error naming it, not a traceback."""
+    found = []
+    for ep in metadata.entry_points(group=group):
+        try:
+            obj = ep.load()
+            obj = obj if isinstance(obj, kind) else obj()
+        except Exception as exc:  # a third-party plug-in: report, do not crash the import
+            raise InputError(
+                f"plug-in '{ep.name}' ({ep.value}) of {group} failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(obj, kind):
+            raise InputError(
+                f"plug-in '{ep.name}' ({ep.value}) of {group} is not a {kind.__name__}"
+            )
+        found.append(obj)
+    return found
+
+
+def backend_spec(name: str) -> BackendSpec:
+    """The backend called ``name``, or a one-line error listing those available."""
+    table = backends()
+    if name not in table:
+        raise InputError(f"unknown backend '{name}'; available: {', '.join(sorted(table))}")
+    return table[name]
 
 
 def sampler_defaults(backend: str) -> tuple[int, float]:
     """Steps and guidance a backend runs with when the user does not say."""
-    if backend == "flux":
-        return FLUX_STEPS, FLUX_GUIDANCE
-    return DEFAULT_STEPS, DEFAULT_GUIDANCE
+    spec = backend_spec(backend)
+    return spec.steps, spec.guidance
 
 
 SHIPPED_WEIGHTS = "tiny_base.safetensors"
@@ -90,18 +171,80 @@ class TinyBackend:
 
 
 def load_generator(
-    backend: str = DEFAULT_BACKEND, model: str | Path | None = None, **options: Any
+    backend: str = DEFAULT_BACKEND,
+    model: str | Path | None = None,
+    *,
+    threads: int | None = None,
+    **options: Any,
 ) -> Generator:
-    """A ready generator: ``tiny`` (embedded weights, or ``model`` = a weights file)."""
+    """A ready generator: ``tiny`` (embedded weights, or ``model`` = a weights file),
+    ``flux`` (``model`` = a FLUX folder or hub id) or any registered backend. ``options``
+    (``lora``, ``device``, ``dtype``, ``offload``) go to backends that take them."""
     from ..limits import check
 
-    check("threads", options.get("threads"))
-    if backend == "tiny":
-        return TinyBackend(model, **options)
-    if backend == "flux":  # diffusers FLUX + Seg2Any; ``model`` = a FLUX folder or hub id
-        if model is None:
-            raise InputError("the flux backend needs --model: a FLUX folder or hub id")
-        from .flux.backend import FluxBackend
+    check("threads", threads)
+    spec = backend_spec(backend)
+    foreign = sorted(set(options) - set(spec.options))
+    if foreign:
+        raise InputError(
+            f"backend {backend} does not take {', '.join(foreign)}"
+            + (f"; it takes {', '.join(sorted(spec.options))}" if spec.options else "")
+        )
+    return spec.load(model, threads=threads, **options)
 
-        return FluxBackend(model, **options)
-    raise InputError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+
+def generator_from(params: Any, extra_lora: Sequence[str] = ()) -> Generator:
+    """The generator a :class:`~rs_seg2any.params.SamplerParams` asks for (``extra_lora``:
+    e.g. a season adapter). Backend options left at their defaults are not passed on."""
+    spec = backend_spec(params.backend)
+    given: dict[str, Any] = {}
+    lora = [*params.lora, *extra_lora]
+    if lora:
+        given["lora"] = lora
+    for name, default in (("device", "auto"), ("dtype", "auto"), ("offload", False)):
+        if getattr(params, name) != default or name in spec.options:
+            given[name] = getattr(params, name)
+    foreign = sorted(set(given) - set(spec.options))
+    if foreign:
+        flags = ", ".join("--" + n for n in foreign)
+        raise InputError(
+            f"{flags} (and season adapters) do not apply to --backend {params.backend}; "
+            f"LoRA adapters, --device, --dtype and --offload apply to backends that take them "
+            f"({', '.join(n for n, s in backends().items() if s.options) or 'none'})"
+        )
+    return load_generator(params.backend, params.model, threads=params.threads, **given)
+
+
+def _load_tiny(model: str | Path | None, threads: int | None = None) -> Generator:
+    return TinyBackend(model, threads=threads)
+
+
+def _load_flux(model: str | Path | None, threads: int | None = None, **options: Any) -> Generator:
+    if model is None:
+        raise InputError("the flux backend needs --model: a FLUX folder or hub id")
+    from .flux.backend import FluxBackend
+
+    if threads:
+        options["threads"] = threads
+    return FluxBackend(model, **options)
+
+
+register_backend(
+    BackendSpec(
+        "tiny",
+        _load_tiny,
+        help="the embedded CPU model (weights inside the package)",
+        capabilities={"inpainting": True, "bands": 3, "device": "cpu"},
+    )
+)
+register_backend(
+    BackendSpec(
+        "flux",
+        _load_flux,
+        help="diffusers FLUX + Seg2Any conditioning + LoRA (GPU; --model FOLDER or hub id)",
+        steps=FLUX_STEPS,
+        guidance=FLUX_GUIDANCE,
+        options=frozenset(BACKEND_OPTIONS),
+        capabilities={"inpainting": True, "bands": 3, "device": "cuda", "lora": True},
+    )
+)

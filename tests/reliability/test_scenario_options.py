@@ -27,7 +27,7 @@ from inputs_kit import (
     write_gpkg,
 )
 
-from rs_seg2any.cli import build_parser
+from rs_seg2any.cli import build_parser, job_of
 from rs_seg2any.errors import LayoutError
 from rs_seg2any.geoio import write_cog
 from rs_seg2any.grid import grid_from_bounds
@@ -54,14 +54,16 @@ def test_every_command_takes_the_same_layer_options(command: str) -> None:
     assert list(unknown.choices or []) == ["error", "skip", "background"]
 
 
-def test_layer_options_reach_the_library_from_a_scenario() -> None:
+def test_layer_options_reach_the_library_from_a_scenario(tmp_path: Path) -> None:
+    for name in ("x.gpkg", "f.gpkg"):
+        (tmp_path / name).touch()
     args = build_parser().parse_args(
-        ["flood", "--layout", "x.gpkg", "--class-field", "c", "--unknown-class", "skip",
-         "--priority-field", "p", "--layer-crs", "EPSG:32633", "--description-field", "d",
-         "--layer", "l", "--taxonomy", "eolearn_slovenia", "--flood-polygons", "f.gpkg",
-         "--out", "o"]
+        ["flood", "--layout", str(tmp_path / "x.gpkg"), "--class-field", "c",
+         "--unknown-class", "skip", "--priority-field", "p", "--layer-crs", "EPSG:32633",
+         "--description-field", "d", "--layer", "l", "--taxonomy", "eolearn_slovenia",
+         "--flood-polygons", str(tmp_path / "f.gpkg"), "--out", "o"]
     )  # fmt: skip
-    opts = LayerOptions.from_args(args)
+    opts = job_of(args).layer
     assert opts == LayerOptions("c", "l", "d", "p", "eolearn_slovenia", "skip", "EPSG:32633")
 
 

@@ -15,7 +15,7 @@ import pytest
 from inputs_kit import assert_one_line_error, files_under, run_cli
 
 from rs_seg2any.errors import InputError, RsSeg2AnyError, TaxonomyError
-from rs_seg2any.scenarios.cli import job_argv
+from rs_seg2any.jobmodel import load_job
 from rs_seg2any.scenarios.presets import SHIPPED, load_preset
 from rs_seg2any.taxonomy import load_taxonomy, shipped_taxonomies
 from rs_seg2any.yamlio import MAX_YAML_BYTES, load_yaml_text
@@ -42,7 +42,7 @@ def _train_config() -> Callable[[Path], Any]:
 LOADERS: dict[str, tuple[Callable[[], Callable[[Path], Any]], type[RsSeg2AnyError]]] = {
     "taxonomy": (lambda: load_taxonomy, TaxonomyError),
     "preset": (lambda: load_preset, InputError),
-    "job": (lambda: job_argv, InputError),
+    "job": (lambda: load_job, InputError),
     "training config": (_train_config, InputError),
 }
 
@@ -152,14 +152,20 @@ def test_latin1_job_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert_one_line_error(code, err, str(job), "not UTF-8", "line 2")
 
 
-def test_job_values_become_the_command_line(tmp_path: Path) -> None:
+def test_job_values_load_into_the_typed_params(tmp_path: Path) -> None:
+    from rs_seg2any.scenarios.builtin import FloodParams
+
+    dem = tmp_path / "dem.tif"
+    dem.touch()
     job = tmp_path / "job.yaml"
     job.write_text(
-        "scenario: flood\nlevel: -3\nseed_xy: ['-73.5,40.7', '1,2']\nrestart: true\n"
-        "keep_tiles: false\ndem: null\nout: o\n"
+        f"scenario: flood\nlevel: -3\nseed_xy: ['-73.5,40.7', '1,2']\nrestart: true\n"
+        f"keep_tiles: false\ndem: {dem}\nflood_polygons: null\nout: o\n"
     )
-    assert job_argv(job) == ["flood", "--level=-3", "--seed-xy=-73.5,40.7", "--seed-xy=1,2",
-                             "--restart", "--out=o"]  # fmt: skip
+    loaded = load_job(job)
+    assert loaded.command == "flood" and loaded.out == Path("o")
+    assert loaded.params == FloodParams(dem=str(dem), level=-3.0, seed_xy=("-73.5,40.7", "1,2"))
+    assert loaded.tiles.restart is True and loaded.tiles.keep_tiles is False
 
 
 PARAMS = {
@@ -185,12 +191,12 @@ def test_bad_param_values(param: str, tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_param_alias_bomb(tmp_path: Path) -> None:
-    from rs_seg2any.scenarios.cli import _kv
+    from rs_seg2any.scenarios.builtin import parse_param
 
     bomb = "[" + ",".join(f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9))
     bomb = "[&a0 [1,1,1,1,1,1,1,1,1]," + bomb[1:] + "]"
     with pytest.raises(InputError, match=r"--param count.*nested aliases"):
-        _kv("count=" + bomb)
+        parse_param("count=" + bomb)
 
 
 PRESET_SHAPES = {
