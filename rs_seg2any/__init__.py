@@ -42,8 +42,8 @@ _EXPORTS: dict[str, str] = {
     # registries
     "BackendSpec": "generators.registry",
     "register_backend": "generators.registry",
-    "ScenarioSpec": "scenarios.registry",
-    "ScenarioInputs": "scenarios.registry",
+    "ScenarioSpec": "scenarios.spec",
+    "ScenarioInputs": "scenarios.spec",
     "register_scenario": "scenarios.registry",
     # errors
     "RsSeg2AnyError": "errors",
@@ -150,4 +150,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .layout import Layout
     from .options import LayerOptions
     from .params import GridParams, SamplerParams, TileParams
-    from .scenarios.registry import ScenarioInputs, ScenarioSpec, register_scenario
+    from .scenarios.registry import register_scenario
+    from .scenarios.spec import ScenarioInputs, ScenarioSpec

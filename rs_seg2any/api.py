@@ -320,11 +320,11 @@ def _layout_of(job: Job, progress: Progress | None) -> Layout:
 
 def _generate(job: Job, out: Path, progress: Progress | None, generator: Any) -> Result:
     from .generate_job import run_generate_job
-    from .generators.registry import generator_from
+    from .generators.registry import generator_from, resolve_sampler
 
     layout = _layout_of(job, progress)
     gen = generator if generator is not None else generator_from(job.sampler)
-    steps, guidance = job.sampler.sampler()
+    steps, guidance = resolve_sampler(job.sampler)
     s, t = job.sampler, job.tiles
     res = run_generate_job(
         layout,

@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .errors import Cancelled, RsSeg2AnyError
 from .jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
-from .limits import check_tiling, install_types
+from .limits import EXTRA_TYPES, RULES, argtype, check_tiling
 from .options import LayerOptions
 from .params import DEFAULT_LAYOUT_TILE, GridParams, SamplerParams, TileParams, field_types, kind_of
 from .progress import Progress, make_progress
@@ -116,6 +116,21 @@ def _add_job_args(p: argparse.ArgumentParser, command: str, layout: str) -> None
         default="bar",
         help="progress on stderr: a bar, JSON lines (for programs), or nothing",
     )
+
+
+def install_types(parser: Any) -> None:
+    """Give every option of ``parser`` and its subcommands whose dest has a rule its
+    ``type=``: one table, so no subcommand can forget a check."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                install_types(sub)
+        elif not action.option_strings or action.type not in (None, int, float, str):
+            continue  # positionals, and options with a converter of their own, stay as they are
+        elif action.dest in RULES:
+            action.type = argtype(action.dest)
+        elif action.dest in EXTRA_TYPES:
+            action.type = EXTRA_TYPES[action.dest]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -186,20 +186,3 @@ EXTRA_TYPES: dict[str, Callable[[str], Any]] = {
     "layer_crs": lambda text: check_crs(text, "--layer-crs"),
 }
 """Validators of string options that keep their text (the parser's consumers parse it)."""
-
-
-def install_types(parser: Any) -> None:
-    """Give every option of ``parser`` and its subcommands whose dest has a rule its
-    ``type=``: one table, so no subcommand can forget a check."""
-    import argparse
-
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                install_types(sub)
-        elif not action.option_strings or action.type not in (None, int, float, str):
-            continue  # positionals, and options with a converter of their own, stay as they are
-        elif action.dest in RULES:
-            action.type = argtype(action.dest)
-        elif action.dest in EXTRA_TYPES:
-            action.type = EXTRA_TYPES[action.dest]

@@ -121,16 +121,6 @@ class SamplerParams:
         for name in ("steps", "guidance", "gamma", "seed", "threads"):
             check(name, getattr(self, name))
 
-    def sampler(self) -> tuple[int, float]:
-        """Steps and guidance: as given, else the backend's defaults."""
-        from .generators.registry import backend_spec
-
-        spec = backend_spec(self.backend)
-        return (
-            self.steps if self.steps is not None else spec.steps,
-            self.guidance if self.guidance is not None else spec.guidance,
-        )
-
 
 @dataclass(frozen=True)
 class TileParams:
@@ -230,7 +220,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
                 paths = kwargs[f.name] if isinstance(kwargs[f.name], tuple) else [kwargs[f.name]]
                 for path in paths:
                     if not Path(path).exists():
-                        raise InputError(f"{label}: file '{path}' not found")
+                        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+                        raise InputError(f"{label} ({flag}): file '{path}' not found")
     try:
         return cls(**kwargs)
     except InputError as exc:

@@ -8,6 +8,7 @@ import pytest
 
 from rs_seg2any.cli import build_parser, job_of
 from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from rs_seg2any.generators.registry import resolve_sampler
 
 
 @pytest.mark.parametrize(
@@ -27,4 +28,4 @@ def test_steps_and_guidance_default_per_backend(
     args = build_parser().parse_args(
         ["generate", str(layer), "--class-field", "c", "--out", "o", *extra]
     )
-    assert job_of(args).sampler.sampler() == expected
+    assert resolve_sampler(job_of(args).sampler) == expected

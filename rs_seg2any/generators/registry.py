@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from ..params import DEFAULT_BACKEND
+from ..params import DEFAULT_BACKEND, SamplerParams
 from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition, weights_digest
 
 ENTRY_POINT_GROUP = "rs_seg2any.backends"
@@ -101,6 +101,15 @@ def backend_spec(name: str) -> BackendSpec:
     if name not in table:
         raise InputError(f"unknown backend '{name}'; available: {', '.join(sorted(table))}")
     return table[name]
+
+
+def resolve_sampler(params: SamplerParams) -> tuple[int, float]:
+    """Steps and guidance of ``params``: as given, else its backend's defaults."""
+    spec = backend_spec(params.backend)
+    return (
+        params.steps if params.steps is not None else spec.steps,
+        params.guidance if params.guidance is not None else spec.guidance,
+    )
 
 
 def sampler_defaults(backend: str) -> tuple[int, float]:
@@ -193,7 +202,7 @@ def load_generator(
     return spec.load(model, threads=threads, **options)
 
 
-def generator_from(params: Any, extra_lora: Sequence[str] = ()) -> Generator:
+def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Generator:
     """The generator a :class:`~rs_seg2any.params.SamplerParams` asks for (``extra_lora``:
     e.g. a season adapter). Backend options left at their defaults are not passed on."""
     spec = backend_spec(params.backend)
@@ -206,12 +215,12 @@ def generator_from(params: Any, extra_lora: Sequence[str] = ()) -> Generator:
             given[name] = getattr(params, name)
     foreign = sorted(set(given) - set(spec.options))
     if foreign:
-        flags = ", ".join("--" + n for n in foreign)
-        raise InputError(
-            f"{flags} (and season adapters) do not apply to --backend {params.backend}; "
-            f"LoRA adapters, --device, --dtype and --offload apply to backends that take them "
-            f"({', '.join(n for n, s in backends().items() if s.options) or 'none'})"
-        )
+        flags = ", ".join("--" + n for n in foreign if n != "lora")
+        what = ", ".join(x for x in ("LoRA adapters (--lora, season adapters)" if "lora" in foreign
+                                     else "", flags) if x)  # fmt: skip
+        takers = [n for n, s in backends().items() if set(foreign) <= s.options]
+        where = " or ".join(f"--backend {n}" for n in takers) or "no installed backend"
+        raise InputError(f"{what} apply to {where}, not to --backend {params.backend}")
     return load_generator(params.backend, params.model, threads=params.threads, **given)
 
 

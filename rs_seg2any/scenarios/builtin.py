@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..limits import check, check_number_list
 from ..params import meta, opt
 from ..yamlio import load_yaml_text
-from .registry import ScenarioInputs, ScenarioSpec, register_scenario
+from .spec import ScenarioInputs, ScenarioSpec
 
 BASE_IMAGE_HELP = "base GeoTIFF (else the layout is rendered first)"
 CHANGE_RECIPES = ("new_buildings", "demolition", "road_construction", "urban_growth")
@@ -251,7 +251,7 @@ def parse_param(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
-for _spec in (
+SHIPPED: tuple[ScenarioSpec, ...] = (
     ScenarioSpec(
         "flood",
         FloodParams,
@@ -290,5 +290,5 @@ for _spec in (
         grid=False,
         help="fill the clouds of a real image from a layout",
     ),
-):
-    register_scenario(_spec)
+)
+"""The shipped scenarios, in the order the CLI lists them."""

@@ -10,88 +10,16 @@ a ``ScenarioSpec`` (or a function returning one).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from odc.geo.geobox import GeoBox
-
 from ..errors import InputError
-from ..generators.base import Generator
-from ..params import SamplerParams, TileParams
-from ..progress import Progress
+from .spec import ScenarioInputs, ScenarioSpec
+
+__all__ = ["ScenarioInputs", "ScenarioSpec", "register_scenario", "scenario_spec", "scenarios"]
 
 ENTRY_POINT_GROUP = "rs_seg2any.scenarios"
-
-
-@dataclass
-class ScenarioInputs:
-    """What every scenario run gets: its folder, its layout (as polygons) and grid, the
-    generator settings and the progress channel. The generator is loaded on first use."""
-
-    out: Path
-    polygons: Any  # rs_seg2any.scenarios.common.Polygons | None
-    grid: GeoBox | None
-    sampler: SamplerParams
-    tiles: TileParams
-    progress: Progress | None = None
-    layer_options: Any = None  # rs_seg2any.options.LayerOptions of the layout, for sibling layers
-    _generators: dict[tuple[str, ...], Generator] = field(default_factory=dict, repr=False)
-
-    def generator(self, extra_lora: Sequence[str] = ()) -> Generator:
-        """The generator (``extra_lora``: adapters of this render only, e.g. a season)."""
-        from ..generators.registry import generator_from
-
-        key = tuple(extra_lora)
-        if key not in self._generators:
-            self._generators[key] = generator_from(self.sampler, extra_lora)
-        return self._generators[key]
-
-    def options(self) -> Any:
-        """The sampler and tiling settings as the scenario functions take them."""
-        from .common import GenOptions
-
-        steps, guidance = self.sampler.sampler()
-        s, t = self.sampler, self.tiles
-        return GenOptions(
-            steps=steps,
-            guidance=guidance,
-            gamma=s.gamma,
-            seed=s.seed,
-            tile_size=t.tile_size,
-            overlap=t.overlap,
-            caption=s.caption,
-            restart=t.restart,
-        )
-
-
-@dataclass(frozen=True)
-class ScenarioSpec:
-    """What the registry knows about a scenario."""
-
-    name: str
-    params: type
-    """Its own options: a frozen dataclass whose fields carry help in their metadata."""
-    run: Callable[[ScenarioInputs, Any], Any]
-    """``run(inputs, params)`` -> a result with ``outputs()`` (or ``.outputs``), or a mapping
-    of output names to paths."""
-    help: str = ""
-    layout: str = "optional"
-    """``required``, ``optional`` (the base may be an ``image``) or ``none``."""
-    grid: bool = True
-    """Whether the grid options apply (False: the grid is always the base image's)."""
-    presets: tuple[str, ...] = ()
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-ready summary (``rs-seg2any scenarios``)."""
-        return {
-            "name": self.name,
-            "help": self.help,
-            "layout": self.layout,
-            "grid": self.grid,
-            "presets": list(self.presets),
-        }
 
 
 _REGISTRY: dict[str, ScenarioSpec] = {}
@@ -110,9 +38,9 @@ def scenarios() -> dict[str, ScenarioSpec]:
     if not _LOADED:
         _LOADED = True
         from ..generators.registry import load_entry_points
-        from . import builtin  # noqa: F401  (registers the shipped scenarios)
+        from .builtin import SHIPPED
 
-        for spec in load_entry_points(ENTRY_POINT_GROUP, ScenarioSpec):
+        for spec in (*SHIPPED, *load_entry_points(ENTRY_POINT_GROUP, ScenarioSpec)):
             _REGISTRY.setdefault(spec.name, spec)
     return dict(_REGISTRY)
 
