@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "Job": "jobmodel",
     "load_job": "jobmodel",
     "Layout": "layout",
+    "write_demo_layer": "demo",
     # registries
     "BackendSpec": "generators.registry",
     "register_backend": "generators.registry",
@@ -98,6 +99,7 @@ __all__ = [
     "run",
     "scenario",
     "seasons",
+    "write_demo_layer",
 ]
 
 
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         scenario,
         seasons,
     )
+    from .demo import write_demo_layer
     from .errors import (
         Cancelled,
         GenerationError,
