@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import save_file
 
+from ...deps import require
 from ..base import weights_digest
 from ..integrity import check_tensors, read_tensors
 from .errors import LoraMismatchError
@@ -167,6 +168,8 @@ def check_fits(transformer: Any, state: dict[str, torch.Tensor], source: str) ->
 
 def load_adapters(transformer: Any, specs: list[LoraSpec]) -> Adapters:
     """Load every spec as peft adapters on ``transformer``; checks fit before touching it."""
+    if specs:
+        require("peft", "flux", user="LoRA adapters")
     adapters = Adapters()
     for i, spec in enumerate(specs):
         for file, role in discover(spec.path):
@@ -194,6 +197,7 @@ def save_adapters(transformer: Any, folder: Path, names: dict[str, str]) -> Path
     ``names`` maps adapter name -> subdir; ``{"x": "default", "y": "cond"}`` writes a
     Seg2Any-layout checkpoint that :func:`load_adapters` (and Seg2Any's own loader) read.
     """
+    require("peft", "flux", user="LoRA adapters")
     from peft.utils import get_peft_model_state_dict
 
     for name, sub in names.items():
