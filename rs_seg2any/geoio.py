@@ -24,20 +24,14 @@ GDAL's own PAM writing is disabled while we write (``GDAL_PAM_ENABLED=NO``), so 
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import errno
-import glob
 import json
 import logging
 import os
 import re
-import secrets
-import shutil
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -46,11 +40,23 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from odc.geo.geobox import GeoBox
-from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS as RioCRS
-from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from .atomic import (
+    SIDE_SUFFIXES,
+    TMP_PREFIX,
+    WRITE_ERRORS,
+    atomic_output,
+    ensure_writable_dir,
+    fsync_file,
+    remove_output,
+    remove_quietly,
+    remove_temps,
+    remove_with_side_files,
+    temp_path,
+)
+from .diskspace import DISK_FULL_TEXT, disk_of, job_space, require_free_space, write_error
 from .errors import OutputError
 from .taxonomy import BACKGROUND_ID, BACKGROUND_NAME, Taxonomy
 
@@ -92,218 +98,6 @@ BLOCKSIZE = 512
 # GDAL must not write PAM sidecars on its own: we control the only one we want.
 _GDAL_ENV: dict[str, Any] = {"GDAL_PAM_ENABLED": "NO"}
 _QGIS_VERSION = "3.22.0-Białowieża"
-
-
-# --------------------------------------------------------------------------- files
-
-#: Every temporary file of every output (tiles, job.json, GeoTIFFs, CSV, JSON, QML, PNG) starts
-#: with this prefix, in the folder of its destination; reopening a job deletes them all.
-TMP_PREFIX = ".tmp-"
-#: Files GDAL or QGIS keep beside a raster; they live and die with their main file.
-SIDE_SUFFIXES = (".aux.xml", ".ovr", ".msk")
-# temp names of versions before the common prefix: ``.<name>.<12 hex>.<tag><suffix>``
-_LEGACY_TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.(tmp|partial\.tif|probe)")
-_ERRORS = (OSError, RasterioError, CPLE_BaseError)
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_DISK_FULL_TEXT = ("no space left", "disk quota", "disk full")
-_JOB_NEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_need", default=None)
-
-
-def temp_path(dest: Path, tag: str = "") -> Path:
-    """``<folder>/.tmp-<stem>-<random>[.<tag>]<suffix>``: same filesystem as dest, so
-    os.replace is atomic, and dest's own suffix, so writers that pick a format from the
-    extension (GDAL, Pillow) write the right one."""
-    middle = f".{tag}" if tag else ""
-    return dest.with_name(f"{TMP_PREFIX}{dest.stem}-{secrets.token_hex(6)}{middle}{dest.suffix}")
-
-
-def _temp_sibling(dest: Path, tag: str) -> Path:
-    return temp_path(dest, tag)
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _remove_with_side_files(path: Path) -> None:
-    """Delete a temp file and anything GDAL created beside it (``.ovr.tmp``, ``.aux.xml``)."""
-    _remove_quietly(path)
-    for side in path.parent.glob(glob.escape(path.name) + ".*"):
-        _remove_quietly(side)
-
-
-def remove_output(path: Path) -> None:
-    """Delete an output together with its side files (``.aux.xml``, ``.ovr``, ``.msk``)."""
-    for side in (path, *(path.with_name(path.name + s) for s in SIDE_SUFFIXES)):
-        try:
-            _remove_quietly(side)
-        except OSError as exc:
-            raise OutputError(f"cannot remove {side}: {exc.strerror or exc}") from exc
-
-
-def remove_temps(folder: Path) -> list[Path]:
-    """Delete what a killed run left half-written in ``folder`` (files only, not recursive)."""
-    removed: list[Path] = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in os.scandir(folder):
-            name = entry.name
-            if (name.startswith(TMP_PREFIX) or _LEGACY_TEMP.match(name)) and entry.is_file(
-                follow_symlinks=False
-            ):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
-    return removed
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# --------------------------------------------------------------------------- disk space
-
-
-def disk_of(path: Path | str) -> Path:
-    """The mount point holding ``path`` (the disk a user has to free)."""
-    current = Path(os.path.abspath(path))
-    while not current.exists() and current != current.parent:
-        current = current.parent
-    while not os.path.ismount(current) and current != current.parent:
-        current = current.parent
-    return current
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def _free(folder: Path) -> int | None:
-    try:
-        return shutil.disk_usage(disk_of(folder)).free
-    except OSError:
-        return None
-
-
-def require_free_space(folder: Path | str, need: int, what: str = "this job") -> None:
-    """OutputError before any work when ``need`` bytes cannot fit on folder's disk."""
-    folder = Path(folder)
-    free = _free(folder)
-    if free is not None and free < need:
-        raise OutputError(
-            f"not enough free space on {disk_of(folder)}: {what} needs at least {_size(need)}, "
-            f"only {_size(free)} free; free some space or choose an --out folder on a larger disk"
-        )
-
-
-@contextmanager
-def job_space(need: int) -> Iterator[None]:
-    """Within this block, a disk-full error also says how much the whole job needs."""
-    token = _JOB_NEED.set(int(need))
-    try:
-        yield
-    finally:
-        _JOB_NEED.reset(token)
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
-        return True
-    text = str(exc).lower()
-    return any(t in text for t in _DISK_FULL_TEXT)
-
-
-def _is_too_large(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
-        return True
-    return "file too large" in str(exc).lower()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return " ".join(str(text or type(exc).__name__).split())
-
-
-def write_error(dest: Path | str, exc: BaseException) -> OutputError:
-    """One-line OutputError for a failed write; a full disk names the disk and the space."""
-    dest = Path(dest)
-    if isinstance(exc, OutputError):
-        return exc
-    if _is_disk_full(exc):
-        free = _free(dest.parent)
-        need = _JOB_NEED.get()
-        needs = f"; this job needs at least {_size(need)} in all" if need else ""
-        have = f" ({_size(free)} free)" if free is not None else ""
-        return OutputError(
-            f"disk full on {disk_of(dest.parent)}{have} while writing {dest.name}{needs}; "
-            "free some space and rerun the same command (finished tiles are kept)"
-        )
-    if _is_too_large(exc):
-        return OutputError(
-            f"{dest.name} grew larger than a file may be on {disk_of(dest.parent)} (a file-size "
-            "limit such as 'ulimit -f', or the filesystem's maximum); raise the limit or choose "
-            "an --out folder on another disk, then rerun the same command"
-        )
-    return OutputError(f"cannot write {dest}: {_one_line(exc)}; check the --out folder")
-
-
-@contextmanager
-def atomic_output(dest: Path | str) -> Iterator[Path]:
-    """Yield a temp path in dest's folder (hidden name, same filesystem); on success os.replace
-    to dest; on any exception delete the temp and re-raise (a failed write as OutputError).
-    Never leaves a partial dest."""
-    dest = Path(dest)
-    tmp = _temp_sibling(dest, "")
-    try:
-        try:
-            yield tmp
-        except _ERRORS as exc:
-            raise write_error(dest, exc) from exc
-        if not tmp.exists():
-            raise OutputError(f"nothing was written for '{dest}'")
-        try:
-            _fsync(tmp)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            raise write_error(dest, exc) from exc
-    except BaseException:
-        _remove_with_side_files(tmp)
-        raise
-
-
-def ensure_writable_dir(path: Path | str) -> Path:
-    """Create if needed; raise OutputError with an actionable message if not creatable/writable.
-
-    A real write probe, because permission bits lie (root, ACLs, read-only mounts)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"output path '{path}' exists and is not a folder; choose another path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create output folder '{path}': {exc.strerror or exc}; "
-            "choose a folder you can write to"
-        ) from exc
-    probe = _temp_sibling(path / "probe", "probe")
-    try:
-        probe.write_bytes(b"")
-        _remove_quietly(probe)
-    except OSError as exc:
-        _remove_quietly(probe)
-        raise OutputError(
-            f"output folder '{path}' is not writable: {exc.strerror or exc}; "
-            "fix its permissions or choose another folder"
-        ) from exc
-    return path
 
 
 # --------------------------------------------------------------------------- GDAL failures
@@ -378,7 +172,7 @@ class _ListHandler(logging.Handler):
 
 def _is_io_failure(line: str) -> bool:
     low = line.lower()
-    return any(t in low for t in (*_DISK_FULL_TEXT, "file too large", "write error", "i/o error"))
+    return any(t in low for t in (*DISK_FULL_TEXT, "file too large", "write error", "i/o error"))
 
 
 log = logging.getLogger(__name__)
@@ -474,7 +268,7 @@ class GridRasterWriter:
             raise ValueError(f"count must be >= 1, got {count}")
         ensure_writable_dir(self.dest.parent)
         folder = ensure_writable_dir(workdir) if workdir is not None else self.dest.parent
-        self._partial = _temp_sibling(folder / self.dest.name, "partial")
+        self._partial = temp_path(folder / self.dest.name, "partial")
         self._done = False
         height, width = geobox.shape
         self._shape = (int(height), int(width))
@@ -500,8 +294,8 @@ class GridRasterWriter:
                     interleave="band",
                 )
             watch.check(self.dest)
-        except (*_ERRORS, OutputError) as exc:
-            _remove_with_side_files(self._partial)
+        except (*WRITE_ERRORS, OutputError) as exc:
+            remove_with_side_files(self._partial)
             raise write_error(self.dest, exc) from exc
 
     def __enter__(self) -> GridRasterWriter:
@@ -536,7 +330,7 @@ class GridRasterWriter:
             with _GdalWatch() as watch:
                 self._ds.write(arr.astype(self.dtype, copy=False), window=window)
             watch.check(self.dest)
-        except (*_ERRORS, OutputError) as exc:
+        except (*WRITE_ERRORS, OutputError) as exc:
             self.abort()
             raise write_error(self.dest, exc) from exc
 
@@ -578,11 +372,11 @@ class GridRasterWriter:
                     sidecar = _sidecar_temp(self.dest, category_names)
                 _replace_sidecar(self.dest, sidecar)
                 sidecar = None
-        except _ERRORS as exc:
+        except WRITE_ERRORS as exc:
             raise write_error(self.dest, exc) from exc
         finally:
             if sidecar is not None:
-                _remove_quietly(sidecar)
+                remove_quietly(sidecar)
             self.abort()
         return self.dest
 
@@ -618,7 +412,7 @@ class GridRasterWriter:
         with contextlib.suppress(Exception):
             if not self._ds.closed:
                 self._ds.close()
-        _remove_with_side_files(self._partial)
+        remove_with_side_files(self._partial)
 
 
 def _class_name_tags(category_names: Sequence[str]) -> dict[str, str]:
@@ -645,9 +439,9 @@ def _sidecar_temp(dest: Path, category_names: Sequence[str] | None) -> Path | No
     tmp = temp_path(_sidecar_path(dest))
     try:
         tmp.write_bytes(ET.tostring(root, encoding="unicode").encode("utf-8") + b"\n")
-        _fsync(tmp)
+        fsync_file(tmp)
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
     return tmp
 
@@ -657,7 +451,7 @@ def _replace_sidecar(dest: Path, tmp: Path | None) -> None:
     never keeps the category names of an earlier run; a sidecar never outlives its raster."""
     sidecar = _sidecar_path(dest)
     if tmp is None:
-        _remove_quietly(sidecar)
+        remove_quietly(sidecar)
     else:
         os.replace(tmp, sidecar)
 

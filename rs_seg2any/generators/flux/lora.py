@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import save_file
 
+from ...atomic import atomic_output
 from ...deps import require
 from ..base import weights_digest
 from ..integrity import check_tensors, read_tensors
@@ -204,5 +205,6 @@ def save_adapters(transformer: Any, folder: Path, names: dict[str, str]) -> Path
         state = get_peft_model_state_dict(transformer, adapter_name=name)
         state = {f"transformer.{k}": v.detach().contiguous().cpu() for k, v in state.items()}
         (folder / sub).mkdir(parents=True, exist_ok=True)
-        save_file(state, str(folder / sub / WEIGHTS_NAME), metadata={"format": "pt"})
+        with atomic_output(folder / sub / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
     return folder
