@@ -43,7 +43,7 @@ from odc.geo.geobox import GeoBox
 from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
-from .atomic import (
+from ..atomic import (
     SIDE_SUFFIXES,
     TMP_PREFIX,
     WRITE_ERRORS,
@@ -56,9 +56,9 @@ from .atomic import (
     remove_with_side_files,
     temp_path,
 )
-from .diskspace import DISK_FULL_TEXT, disk_of, job_space, require_free_space, write_error
-from .errors import OutputError
-from .taxonomy import BACKGROUND_ID, BACKGROUND_NAME, Taxonomy
+from ..diskspace import DISK_FULL_TEXT, disk_of, job_space, require_free_space, write_error
+from ..errors import OutputError
+from ..taxonomy import BACKGROUND_ID, BACKGROUND_NAME, Taxonomy
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

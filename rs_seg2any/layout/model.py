@@ -44,8 +44,8 @@ from odc.geo import CRS, BoundingBox
 from odc.geo.geobox import GeoBox
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from .errors import GridError, InputError, LayoutError
-from .grid import (
+from ..errors import GridError, InputError, LayoutError
+from ..grid import (
     check_budget,
     choose_crs,
     grid_from_bounds,
@@ -55,10 +55,10 @@ from .grid import (
     parse_crs,
     utm_crs,
 )
-from .limits import check, check_crs, check_resolution
-from .options import UNKNOWN_POLICIES
-from .progress import NullProgress, Progress
-from .taxonomy import BACKGROUND_ID, Taxonomy, load_taxonomy
+from ..limits import check, check_crs, check_resolution
+from ..options import UNKNOWN_POLICIES
+from ..progress import NullProgress, Progress
+from ..taxonomy import BACKGROUND_ID, Taxonomy, load_taxonomy
 
 UnknownClassPolicy = Literal["error", "skip", "background"]
 BACKGROUND_DESCRIPTION = "unlabeled area"
