@@ -1,11 +1,10 @@
-"""Raster outputs: Cloud-Optimised GeoTIFFs, label masks, QGIS styles, PNG previews.
+"""Cloud-Optimised GeoTIFFs on one grid: every raster goes through :class:`GridRasterWriter`.
 
-Every raster goes through one path, :class:`GridRasterWriter`: windows are streamed into a
-tiled intermediate GeoTIFF (memory stays flat however large the grid), which is then copied
-by GDAL's ``COG`` driver to a temp file next to the destination and renamed into place. The
-in-memory helpers (:func:`write_cog`, :func:`write_label_mask`) use the same writer, so a
-streamed mosaic and an in-memory array give byte-identical files, and reruns are
-byte-identical because nothing time-dependent is written.
+Windows are streamed into a tiled intermediate GeoTIFF (memory stays flat however large the
+grid), which GDAL's ``COG`` driver copies to a temp file next to the destination; it is then
+renamed into place. The in-memory helper :func:`write_cog` uses the same writer, so a streamed
+mosaic and an in-memory array give byte-identical files, and reruns are byte-identical because
+nothing time-dependent is written.
 
 Category names. GDAL's GeoTIFF driver cannot keep category names (nor a RAT) inside the
 TIFF: it puts them into a PAM sidecar ``<file>.aux.xml``. A COG cannot be reopened in update
@@ -25,16 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import re
-import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -44,141 +39,23 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
 from ..atomic import (
-    SIDE_SUFFIXES,
-    TMP_PREFIX,
     WRITE_ERRORS,
     atomic_output,
     ensure_writable_dir,
     fsync_file,
-    remove_output,
     remove_quietly,
-    remove_temps,
     remove_with_side_files,
     temp_path,
 )
-from ..diskspace import DISK_FULL_TEXT, disk_of, job_space, require_free_space, write_error
+from ..diskspace import write_error
 from ..errors import OutputError
-from ..taxonomy import BACKGROUND_ID, BACKGROUND_NAME, Taxonomy
-
-if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
-
-__all__ = [
-    "LABEL_BAND_DESCRIPTION",
-    "LABEL_DTYPE",
-    "LABEL_NODATA",
-    "SIDE_SUFFIXES",
-    "TMP_PREFIX",
-    "GridRasterWriter",
-    "atomic_output",
-    "category_names_from_sidecar",
-    "disk_of",
-    "ensure_writable_dir",
-    "job_space",
-    "label_mask_style",
-    "provenance_tags",
-    "remove_output",
-    "remove_temps",
-    "require_free_space",
-    "temp_path",
-    "write_cog",
-    "write_error",
-    "write_label_mask",
-    "write_preview_png",
-    "write_qml",
-]
+from .gdalwatch import _GdalWatch
 
 Colour = tuple[int, int, int] | tuple[int, int, int, int]
-
-LABEL_DTYPE = "uint8"
-LABEL_NODATA = 0
-LABEL_BAND_DESCRIPTION = "label"
 BLOCKSIZE = 512
 
 # GDAL must not write PAM sidecars on its own: we control the only one we want.
 _GDAL_ENV: dict[str, Any] = {"GDAL_PAM_ENABLED": "NO"}
-_QGIS_VERSION = "3.22.0-Białowieża"
-
-
-# --------------------------------------------------------------------------- GDAL failures
-
-
-class GdalWriteError(RuntimeError):
-    """GDAL failed a write without raising (it only logged it): the file must not be used."""
-
-
-class _GdalWatch:
-    """Catches write failures GDAL only *reports*: rasterio logs them (``rasterio._err``,
-    level INFO) and libtiff prints ``_tiffWriteProc: No space left on device`` straight to
-    the process's stderr. Without this a full disk gave truncated files that looked written,
-    and stray lines on the CLI's stderr. Within the block, file descriptor 2 goes to a temp
-    file (other threads' stderr is captured too, and replayed to the log at debug level)."""
-
-    _LOGGER = "rasterio._err"
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self._saved_fd: int | None = None
-        self._capture: Any = None
-
-    def __enter__(self) -> _GdalWatch:
-        logger = logging.getLogger(self._LOGGER)
-        self._level, self._propagate = logger.level, logger.propagate
-        self._handler = _ListHandler(self.errors)
-        logger.addHandler(self._handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        with contextlib.suppress(OSError, ValueError):
-            self._capture = tempfile.TemporaryFile()
-            sys.stderr.flush()
-            self._saved_fd = os.dup(2)
-            os.dup2(self._capture.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        logger = logging.getLogger(self._LOGGER)
-        logger.removeHandler(self._handler)
-        logger.setLevel(self._level)
-        logger.propagate = self._propagate
-        if self._saved_fd is not None:
-            os.dup2(self._saved_fd, 2)
-            os.close(self._saved_fd)
-        if self._capture is not None:
-            with contextlib.suppress(OSError):
-                self._capture.seek(0)
-                text = self._capture.read(65536).decode("utf-8", "replace")
-                lines = [line.strip() for line in text.splitlines() if line.strip()]
-                for line in lines:
-                    log.debug("GDAL: %s", line)
-                self.errors[:0] = [line for line in lines if _is_io_failure(line)]
-            self._capture.close()
-
-    def check(self, dest: Path) -> None:
-        """Raise the first reported failure as a one-line OutputError."""
-        if self.errors:
-            raise write_error(dest, GdalWriteError(" ".join(self.errors[:2])))
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
-        super().__init__(logging.DEBUG)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "signalled an error" in message or record.levelno >= logging.ERROR:
-            self.sink.append(message)
-
-
-def _is_io_failure(line: str) -> bool:
-    low = line.lower()
-    return any(t in low for t in (*DISK_FULL_TEXT, "file too large", "write error", "i/o error"))
-
-
-log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- COG writer
 
 
 def _rio_crs(geobox: GeoBox) -> RioCRS | None:
@@ -497,261 +374,3 @@ def write_cog(
             band_descriptions=band_descriptions,
             tags=tags,
         )
-
-
-# --------------------------------------------------------------------------- label masks
-
-
-def _label_colormap(taxonomy: Taxonomy) -> dict[int, Colour]:
-    cmap: dict[int, Colour] = {BACKGROUND_ID: (0, 0, 0, 0)}
-    for c in taxonomy.classes:
-        cmap[c.id] = (*c.colour, 255)
-    return cmap
-
-
-def _label_category_names(taxonomy: Taxonomy) -> list[str]:
-    """Index = class id, '' for ids the taxonomy skips (GDAL category names are positional)."""
-    names = [""] * (taxonomy.max_id + 1)
-    names[BACKGROUND_ID] = BACKGROUND_NAME
-    for c in taxonomy.classes:
-        names[c.id] = c.name
-    return names
-
-
-def label_mask_style(taxonomy: Taxonomy) -> dict[str, Any]:
-    """finalize() kwargs that make a streamed label mask identical to :func:`write_label_mask`.
-
-    Create the writer with ``dtype=LABEL_DTYPE, nodata=LABEL_NODATA``, then call
-    ``writer.finalize(**label_mask_style(taxonomy), tags=...)``."""
-    return {
-        "categorical": True,
-        "colormap": _label_colormap(taxonomy),
-        "category_names": _label_category_names(taxonomy),
-        "band_descriptions": [LABEL_BAND_DESCRIPTION],
-    }
-
-
-def write_label_mask(
-    dest: Path | str,
-    labels: np.ndarray,
-    geobox: GeoBox,
-    taxonomy: Taxonomy,
-    *,
-    tags: Mapping[str, str] | None = None,
-) -> Path:
-    """uint8 COG with the taxonomy's colour table and class names, nodata 0, nearest overviews."""
-    arr = np.asarray(labels)
-    if arr.ndim != 2:
-        raise ValueError(f"a label mask is (height, width); got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        raise ValueError(f"a label mask must be uint8, got {arr.dtype}")
-    present = np.flatnonzero(np.bincount(arr.ravel(), minlength=256))
-    unknown = sorted(set(present.tolist()) - {BACKGROUND_ID, *taxonomy.ids})
-    if unknown:
-        raise ValueError(f"label ids {unknown} are not in taxonomy '{taxonomy.name}'")
-    return write_cog(
-        dest, arr, geobox, nodata=LABEL_NODATA, tags=tags, **label_mask_style(taxonomy)
-    )
-
-
-def write_qml(dest: Path | str, taxonomy: Taxonomy) -> Path:
-    """QGIS paletted raster style for the label mask, so the layer opens with class names."""
-    root = ET.Element(
-        "qgis",
-        version=_QGIS_VERSION,
-        styleCategories="AllStyleCategories",
-        hasScaleBasedVisibilityFlag="0",
-        minScale="1e+08",
-        maxScale="0",
-    )
-    pipe = ET.SubElement(root, "pipe")
-    renderer = ET.SubElement(
-        pipe,
-        "rasterrenderer",
-        type="paletted",
-        band="1",
-        opacity="1",
-        alphaBand="-1",
-        nodataColor="",
-    )
-    ET.SubElement(renderer, "rasterTransparency")
-    palette = ET.SubElement(renderer, "colorPalette")
-    ET.SubElement(
-        palette, "paletteEntry", value="0", color="#000000", alpha="0", label=BACKGROUND_NAME
-    )
-    for c in sorted(taxonomy.classes, key=lambda c: c.id):
-        colour = "#{:02x}{:02x}{:02x}".format(*c.colour)
-        ET.SubElement(
-            palette, "paletteEntry", value=str(c.id), color=colour, alpha="255", label=c.name
-        )
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    ET.SubElement(
-        pipe, "huesaturation", saturation="0", grayscaleMode="0", colorizeOn="0", invertColors="0"
-    )
-    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
-    ET.SubElement(root, "blendMode").text = "0"
-    ET.indent(root, space="  ")
-    text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-    text += ET.tostring(root, encoding="unicode") + "\n"
-    dest = Path(dest)
-    with atomic_output(dest) as tmp:
-        tmp.write_bytes(text.encode("utf-8"))
-    return dest
-
-
-# --------------------------------------------------------------------------- previews
-
-
-def _preview_size(height: int, width: int, max_size: int) -> tuple[int, int]:
-    """(width, height) with the long side <= max_size, aspect kept (PIL order)."""
-    scale = min(1.0, max_size / max(height, width))
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _label_preview(labels: np.ndarray, taxonomy: Taxonomy, max_size: int) -> PILImage:
-    from PIL import Image
-
-    if labels.dtype != np.uint8:
-        raise ValueError(f"a label mask must be uint8, got {labels.dtype}")
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    for c in taxonomy.classes:
-        lut[c.id] = c.colour
-    small = Image.fromarray(labels).resize(
-        _preview_size(labels.shape[0], labels.shape[1], max_size), Image.Resampling.NEAREST
-    )
-    return Image.fromarray(lut[np.asarray(small)])
-
-
-def _stretch(band: np.ndarray) -> np.ndarray:
-    """2-98 % percentile stretch to uint8; NaN (no data) becomes 0."""
-    finite = band[np.isfinite(band)]
-    if finite.size == 0:
-        return np.zeros(band.shape, dtype=np.uint8)
-    lo, hi = np.percentile(finite, [2, 98])
-    span = hi - lo if hi > lo else 1.0
-    scaled = np.clip((band - lo) / span * 255.0, 0, 255)
-    out: np.ndarray = np.nan_to_num(scaled, nan=0.0).round().astype(np.uint8)
-    return out
-
-
-def _image_preview(image: np.ndarray, max_size: int) -> PILImage:
-    from PIL import Image
-
-    bands = image[:3] if image.shape[0] >= 3 else image[:1].repeat(3, axis=0)
-    size = _preview_size(image.shape[1], image.shape[2], max_size)
-    out = []
-    for band in bands:
-        if image.dtype == np.uint8:
-            small = Image.fromarray(band).resize(size, Image.Resampling.BOX)
-            out.append(np.asarray(small))
-        else:
-            small = Image.fromarray(band.astype(np.float32))
-            out.append(_stretch(np.asarray(small.resize(size, Image.Resampling.BOX))))
-    return Image.fromarray(np.ascontiguousarray(np.stack(out, axis=-1)))
-
-
-def write_preview_png(
-    dest: Path | str,
-    image: np.ndarray,
-    *,
-    taxonomy: Taxonomy | None = None,
-    max_size: int = 1024,
-) -> Path:
-    """A quick-look PNG (long side <= max_size): labels coloured by the taxonomy, or an image
-    (bands, h, w) as 8-bit RGB with a 2-98 % stretch unless it is already uint8."""
-    arr = np.asarray(image)
-    if max_size < 1:
-        raise ValueError(f"max_size must be >= 1, got {max_size}")
-    if taxonomy is not None:
-        if arr.ndim != 2:
-            raise ValueError(f"a label mask preview needs (h, w); got shape {arr.shape}")
-        picture = _label_preview(arr, taxonomy, max_size)
-    else:
-        if arr.ndim == 2:
-            arr = arr[np.newaxis]
-        if arr.ndim != 3 or 0 in arr.shape:
-            raise ValueError(f"an image preview needs (bands, h, w); got shape {arr.shape}")
-        picture = _image_preview(arr, max_size)
-    dest = Path(dest)
-    with atomic_output(dest) as tmp:
-        picture.save(tmp, format="PNG")
-    return dest
-
-
-# --------------------------------------------------------------------------- provenance
-
-
-def _package_version() -> str:
-    import rs_seg2any
-
-    version = getattr(rs_seg2any, "__version__", None)
-    if isinstance(version, str):
-        return version
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
-    try:
-        return dist_version("rs-seg2any")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def provenance_tags(
-    *,
-    inputs: Mapping[str, str],
-    taxonomy: str | None = None,
-    seed: int | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> dict[str, str]:
-    """GDAL metadata that says how a file was made; no timestamps, so reruns are identical."""
-    tags = {
-        "RS_SEG2ANY_VERSION": _package_version(),
-        "RS_SEG2ANY_INPUTS": json.dumps(dict(inputs), sort_keys=True, ensure_ascii=False),
-    }
-    if taxonomy is not None:
-        tags["RS_SEG2ANY_TAXONOMY"] = taxonomy
-    if seed is not None:
-        tags["RS_SEG2ANY_SEED"] = str(int(seed))
-    if extra is not None:
-        crs_defs: list[str] = []
-        short = _short_crs_values(json.loads(json.dumps(dict(extra), default=str)), crs_defs)
-        tags["RS_SEG2ANY_PARAMS"] = json.dumps(short, sort_keys=True, ensure_ascii=False)
-        if crs_defs:
-            tags["RS_SEG2ANY_CRS"] = json.dumps(
-                [json.loads(d) for d in crs_defs], sort_keys=True, separators=(",", ":")
-            )
-    return tags
-
-
-_WKT_KEYWORDS = "PROJCRS|GEOGCRS|BOUNDCRS|COMPOUNDCRS|GEODCRS|VERTCRS|ENGCRS|PROJCS|GEOGCS|COMPD_CS"
-_WKT_START = re.compile(rf"^\s*(\+proj=|({_WKT_KEYWORDS}|GEOCCS|LOCAL_CS)\[)", re.IGNORECASE)
-
-
-def short_crs(text: str, defs: list[str]) -> str:
-    """'EPSG:<code>' for a CRS text that has one; else 'RS_SEG2ANY_CRS[i]', with its PROJJSON
-    stored once in ``defs`` (the tag RS_SEG2ANY_CRS): tags stay small, nothing is lost."""
-    from pyproj import CRS as ProjCRS
-    from pyproj.exceptions import CRSError
-
-    try:
-        crs = ProjCRS.from_user_input(text)
-    except CRSError:
-        return text
-    epsg = crs.to_epsg(min_confidence=100)
-    if epsg is not None:
-        return f"EPSG:{epsg}"
-    definition = crs.to_json()
-    if definition not in defs:
-        defs.append(definition)
-    return f"RS_SEG2ANY_CRS[{defs.index(definition)}]"
-
-
-def _short_crs_values(value: Any, defs: list[str]) -> Any:
-    """Every WKT string in a JSON-like value replaced by :func:`short_crs`."""
-    if isinstance(value, dict):
-        return {k: _short_crs_values(v, defs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_short_crs_values(v, defs) for v in value]
-    if isinstance(value, str) and _WKT_START.match(value):
-        return short_crs(value, defs)
-    return value
