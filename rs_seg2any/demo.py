@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from shapely.affinity import rotate
 
-from .geoio import atomic_output
+from .atomic import atomic_output
 
 DEMO_CRS = "EPSG:32640"
 DEMO_ORIGIN = (300_000.0, 2_780_000.0)  # lower-left corner, metres (UTM 40N)

@@ -67,6 +67,13 @@ class ScenarioError(RsSeg2AnyError):
     exit_code = 9
 
 
+class MissingDependencyError(RsSeg2AnyError):
+    """An optional dependency (torch, diffusers, ...) is not installed; the message names the
+    extra that brings it (``pip install 'rs-seg2any[model]'``)."""
+
+    exit_code = 13
+
+
 class Cancelled(RsSeg2AnyError):
     """The user interrupted a job; finished tiles are kept and a rerun resumes."""
 

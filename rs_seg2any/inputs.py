@@ -43,7 +43,7 @@ def read_vector(
 
     A layer without CRS gets ``layer_crs``; without either it is an error when ``need_crs``.
     """
-    from .layout import PARQUET_SUFFIXES, _layer_crs, _open_file_layer, _read_parquet
+    from .layout.sources import PARQUET_SUFFIXES, _layer_crs, _open_file_layer, _read_parquet
 
     p = Path(path)
     try:

@@ -35,11 +35,10 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar
@@ -48,14 +47,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rs_seg2any import __version__
-from rs_seg2any.errors import JobError, OutputError
-from rs_seg2any.geoio import (
+from rs_seg2any.atomic import (
     TMP_PREFIX,
+    atomic_write,
     ensure_writable_dir,
     remove_output,
     remove_temps,
-    write_error,
+    write_text,
 )
+from rs_seg2any.diskspace import write_error
+from rs_seg2any.errors import JobError, OutputError
 from rs_seg2any.tiling import Tile, TilePlan
 
 __all__ = ["JOB_DIRNAME", "JobDir", "folder_lock"]
@@ -103,34 +104,6 @@ def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return diffs
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable; best effort where directories cannot be opened (Windows)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(dest: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via a temp file in the same folder, fsync, rename: never a half-written ``dest``."""
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{_TMP_PREFIX}{dest.stem}-", suffix=dest.suffix, dir=dest.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(dest.parent)
-
-
 def _write_npz(fh: IO[bytes], arrays: Mapping[str, NDArray[Any]]) -> None:
     """An ``.npz`` (readable by ``np.load``) without wall-clock timestamps: byte-deterministic."""
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -139,10 +112,6 @@ def _write_npz(fh: IO[bytes], arrays: Mapping[str, NDArray[Any]]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, arrays[name], allow_pickle=False)
-
-
-def _output_error(dest: Path, exc: OSError) -> OutputError:
-    return write_error(dest, exc)
 
 
 class _FolderLock:
@@ -480,10 +449,7 @@ class JobDir:
     def _write_record(self, record: Mapping[str, Any]) -> None:
         text = json.dumps(record, sort_keys=True, indent=2) + "\n"
         dest = self._record_path()
-        try:
-            _atomic_write(dest, lambda fh: fh.write(text.encode("utf-8")))
-        except OSError as exc:
-            raise _output_error(dest, exc) from exc
+        write_text(dest, text)
 
     def _check_params(self, record: Mapping[str, Any]) -> None:
         old = record["params"]
@@ -526,9 +492,9 @@ class JobDir:
         dest = self.tile_path(tile)
         try:
             self._tiles.mkdir(parents=True, exist_ok=True)
-            _atomic_write(dest, lambda fh: _write_npz(fh, payload))
         except OSError as exc:
-            raise _output_error(dest, exc) from exc
+            raise write_error(dest, exc) from exc
+        atomic_write(dest, lambda fh: _write_npz(fh, payload))
 
     def load_tile(self, tile: Tile) -> dict[str, NDArray[Any]]:
         """The tile's arrays; an unreadable file is deleted and reported, so a rerun redoes it."""

@@ -13,7 +13,6 @@ anyway (a full disk, a quota) ends in one OutputError line naming the disk and t
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,15 +23,13 @@ import numpy as np
 import rasterio
 
 from . import __version__
+from .atomic import atomic_open, ensure_writable_dir, write_json
+from .diskspace import job_space, require_free_space
 from .errors import Cancelled
 from .geoio import (
     GridRasterWriter,
-    atomic_output,
-    ensure_writable_dir,
-    job_space,
     label_mask_style,
     provenance_tags,
-    require_free_space,
     write_preview_png,
     write_qml,
 )
@@ -190,7 +187,7 @@ def write_entities_csv(layout: Layout, dest: Path) -> Path:
     Streamed batch by batch, so the table costs no memory proportional to the layer.
     """
     names = layout.taxonomy.names_by_id()
-    with atomic_output(dest) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_open(dest) as fh:
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(["instance_id", "class_id", "class_name", "description", "source_fid", "part"])
         for batch in layout.iter_batches():
@@ -375,6 +372,4 @@ def write_report(dest: Path, layout: Layout) -> Path:
         "report": layout.report.to_dict(),
         "grid": grid_params(layout),
     }
-    with atomic_output(dest) as tmp:  # maps failed writes to a one-line OutputError
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return dest
+    return write_json(dest, payload)

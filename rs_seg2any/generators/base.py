@@ -123,6 +123,9 @@ def _owns_a_token(inst: NDArray[np.int64], patch: int) -> bool:
     exact token rule of the models (``rs_seg2any.conditioning.patchify_ids``)."""
     if not (inst > 0).any():
         return False
+    from ..deps import require
+
+    require("torch", "model", user="generation")
     import torch
 
     from ..conditioning import patchify_ids

@@ -134,6 +134,9 @@ class TinyBackend:
     supports_inpainting = True
 
     def __init__(self, weights: str | Path | None = None, *, threads: int | None = None) -> None:
+        from ..deps import require
+
+        require("torch", "model", user="the tiny backend")
         import torch
 
         from .tiny.generator import TinyGenerator

@@ -20,6 +20,7 @@ import pandas as pd
 import rasterio
 from odc.geo.geobox import GeoBox
 
+from ..atomic import atomic_open
 from ..errors import ScenarioError
 from ..generate_job import run_generate_job
 from ..generators.base import Generator
@@ -133,7 +134,7 @@ def write_change(out: Path, before: np.ndarray, after: np.ndarray, polys: Polygo
     names[0] = "no polygon"
     values, counts = np.unique(code[changed], return_counts=True)
     csv_path = out / "change_classes.csv"
-    with csv_path.open("w", newline="") as f:
+    with atomic_open(csv_path) as f:
         w = csv.writer(f)
         w.writerow(["code", "from_id", "from_class", "to_id", "to_class", "pixels"])
         for v, n in zip(values.tolist(), counts.tolist(), strict=True):

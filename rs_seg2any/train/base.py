@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm import tqdm
 
+from rs_seg2any.atomic import atomic_output, write_json
 from rs_seg2any.errors import InputError
 from rs_seg2any.generators.tiny.model import TinyConfig, TinySeg2Any, count_parameters
 from rs_seg2any.generators.tiny.sampler import flow_loss, sample_t
@@ -214,9 +215,8 @@ class Trainer:
             "elapsed": self.elapsed,
             "rng": json.dumps(self.rng.getstate()),
         }
-        tmp = ckpt / "state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(ckpt / "state.pt")
+        with atomic_output(ckpt / "state.pt") as tmp:
+            torch.save(state, tmp)
 
     def try_resume(self) -> bool:
         ckpt = self.out / "checkpoint"
@@ -251,7 +251,7 @@ class Trainer:
         """Train until ``max_steps`` or the wall-clock budget; return the EMA weights path."""
         cfg = self.cfg
         resumed = self.try_resume()
-        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        write_json(self.out / "config.json", asdict(cfg), indent=1, sort_keys=False)
         loss_log = (self.out / "loss.csv").open("a", newline="")
         val_log = (self.out / "val.csv").open("a", newline="")
         lw, vw = csv.writer(loss_log), csv.writer(val_log)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rs_seg2any.atomic import atomic_output, write_json
 from rs_seg2any.conditioning import condition_keep
 from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from rs_seg2any.generators.tiny.sampler import sample
@@ -109,14 +110,15 @@ def evaluate(
 
         res["fidelity"] = fidelity_report(seg, gen, list(cls), real)  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(res, indent=1))
+    write_json(out / "metrics.json", res, indent=1, sort_keys=False)
     rows = [
         np.concatenate([_layout_rgb(c), r, g, f], axis=1)
         for c, r, g, f in zip(cls[:4], real[:4], gen[:4], flat[:4], strict=True)
     ]
-    Image.fromarray(np.concatenate(rows, axis=0)).resize(
-        (4 * size // 2, len(rows) * size // 2), Image.Resampling.BILINEAR
-    ).save(out / "samples.png")
+    with atomic_output(out / "samples.png") as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).resize(
+            (4 * size // 2, len(rows) * size // 2), Image.Resampling.BILINEAR
+        ).save(tmp)
     return res
 
 

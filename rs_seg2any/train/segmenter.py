@@ -34,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rs_seg2any.atomic import atomic_output
 from rs_seg2any.errors import InputError
 from rs_seg2any.train.dubai import load_pairs
 
@@ -122,12 +123,8 @@ def save_segmenter(model: TinyUNet, path: Path, extra: dict[str, str] | None = N
     meta.update(extra or {})
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import save_file
 
+from ...atomic import atomic_output
+from ...deps import require
 from ..base import weights_digest
 from ..integrity import check_tensors, read_tensors
 from .errors import LoraMismatchError
@@ -167,6 +169,8 @@ def check_fits(transformer: Any, state: dict[str, torch.Tensor], source: str) ->
 
 def load_adapters(transformer: Any, specs: list[LoraSpec]) -> Adapters:
     """Load every spec as peft adapters on ``transformer``; checks fit before touching it."""
+    if specs:
+        require("peft", "flux", user="LoRA adapters")
     adapters = Adapters()
     for i, spec in enumerate(specs):
         for file, role in discover(spec.path):
@@ -194,11 +198,13 @@ def save_adapters(transformer: Any, folder: Path, names: dict[str, str]) -> Path
     ``names`` maps adapter name -> subdir; ``{"x": "default", "y": "cond"}`` writes a
     Seg2Any-layout checkpoint that :func:`load_adapters` (and Seg2Any's own loader) read.
     """
+    require("peft", "flux", user="LoRA adapters")
     from peft.utils import get_peft_model_state_dict
 
     for name, sub in names.items():
         state = get_peft_model_state_dict(transformer, adapter_name=name)
         state = {f"transformer.{k}": v.detach().contiguous().cpu() for k, v in state.items()}
         (folder / sub).mkdir(parents=True, exist_ok=True)
-        save_file(state, str(folder / sub / WEIGHTS_NAME), metadata={"format": "pt"})
+        with atomic_output(folder / sub / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
     return folder

