@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
     demo.add_argument("path", help="where to write the GeoPackage")
+    sub.add_parser("schema", help="print the commands and their options as JSON (for programs)")
     install_types(parser)
     return parser
 
@@ -384,6 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _interrupt_on_signals()
     if args.command == "taxonomies":
         return _run(args, lambda _p: _cmd_taxonomies())
+    if args.command == "schema":
+        from .schema import print_schema
+
+        return print_schema()
     if args.command == "demo-layer":
         return _run(args, lambda _p: _cmd_demo_layer(args))
     if args.command == "generate":
