@@ -13,9 +13,6 @@ from typing import Any
 
 from .cli_schema import CliSchema
 
-UNKNOWN_CLASS_CHOICES = ("error", "skip", "background")
-CLI_DEFAULT_OVERLAP = 64
-
 
 @dataclass(kw_only=True)
 class CliOptions:
@@ -53,11 +50,12 @@ class CliOptions:
                 found.append("the extent is empty")
         return found
 
-    def _overlap(self) -> int | None:
-        """The CLI's default overlap (64 px) needs tiles over 128 px; smaller tiles get 1/4."""
+    def _overlap(self, default: Any) -> int | None:
+        """The CLI's default overlap (``default``, 64 px) needs tiles over twice as large;
+        smaller tiles get a quarter of their size."""
         if self.overlap is not None:
             return self.overlap
-        if self.tile_size and self.tile_size <= 2 * CLI_DEFAULT_OVERLAP:
+        if isinstance(default, int) and self.tile_size and self.tile_size <= 2 * default:
             return self.tile_size // 4
         return None
 
@@ -67,7 +65,9 @@ class CliOptions:
             return {"like": self.like}
         return {"resolution": self.resolution, "crs": self.crs, "extent": self.extent}
 
-    def generator_values(self) -> dict[str, Any]:
+    def generator_values(self, schema: CliSchema, command: str) -> dict[str, Any]:
+        """The generator options (the overlap fitted to small tiles, by the CLI's default)."""
+        overlap = schema.default(command, "overlap") if schema.has(command, "overlap") else None
         return {
             "backend": self.backend,
             "model": self.model,
@@ -76,7 +76,7 @@ class CliOptions:
             "gamma": self.gamma,
             "seed": self.seed,
             "caption": self.caption,
-            "overlap": self._overlap(),
+            "overlap": self._overlap(overlap),
             "threads": self.threads or None,
         }
 
@@ -117,8 +117,6 @@ class JobSpec(CliOptions):
         if not self.out_dir:
             found.append("choose an output folder")
         found += self.grid_problems()
-        if self.unknown_class is not None and self.unknown_class not in UNKNOWN_CLASS_CHOICES:
-            found.append(f"unknown-class must be one of {', '.join(UNKNOWN_CLASS_CHOICES)}")
         if self.command == "generate" and self.steps is not None and self.steps < 1:
             found.append("steps must be at least 1")
         return found
@@ -130,7 +128,7 @@ class JobSpec(CliOptions):
     def input_name(self) -> str:
         return Path(self.layer_path).stem
 
-    def values(self) -> dict[str, Any]:
+    def values(self, schema: CliSchema) -> dict[str, Any]:
         """The job by CLI dest, in command-line order (the schema spells the flags)."""
         values: dict[str, Any] = {
             "layer_path": self.layer_path,
@@ -142,12 +140,12 @@ class JobSpec(CliOptions):
             **self.grid_values(),
         }
         if self.command == "generate":
-            values |= self.generator_values()
+            values |= self.generator_values(schema, self.command)
         return merge_values(values, self.job_values(self.out_dir))
 
     def to_args(self, schema: CliSchema) -> list[str]:
         """The CLI arguments, always with ``--progress json`` for the plugin to read."""
-        return schema.build_argv(self.command, self.values())
+        return schema.build_argv(self.command, self.values(schema))
 
 
 def merge_values(values: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,7 @@ class ScenarioSpec(CliOptions):
     def input_name(self) -> str:
         return Path(self.layout or self.image or self.out_dir).stem
 
-    def values(self) -> dict[str, Any]:
+    def values(self, schema: CliSchema) -> dict[str, Any]:
         """The run by CLI dest, in command-line order (the schema spells the flags)."""
         values: dict[str, Any] = {"image": self.image}
         if self.layout:
@@ -131,12 +131,12 @@ class ScenarioSpec(CliOptions):
         values |= getattr(self, f"_{self.command}_values")()
         if self.layout and not self.image:
             values |= self.grid_values()
-        values |= self.generator_values()
+        values |= self.generator_values(schema, self.command)
         return merge_values(values, self.job_values(self.out_dir))
 
     def to_args(self, schema: CliSchema) -> list[str]:
         """The CLI arguments, always with ``--progress json`` for the plugin to read."""
-        return schema.build_argv(self.command, self.values())
+        return schema.build_argv(self.command, self.values(schema))
 
     def _flood_values(self) -> dict[str, Any]:
         values: dict[str, Any] = {"flood_polygons": self.flood_polygons, "dem": self.dem}
