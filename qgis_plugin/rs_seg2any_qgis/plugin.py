@@ -127,7 +127,10 @@ class RsSeg2AnyPlugin:
 
     # -- actions -------------------------------------------------------------------------
     def show_generate(self) -> GenerateDialog:
-        """Open (or raise) the modeless Generate dialog."""
+        """Open (or raise) the modeless Generate dialog (built again for another backend)."""
+        if self.dialog is not None and self.dialog.schema is not config.schema_or_error()[0]:
+            self.dialog.deleteLater()
+            self.dialog = None
         if self.dialog is None:
             self.dialog = GenerateDialog(
                 self.iface.mapCanvas(), self.start_job, self.iface.mainWindow()

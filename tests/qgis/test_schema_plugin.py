@@ -192,6 +192,30 @@ def test_every_scenario_dialog_builds_its_argv_from_the_schema(
         dialog.close()
 
 
+def test_generate_dialog_offers_every_option_and_builds_an_accepted_argv(
+    plugin: Any, cli: Path, schema: Any, demo_town: Path, add_layer: Any, tmp_path: Path
+) -> None:
+    dialog = plugin.show_generate()
+    options = {a.dest for a in schema.arguments("generate") if not a.positional} - {"progress"}
+    shown = {*dialog.source.dests, *dialog.grid.dests, *dialog.generator_box.dests,
+             *dialog.output.dests}  # fmt: skip
+    assert set(dialog.more.rows) == options - shown
+    assert {"gamma", "guidance", "overlap", "no_snap", "keep_tiles"} <= set(dialog.more.rows)
+    dialog.layer.setLayer(add_layer(demo_town, "demo_town"))
+    dialog.class_field.setField("landcover")
+    dialog.out_dir.setFilePath(str(tmp_path / "gen"))
+    dialog.more.widget("gamma").setText("0.25")  # generate only
+    dialog.more.widget("no_snap").setChecked(True)  # both commands
+    for mode, gamma in (("generate", 0.25), ("layout", None)):
+        dialog.mode.setCurrentIndex(dialog.mode.findData(mode))
+        assert dialog.problems() == [], dialog.problems()
+        args = parsed_by_backend(cli, dialog.spec().to_args(schema))
+        assert (args["command"], args.get("gamma"), args["no_snap"]) == (mode, gamma, True)
+    dialog.more.widget("gamma").setText("a lot")
+    assert any("Gamma: 'a lot' is not a number" in p for p in dialog.problems())
+    dialog.close()
+
+
 def test_the_dialogs_offer_the_backends_choices(plugin: Any, schema: Any) -> None:
     flood = plugin.show_scenario("flood")
     methods = [flood.dem_resample.itemData(i) for i in range(flood.dem_resample.count())]
