@@ -120,7 +120,6 @@ def test_the_options_the_plugin_uses_have_the_right_types(printed: dict[str, Any
     assert arg("seasons", "seasons")["default"] == "spring,summer,autumn,winter"
     assert arg("generate", "tile_size")["default"] == 256
     assert arg("generate", "seed")["default"] == 0
-    assert arg("change", "recipe")["group"] == "change"
 
 
 def test_every_text_or_path_option_is_decided_by_the_table(printed: dict[str, Any]) -> None:

@@ -218,7 +218,7 @@ def number_text(value: object) -> str:
 
 # -- reading it from the backend ---------------------------------------------------------
 
-_cache: dict[tuple[str, int, int], CliSchema | BackendError] = {}
+_cache: dict[tuple[str, int, int, tuple[str, ...]], CliSchema | BackendError] = {}
 
 
 def plugin_version() -> str:
@@ -234,9 +234,10 @@ def plugin_version() -> str:
 
 
 def load_schema(cli: str | os.PathLike[str] | None, timeout: float = 120) -> CliSchema:
-    """The schema of the backend at ``cli``, asked once per backend install (its path and
-    the script's file stamp: an upgrade rewrites the script); BackendError or
-    SchemaMismatch (with which versions do not fit, and what to upgrade) else."""
+    """The schema of the backend at ``cli``, asked once per backend and version (its path,
+    the script's file stamp and the rs_seg2any version installed next to it: no process
+    is started to check); BackendError or SchemaMismatch (with which versions do not fit,
+    and what to upgrade) else."""
     if cli is None:
         raise BackendError("no rs-seg2any backend: set its path in rs_seg2any > Settings")
     path = Path(cli)
@@ -246,7 +247,7 @@ def load_schema(cli: str | os.PathLike[str] | None, timeout: float = 120) -> Cli
         raise BackendError(
             f"rs-seg2any not found at '{cli}': set the backend in Settings"
         ) from None
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, installed_versions(path))
     if key not in _cache:
         try:
             _cache[key] = _read_schema(path, timeout)
@@ -256,6 +257,14 @@ def load_schema(cli: str | os.PathLike[str] | None, timeout: float = 120) -> Cli
     if isinstance(found, BackendError):
         raise found
     return found
+
+
+def installed_versions(cli: Path) -> tuple[str, ...]:
+    """The rs_seg2any distributions of the environment the CLI belongs to (name-version)."""
+    env = cli.resolve().parent.parent
+    found = [*env.glob("lib/python*/site-packages/rs_seg2any-*.dist-info"),
+             *env.glob("Lib/site-packages/rs_seg2any-*.dist-info")]  # fmt: skip
+    return tuple(sorted(p.name.removesuffix(".dist-info") for p in found))
 
 
 def _run(cli: Path, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:

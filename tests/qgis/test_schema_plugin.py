@@ -114,6 +114,29 @@ def test_the_schema_is_read_from_the_backend_cli(cli: Path) -> None:
     assert load_schema(cli) is schema  # asked once per backend install
 
 
+def test_the_schema_is_asked_again_after_an_upgrade(tmp_path: Path) -> None:
+    """Cached per backend path and installed version; an upgrade is seen without a restart."""
+    from rs_seg2any_qgis.cli_schema import load_schema
+
+    env = tmp_path / "env"
+    version_file = env / "version.txt"
+    body = (
+        f"v = open({str(version_file)!r}).read()\n"
+        "print(json.dumps({'schema_version': 1, 'program': 'rs-seg2any', 'version': v,"
+        " 'commands': {'taxonomies': {'help': 'list', 'arguments': []}}}))"
+    )
+    cli = stand_in_backend(env / "bin", body)
+    site = env / "lib" / "python3.11" / "site-packages"
+    (site / "rs_seg2any-1.0.dist-info").mkdir(parents=True)
+    version_file.write_text("1.0")
+    first = load_schema(cli)
+    assert first.version == "1.0" and load_schema(cli) is first
+    version_file.write_text("2.0")
+    assert load_schema(cli) is first  # same install: not asked again
+    (site / "rs_seg2any-1.0.dist-info").rename(site / "rs_seg2any-2.0.dist-info")
+    assert load_schema(cli).version == "2.0"
+
+
 def fill(dialog: Any, key: str, rasters: Any, polygons: Any, town: Any, out: Path) -> None:
     """The smallest complete form of each scenario, using the backend's choices."""
     image, dem = rasters
