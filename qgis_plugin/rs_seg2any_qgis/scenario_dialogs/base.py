@@ -171,6 +171,12 @@ class ScenarioDialog(QDialog):
             return MISMATCH_TITLE
         return "No rs-seg2any backend"
 
+    def help_of(self, dest: str) -> str:
+        """The backend's help of one of this command's options ("" without a schema)."""
+        if self.schema is None or not self.schema.has(self.command, dest):
+            return ""
+        return self.schema.argument(self.command, dest).help
+
     def choices(self, dest: str) -> list[str]:
         """The backend's values for one of this command's options (none without a schema)."""
         if self.schema is None or not self.schema.has(self.command, dest):

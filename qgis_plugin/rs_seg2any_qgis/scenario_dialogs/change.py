@@ -37,9 +37,9 @@ class ChangeDialog(ScenarioDialog):
             self.recipe.addItem(name.replace("_", " "), name)
         self.params = QLineEdit()
         self.params.setPlaceholderText("optional, key=value, ... (default: the preset's)")
-        known = self.schema is not None and self.schema.has("change", "param")
-        param_help = self.schema.argument("change", "param").help if known else ""  # type: ignore[union-attr]
-        self.params.setToolTip(f"Recipe parameters as key=value, separated by commas. {param_help}")
+        self.params.setToolTip(
+            f"Recipe parameters as key=value, separated by commas. {self.help_of('param')}"
+        )
         self.pairs = QgsSpinBox()
         self.pairs.setRange(1, 1000)
         self.pairs.setClearValue(1)
