@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-layer", help="write the demo town layout (GeoPackage)")
     demo.add_argument("path", help="where to write the GeoPackage")
+    sub.add_parser("schema", help="print the commands and their options as JSON (for programs)")
     install_types(parser)
     return parser
 
@@ -245,6 +246,12 @@ def _cmd_list(what: str) -> int:
     table = list_backends() if what == "backends" else list_scenarios()
     print(json.dumps(table, indent=2, sort_keys=True))
     return 0
+
+
+def _cmd_schema() -> int:
+    from .schema import print_schema
+
+    return print_schema()
 
 
 def _cmd_demo_layer(args: argparse.Namespace) -> int:
@@ -309,12 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backends": lambda: _cmd_list("backends"),
         "scenarios": lambda: _cmd_list("scenarios"),
         "demo-layer": lambda: _cmd_demo_layer(args),
+        "schema": lambda: _cmd_schema(),
         "train-base": lambda: _cmd_train_base(args),
     }
     return _run("none", lambda _p: tools[args.command]())
 
 
-_TOOLS = ("taxonomies", "backends", "scenarios", "demo-layer", "train-base")
+_TOOLS = ("taxonomies", "backends", "scenarios", "schema", "demo-layer", "train-base")
 """Commands that are not jobs (no output folder, no progress)."""
 
 

@@ -51,6 +51,27 @@ class BackendError(RuntimeError):
     """The backend command could not be found or started."""
 
 
+class SchemaMismatch(BackendError):
+    """The backend's ``rs-seg2any schema`` is missing, or of a version this plugin cannot read.
+
+    The message names both versions and what to upgrade; ``upgrade`` is ``"backend"`` or
+    ``"plugin"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend_version: str | None = None,
+        schema_version: object = None,
+        upgrade: str = "backend",
+    ) -> None:
+        super().__init__(message)
+        self.backend_version = backend_version
+        self.schema_version = schema_version
+        self.upgrade = upgrade
+
+
 @dataclass
 class JobResult:
     """What one CLI run ended with (built from its events and exit status)."""

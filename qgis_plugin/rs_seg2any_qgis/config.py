@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ._tools import resources, settings
-from .backend import discover_cli
+from .backend import BackendError, discover_cli
+from .cli_schema import CliSchema, load_schema
 
 CLI = "backend/cli"
 MODEL = "backend/model"
@@ -58,6 +59,28 @@ def put(key: str, value: str | int | float | bool) -> None:
 def cli_path() -> Path | None:
     """The backend CLI: the configured one, else $RS_SEG2ANY_CLI, a checkout's .venv, PATH."""
     return discover_cli(get_str(CLI) or None)
+
+
+def schema() -> CliSchema:
+    """The configured backend's ``rs-seg2any schema`` (asked once per backend install);
+    BackendError, or SchemaMismatch when plugin and backend do not fit together."""
+    return load_schema(cli_path())
+
+
+def schema_or_error() -> tuple[CliSchema | None, BackendError | None]:
+    """``schema()``, or None and the error to show (a form still opens without a backend)."""
+    try:
+        return schema(), None
+    except BackendError as exc:
+        return None, exc
+
+
+def choices(command: str, dest: str) -> list[str]:
+    """The values the backend accepts for one option (none without a readable backend)."""
+    found, _error = schema_or_error()
+    if found is None or not found.has(command, dest):
+        return []
+    return found.choices(command, dest)
 
 
 def default_model() -> str | None:

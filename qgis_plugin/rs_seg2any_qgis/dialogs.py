@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsTask, QgsVectorLayer
 from qgis.gui import QgsFileWidget, QgsMapCanvas, QgsMessageBar, QgsSpinBox
@@ -29,9 +30,16 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import config
-from .backend import BackendError, backend_versions, checkout_root, create_environment
+from .backend import (
+    BackendError,
+    SchemaMismatch,
+    backend_versions,
+    checkout_root,
+    create_environment,
+)
 from .jobs import JobSpec
 from .layers import cli_source
+from .schema_widgets import SchemaOptionsBox
 from .widgets import (
     LAST,
     GeneratorBox,
@@ -64,6 +72,7 @@ class GenerateDialog(QDialog):
         self.canvas = canvas
         self.on_run = on_run
         self.remembered = Remembered(LAST)
+        self.schema, self.schema_error = config.schema_or_error()
         self._build()
         self._restore()
         self._layer_changed()
@@ -83,6 +92,19 @@ class GenerateDialog(QDialog):
         self.output = OutputBox(self.remembered)
         for box in (self.source, self.grid, self.generator_box, self.output):
             outer.addWidget(box)
+        self.more: SchemaOptionsBox | None = None
+        if self.schema is not None:  # every other option of `generate` (those of `layout` too)
+            shown = [*self.source.dests, *self.grid.dests, *self.generator_box.dests,
+                     *self.output.dests]  # fmt: skip
+            self.more = SchemaOptionsBox(self.schema, "generate", shown, self.remembered)
+            outer.addWidget(self.more)
+        if self.schema_error is not None:
+            title = (
+                "Plugin and backend do not fit together"
+                if isinstance(self.schema_error, SchemaMismatch)
+                else "No rs-seg2any backend"
+            )
+            self.bar.pushCritical(title, str(self.schema_error))
         # the widgets by name, for the plugin's tools and tests
         for box, names in (
             (self.source, ("layer", "class_field", "description_field", "taxonomy", "unknown")),
@@ -117,14 +139,18 @@ class GenerateDialog(QDialog):
         self.generator_box.set_active(self.mode.currentData() == "generate")
 
     # -- remembered values ---------------------------------------------------------------
+    def boxes(self) -> list[Any]:
+        return [self.source, self.grid, self.generator_box, self.output,
+                *filter(None, [self.more])]  # fmt: skip
+
     def _restore(self) -> None:
-        for box in (self.source, self.grid, self.generator_box, self.output):
+        for box in self.boxes():
             box.restore()
         self.mode.setCurrentIndex(max(0, self.mode.findData(self.remembered.str("mode"))))
         self._mode_changed()
 
     def _remember(self) -> None:
-        for box in (self.source, self.grid, self.generator_box, self.output):
+        for box in self.boxes():
             box.remember()
         self.remembered.put({"mode": self.mode.currentData()})
 
@@ -135,8 +161,12 @@ class GenerateDialog(QDialog):
         if self.source.current() is None:
             return found
         found += self.output.problems() + self.grid.problems()
+        if self.more is not None:
+            found += self.more.problems()
         if config.cli_path() is None:
             found.append("no rs-seg2any backend found: set it in rs_seg2any > Settings")
+        elif self.schema_error is not None:
+            found.append(str(self.schema_error))
         return found
 
     def spec(self) -> JobSpec:
@@ -156,6 +186,8 @@ class GenerateDialog(QDialog):
         self.grid.apply(spec)
         if mode == "generate":
             self.generator_box.apply(spec)
+        if self.more is not None and self.schema is not None:  # those the command has
+            spec.extra = {k: v for k, v in self.more.values().items() if self.schema.has(mode, k)}
         return spec
 
     def run(self) -> None:

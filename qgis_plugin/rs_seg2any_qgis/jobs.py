@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """What a run asks of the CLI, as one value the dialog, the algorithms and the tests build.
 
-Kept free of QGIS imports: it only turns choices into ``rs-seg2any`` arguments, so the
-argument spelling lives in one place.
+Kept free of QGIS imports: it only turns choices into values by CLI dest; the backend's
+schema (``cli_schema``) spells the arguments.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-UNKNOWN_CLASS_CHOICES = ("error", "skip", "background")
-CLI_DEFAULT_OVERLAP = 64
+from .cli_schema import CliSchema
 
 
 @dataclass(kw_only=True)
@@ -37,6 +37,8 @@ class CliOptions:
     caption: str | None = None
     overlap: int | None = None
     threads: int | None = None
+    #: further options by their CLI dest (the dialogs' generic "more options" from the schema)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def grid_problems(self) -> list[str]:
         found = []
@@ -48,40 +50,46 @@ class CliOptions:
                 found.append("the extent is empty")
         return found
 
-    def _overlap(self) -> int | None:
-        """The CLI's default overlap (64 px) needs tiles over 128 px; smaller tiles get 1/4."""
+    def _overlap(self, default: Any) -> int | None:
+        """The CLI's default overlap (``default``, 64 px) needs tiles over twice as large;
+        smaller tiles get a quarter of their size."""
         if self.overlap is not None:
             return self.overlap
-        if self.tile_size and self.tile_size <= 2 * CLI_DEFAULT_OVERLAP:
+        if isinstance(default, int) and self.tile_size and self.tile_size <= 2 * default:
             return self.tile_size // 4
         return None
 
-    def add_grid(self, opt: _Options) -> None:
+    def grid_values(self) -> dict[str, Any]:
+        """The target grid: a raster's, or resolution, CRS and extent."""
         if self.like:
-            opt.add("--like", self.like)
-            return
-        opt.add("--resolution", _num(self.resolution))
-        opt.add("--crs", self.crs)
-        if self.extent is not None:
-            opt.add("--extent", ",".join(_num(v) for v in self.extent))
+            return {"like": self.like}
+        return {"resolution": self.resolution, "crs": self.crs, "extent": self.extent}
 
-    def add_generator(self, opt: _Options) -> None:
-        opt.add("--backend", self.backend)
-        opt.add("--model", self.model)
-        opt.add("--steps", self.steps)
-        opt.add("--guidance", self.guidance)
-        opt.add("--gamma", self.gamma)
-        opt.add("--seed", self.seed)
-        opt.add("--caption", self.caption)
-        opt.add("--overlap", self._overlap())
-        opt.add("--threads", self.threads or None)
+    def generator_values(self, schema: CliSchema, command: str) -> dict[str, Any]:
+        """The generator options (the overlap fitted to small tiles, by the CLI's default)."""
+        overlap = schema.default(command, "overlap") if schema.has(command, "overlap") else None
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "gamma": self.gamma,
+            "seed": self.seed,
+            "caption": self.caption,
+            "overlap": self._overlap(overlap),
+            "threads": self.threads or None,
+        }
 
-    def add_job(self, opt: _Options, out_dir: str) -> None:
-        """Tile size, restart and the output folder, then ``--progress json`` (always last)."""
-        opt.add("--tile-size", self.tile_size)
-        if self.restart:
-            opt.args.append("--restart")
-        opt.args += ["--out", out_dir, "--progress", "json"]
+    def job_values(self, out_dir: str) -> dict[str, Any]:
+        """The options from the form's "more options" (``extra``), then tile size, restart
+        and the output folder, then ``progress: json`` (always last, for the plugin)."""
+        return {
+            **{k: v for k, v in self.extra.items() if v is not None},
+            "tile_size": self.tile_size,
+            "restart": self.restart,
+            "out": out_dir,
+            "progress": "json",
+        }
 
 
 @dataclass
@@ -109,8 +117,6 @@ class JobSpec(CliOptions):
         if not self.out_dir:
             found.append("choose an output folder")
         found += self.grid_problems()
-        if self.unknown_class is not None and self.unknown_class not in UNKNOWN_CLASS_CHOICES:
-            found.append(f"unknown-class must be one of {', '.join(UNKNOWN_CLASS_CHOICES)}")
         if self.command == "generate" and self.steps is not None and self.steps < 1:
             found.append("steps must be at least 1")
         return found
@@ -122,33 +128,31 @@ class JobSpec(CliOptions):
     def input_name(self) -> str:
         return Path(self.layer_path).stem
 
-    def to_args(self) -> list[str]:
-        """The CLI arguments, always with ``--progress json`` for the plugin to read."""
-        args = [self.command, self.layer_path, "--class-field", self.class_field]
-        opt = _Options(args)
-        opt.add("--layer", self.layer_name)
-        opt.add("--description-field", self.description_field)
-        opt.add("--taxonomy", self.taxonomy)
-        opt.add("--unknown-class", self.unknown_class)
-        self.add_grid(opt)
+    def values(self, schema: CliSchema) -> dict[str, Any]:
+        """The job by CLI dest, in command-line order (the schema spells the flags)."""
+        values: dict[str, Any] = {
+            "layout": self.layer_path,
+            "class_field": self.class_field,
+            "layer": self.layer_name,
+            "description_field": self.description_field,
+            "taxonomy": self.taxonomy,
+            "unknown_class": self.unknown_class,
+            **self.grid_values(),
+        }
         if self.command == "generate":
-            self.add_generator(opt)
-        self.add_job(opt, self.out_dir)
-        return args
+            values |= self.generator_values(schema, self.command)
+        return merge_values(values, self.job_values(self.out_dir))
+
+    def to_args(self, schema: CliSchema) -> list[str]:
+        """The CLI arguments, always with ``--progress json`` for the plugin to read."""
+        return schema.build_argv(self.command, self.values(schema))
 
 
-class _Options:
-    def __init__(self, args: list[str]) -> None:
-        self.args = args
-
-    def add(self, flag: str, value: object) -> None:
-        if value is None or value == "":
-            return
-        self.args += [flag, value if isinstance(value, str) else _num(value)]
-
-
-def _num(value: object) -> str:
-    """Numbers as the shortest exact text (``10`` not ``10.0``): the CLI parses both."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value) if isinstance(value, float) else str(value)
+def merge_values(values: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """``values`` then ``job``; a key of ``job`` already in ``values`` keeps its place."""
+    merged = dict(values)
+    for key, value in job.items():
+        if key in merged and value in (None, ""):
+            continue
+        merged[key] = value
+    return merged

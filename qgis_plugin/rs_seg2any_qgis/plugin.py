@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import QAction
 
 from . import config
 from ._tools import custom_logging, messages, resources
+from .backend import BackendError, SchemaMismatch
 from .dialogs import GenerateDialog, SettingsDialog
 from .jobs import JobSpec
 from .layers import add_results
@@ -48,6 +49,7 @@ ACTIONS = (
     ActionDef("planning", "Planning zones…", "planning.svg"),
     ActionDef("seasons", "Seasons…", "seasons.svg"),
     ActionDef("change", "Change pair…", "change.svg"),
+    ActionDef("cloudfill", "Cloud fill…", "cloudfill.svg"),
     ActionDef(
         "detection", "Detection dataset…", "detection.svg",
         "Coming with the detection dataset export (boxes from instances, not built yet)",
@@ -125,7 +127,10 @@ class RsSeg2AnyPlugin:
 
     # -- actions -------------------------------------------------------------------------
     def show_generate(self) -> GenerateDialog:
-        """Open (or raise) the modeless Generate dialog."""
+        """Open (or raise) the modeless Generate dialog (built again for another backend)."""
+        if self.dialog is not None and self.dialog.schema is not config.schema_or_error()[0]:
+            self.dialog.deleteLater()
+            self.dialog = None
         if self.dialog is None:
             self.dialog = GenerateDialog(
                 self.iface.mapCanvas(), self.start_job, self.iface.mainWindow()
@@ -138,12 +143,17 @@ class RsSeg2AnyPlugin:
         return self.dialog
 
     def show_scenario(self, key: str) -> ScenarioDialog:
-        """Open (or raise) the modeless dialog of a scenario: flood, planning, seasons, change.
+        """Open (or raise) the modeless dialog of a scenario: flood, planning, seasons, change,
+        cloudfill.
 
-        The active layer is taken as the base image (a raster, for flood and planning) or
-        the layout (a polygon layer, for seasons and change).
+        The active layer is taken as the base image (a raster, for flood, planning and cloud
+        fill) or the layout (a polygon layer, for seasons, change and cloud fill). A dialog
+        built for another backend (or before one was readable) is built again.
         """
         dialog = self.scenario_dialogs.get(key)
+        if dialog is not None and dialog.schema is not config.schema_or_error()[0]:
+            dialog.deleteLater()
+            dialog = None
         if dialog is None:
             dialog = DIALOGS[key](self.iface.mapCanvas(), self.start_job, self.iface.mainWindow())
             self.scenario_dialogs[key] = dialog
@@ -178,7 +188,7 @@ class RsSeg2AnyPlugin:
                 duration=0,
             )
             return None
-        busy = [t for t in self.tasks if t.args[t.args.index("--out") + 1] == spec.out_dir]
+        busy = [t for t in self.tasks if getattr(t, "out_dir", None) == spec.out_dir]
         if busy:  # two processes on one job folder would fight over its tiles
             self.bar.warning(
                 "rs_seg2any: that output folder is busy",
@@ -186,10 +196,20 @@ class RsSeg2AnyPlugin:
                 "or choose another folder",
             )
             return None
+        try:
+            args = spec.to_args(config.schema())
+        except SchemaMismatch as exc:
+            self.bar.error("rs_seg2any: plugin and backend do not fit together", str(exc),
+                           duration=0)  # fmt: skip
+            return None
+        except (BackendError, ValueError) as exc:
+            self.bar.error("rs_seg2any: cannot run", str(exc), duration=0)
+            return None
         name = layer.name() if layer is not None else spec.input_name()
-        task = CliJobTask(f"rs_seg2any: {spec.verb()} for {name}", cli, spec.to_args(), self._done)
+        task = CliJobTask(f"rs_seg2any: {spec.verb()} for {name}", cli, args, self._done)
         what = "" if isinstance(spec, JobSpec) else f"{spec.command} "
         task.title = f"{what}{name} ({Path(spec.out_dir).name})"  # type: ignore[attr-defined]
+        task.out_dir = spec.out_dir  # type: ignore[attr-defined]
         self.tasks.append(task)
         QgsApplication.taskManager().addTask(task)
         return task

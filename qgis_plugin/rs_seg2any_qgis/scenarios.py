@@ -1,9 +1,9 @@
-# SPDX-License-Identifier: GPL-2.0-or-later
-"""The scenario commands (``flood``, ``plan``, ``seasons``, ``change``) as one value, and
-which of their outputs become layers.
+"""The scenario commands (``flood``, ``plan``, ``seasons``, ``change``, ``cloudfill``) as
+one value, and which of their outputs become layers.
 
 Like ``jobs``, free of QGIS imports: the dialogs, the Processing algorithms and the tests
-build a ``ScenarioSpec``; its ``to_args`` is the only place the scenario flags are spelled.
+build a ``ScenarioSpec``; its ``values`` are keyed by the CLI's dests and the backend's schema
+(``cli_schema``) turns them into arguments, choices included: no flag is spelled here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .jobs import CliOptions, _num, _Options
+from .cli_schema import CliSchema
+from .jobs import CliOptions, merge_values
 
 #: command -> what the task manager shows while it runs
 COMMANDS = {
@@ -20,23 +22,18 @@ COMMANDS = {
     "plan": "Planning zones",
     "seasons": "Seasons",
     "change": "Change pair",
+    "cloudfill": "Cloud fill",
 }
-SEASONS = ("spring", "summer", "autumn", "winter")
-RECIPES = ("new_buildings", "demolition", "road_construction", "urban_growth")
-#: a recipe's parameters and the preset's defaults (shown as hints; the CLI has the truth)
-RECIPE_HINTS = {
-    "new_buildings": "count=12",
-    "demolition": "fraction=0.3",
-    "road_construction": "width_m=12",
-    "urban_growth": "percent=20",
-}
-DEM_RESAMPLING = ("nearest", "bilinear", "cubic")
+#: commands whose base is a layout only (no image), and the one that needs both
+LAYOUT_ONLY = ("seasons", "change")
+IMAGE_AND_LAYOUT = ("cloudfill",)
 
 
 @dataclass
 class ScenarioSpec(CliOptions):
     """One scenario run. The base is ``image`` (outputs land on its grid) or ``layout``
-    (rendered first on the grid options); seasons and change always need a layout."""
+    (rendered first on the grid options); seasons and change always need a layout, cloud
+    fill an image and a layout."""
 
     command: str
     out_dir: str
@@ -64,6 +61,8 @@ class ScenarioSpec(CliOptions):
     params: dict[str, str] = field(default_factory=dict)
     pairs: int | None = None
     roles: str | None = None
+    # cloudfill: a mask raster or polygons
+    clouds: str | None = None
 
     def problems(self) -> list[str]:
         """Mistakes the CLI would reject, caught before a process is started."""
@@ -72,10 +71,12 @@ class ScenarioSpec(CliOptions):
             return [f"unknown scenario {self.command!r}"]
         if not self.out_dir:
             found.append("choose an output folder")
-        if self.command in ("seasons", "change") and not self.layout:
+        if self.command in LAYOUT_ONLY + IMAGE_AND_LAYOUT and not self.layout:
             found.append("choose a layout (polygon layer)")
         elif not (self.image or self.layout):
             found.append("choose a base image, or a layout to render one from")
+        if self.command in IMAGE_AND_LAYOUT and not self.image:
+            found.append("choose the image (GeoTIFF)")
         if self.layout and not self.class_field:
             found.append("choose the layout's class field")
         if self.layout and not self.image:
@@ -90,8 +91,6 @@ class ScenarioSpec(CliOptions):
             return ["give flood polygons, or a DEM and a water level (one of them)"]
         if self.dem and self.level is None:
             return ["a DEM flood needs a water level (metres)"]
-        if self.dem_resample is not None and self.dem_resample not in DEM_RESAMPLING:
-            return [f"DEM resampling must be one of {', '.join(DEM_RESAMPLING)}"]
         return []
 
     def _plan_problems(self) -> list[str]:
@@ -108,11 +107,12 @@ class ScenarioSpec(CliOptions):
     def _change_problems(self) -> list[str]:
         if bool(self.after) == bool(self.recipe):
             return ["give an after layout or a change recipe (one of them)"]
-        if self.recipe and self.recipe not in RECIPES:
-            return [f"the recipe must be one of {', '.join(RECIPES)}"]
         if self.pairs is not None and self.pairs < 1:
             return ["make at least one pair"]
         return []
+
+    def _cloudfill_problems(self) -> list[str]:
+        return [] if self.clouds else ["choose the cloud mask (raster or polygons)"]
 
     def verb(self) -> str:
         return COMMANDS.get(self.command, self.command)
@@ -120,49 +120,48 @@ class ScenarioSpec(CliOptions):
     def input_name(self) -> str:
         return Path(self.layout or self.image or self.out_dir).stem
 
-    def to_args(self) -> list[str]:
-        """The CLI arguments, always with ``--progress json`` for the plugin to read."""
-        args = [self.command]
-        opt = _Options(args)
-        opt.add("--image", self.image)
+    def values(self, schema: CliSchema) -> dict[str, Any]:
+        """The run by CLI dest, in command-line order (the schema spells the flags)."""
+        values: dict[str, Any] = {"image": self.image}
         if self.layout:
-            opt.add("--layout", self.layout)
-            opt.add("--layer", self.layer_name)
-            opt.add("--class-field", self.class_field)
-            opt.add("--description-field", self.description_field)
-        opt.add("--taxonomy", self.taxonomy)
-        getattr(self, f"_{self.command}_args")(opt)
+            values |= {"layout": self.layout, "layer": self.layer_name,
+                       "class_field": self.class_field,
+                       "description_field": self.description_field}  # fmt: skip
+        values["taxonomy"] = self.taxonomy
+        values |= getattr(self, f"_{self.command}_values")()
         if self.layout and not self.image:
-            self.add_grid(opt)
-        self.add_generator(opt)
-        self.add_job(opt, self.out_dir)
-        return args
+            values |= self.grid_values()
+        values |= self.generator_values(schema, self.command)
+        return merge_values(values, self.job_values(self.out_dir))
 
-    def _flood_args(self, opt: _Options) -> None:
-        opt.add("--flood-polygons", self.flood_polygons)
-        opt.add("--dem", self.dem)
+    def to_args(self, schema: CliSchema) -> list[str]:
+        """The CLI arguments, always with ``--progress json`` for the plugin to read."""
+        return schema.build_argv(self.command, self.values(schema))
+
+    def _flood_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"flood_polygons": self.flood_polygons, "dem": self.dem}
         if self.dem:
-            opt.add("--level", _num(self.level))
-            for x, y in self.seed_xy:
-                opt.add("--seed-xy", f"{_num(x)},{_num(y)}")
-            opt.add("--dem-resample", self.dem_resample)
+            values |= {"level": self.level, "seed_xy": list(self.seed_xy),
+                       "dem_resample": self.dem_resample}  # fmt: skip
+        return values
 
-    def _plan_args(self, opt: _Options) -> None:
-        opt.add("--zones", self.zones)
-        opt.add("--zone-description-field", self.zone_description_field)
-        opt.add("--zone-class-field", self.zone_class_field)
+    def _plan_values(self) -> dict[str, Any]:
+        return {"zones": self.zones, "zone_description_field": self.zone_description_field,
+                "zone_class_field": self.zone_class_field}  # fmt: skip
 
-    def _seasons_args(self, opt: _Options) -> None:
-        opt.add("--seasons", ",".join(self.seasons))
+    def _seasons_values(self) -> dict[str, Any]:
+        return {"seasons": list(self.seasons)}
 
-    def _change_args(self, opt: _Options) -> None:
-        opt.add("--after", self.after)
-        opt.add("--recipe", self.recipe)
+    def _change_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"after": self.after, "recipe": self.recipe}
         if self.recipe:
-            for key, value in self.params.items():
-                opt.add("--param", f"{key}={value}")
-            opt.add("--roles", self.roles)
-        opt.add("--pairs", self.pairs if self.pairs and self.pairs > 1 else None)
+            values["param"] = [f"{k}={v}" for k, v in self.params.items()]
+            values["roles"] = self.roles
+        values["pairs"] = self.pairs
+        return values
+
+    def _cloudfill_values(self) -> dict[str, Any]:
+        return {"clouds": self.clouds}
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -218,7 +217,12 @@ def result_layers(command: str, outputs: dict[str, str]) -> list[ResultLayer]:
         return _seasons_layers(outputs)
     if command == "change":
         return _change_layers(outputs)
-    if command in ("flood", "plan"):
+    if command == "cloudfill":
+        plan = [
+            ResultLayer("label", "label (filled)", "label"),
+            ResultLayer("image", "cloud-free", "image", True),
+        ]
+    elif command in ("flood", "plan"):
         plan = [
             ResultLayer("flood_mask", "flood mask", "mask"),
             ResultLayer("flood_depth", "flood depth (m)", "depth"),

@@ -36,7 +36,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QL
 
 from . import config
 from .backend import list_taxonomies
-from .jobs import UNKNOWN_CLASS_CHOICES, CliOptions
+from .jobs import CliOptions
 
 LAST = "last/"
 BACKENDS = (("tiny", "Embedded model (CPU)", ""),
@@ -139,10 +139,13 @@ class LayoutBox(QGroupBox):
         form.addRow("Class field", self.class_field)
         form.addRow("Description field", self.description_field)
         form.addRow("Taxonomy", self.taxonomy)
+        #: the CLI options this section sets (the layer path is the command's own)
+        self.dests = ("layout", "layer", "class_field", "description_field", "taxonomy")
         self.unknown: QComboBox | None = None
         if unknown:
+            self.dests += ("unknown_class",)
             self.unknown = QComboBox()
-            self.unknown.addItems(UNKNOWN_CLASS_CHOICES)
+            self.unknown.addItems(config.choices("generate", "unknown_class"))
             self.unknown.setToolTip(
                 "Classes not in the taxonomy: stop with an error, leave them out, or draw "
                 "them as class 0 (kept as entities)"
@@ -205,6 +208,8 @@ class LayoutBox(QGroupBox):
 
 class GridBox(QGroupBox):
     """The target grid: a raster's grid, or resolution + output CRS + extent."""
+
+    dests = ("like", "resolution", "crs", "extent")
 
     def __init__(
         self,
@@ -322,6 +327,8 @@ class GridBox(QGroupBox):
 class GeneratorBox(QGroupBox):
     """Backend, seed, steps and caption (model and threads come from the Settings)."""
 
+    dests = ("backend", "model", "threads", "seed", "steps", "caption")
+
     def __init__(self, remembered: Remembered, title: str = "Generator") -> None:
         super().__init__(title)
         self.remembered = remembered
@@ -374,6 +381,8 @@ class GeneratorBox(QGroupBox):
 class OutputBox(QgsCollapsibleGroupBox):
     """Output folder (suggested from the input's name until the user picks one), tile size,
     restart."""
+
+    dests = ("out", "tile_size", "restart")
 
     def __init__(self, remembered: Remembered, title: str = "Output") -> None:
         super().__init__(title)

@@ -54,6 +54,14 @@ def cli() -> Path:
 
 
 @pytest.fixture(scope="session")
+def schema(cli: Path) -> Any:
+    """The backend's own `rs-seg2any schema`, as the plugin reads it."""
+    from rs_seg2any_qgis.cli_schema import load_schema
+
+    return load_schema(cli)
+
+
+@pytest.fixture(scope="session")
 def weights(cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Small random weights for the embedded model, made by the backend's own Python.
 

@@ -11,6 +11,7 @@ import stat
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rs_seg2any_qgis.backend import child_env, discover_cli, parse_event, run_job
@@ -24,12 +25,12 @@ def fake_cli(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_spec_arguments_match_the_cli() -> None:
+def test_spec_arguments_match_the_cli(schema: Any) -> None:
     spec = JobSpec("generate", "/d/town.gpkg", "landcover", "/o", layer_name="town",
                    taxonomy="dubai_aerial", resolution=0.5, crs="EPSG:32640",
                    extent=(300000.0, 2780150.0, 300064.0, 2780182.5), tile_size=64, seed=3,
                    steps=2, model="/w.safetensors", threads=None, restart=True)  # fmt: skip
-    args = spec.to_args()
+    args = spec.to_args(schema)
     assert args[:4] == ["generate", "/d/town.gpkg", "--class-field", "landcover"]
     pairs = dict(zip(args[4::2], args[5::2], strict=False))
     assert pairs["--resolution"] == "0.5" and pairs["--crs"] == "EPSG:32640"
@@ -38,8 +39,8 @@ def test_spec_arguments_match_the_cli() -> None:
     assert "--threads" not in args and "--restart" in args
     assert args[-4:] == ["--out", "/o", "--progress", "json"]
     like = JobSpec("layout", "/a.gpkg", "c", "/o", like="/grid.tif", resolution=10, crs="X")
-    assert "--like" in like.to_args() and "--resolution" not in like.to_args()
-    assert "--seed" not in like.to_args()
+    assert "--like" in like.to_args(schema) and "--resolution" not in like.to_args(schema)
+    assert "--seed" not in like.to_args(schema)
 
 
 def test_spec_problems_are_caught_before_running() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 from qgis.core import QgsApplication
 
-ENABLED = ("generate", "flood", "planning", "seasons", "change", "settings")
+ENABLED = ("generate", "flood", "planning", "seasons", "change", "cloudfill", "settings")
 COMING = ("detection",)
 ALGORITHMS = ("rasterise_layout", "generate_imagery", "flood", "planning_zones", "seasons",
-              "change_pair")  # fmt: skip
+              "change_pair", "cloud_fill")  # fmt: skip
 
 
 def test_class_factory_and_init_gui_create_every_action(plugin: Any) -> None:
@@ -46,25 +46,29 @@ def test_processing_provider_registers_every_algorithm(plugin: Any) -> None:
     assert {"SEED", "STEPS", "MODEL"} <= {p.name() for p in generate.parameterDefinitions()}
 
 
-def test_processing_registers_the_four_scenarios(plugin: Any) -> None:
+def test_processing_registers_the_five_scenarios(plugin: Any) -> None:
     registry = QgsApplication.processingRegistry()
     own = {
         "flood": {"IMAGE", "FLOOD_POLYGONS", "DEM", "LEVEL", "SEED_XY", "DEM_RESAMPLE"},
         "planning_zones": {"IMAGE", "ZONES", "ZONE_DESCRIPTION_FIELD", "ZONE_CLASS_FIELD"},
         "seasons": {"SEASONS"},
         "change_pair": {"RECIPE", "PARAMS", "PAIRS", "ROLES", "AFTER"},
+        "cloud_fill": {"IMAGE", "CLOUDS"},
     }
     outputs = {"flood": {"BEFORE", "IMAGE", "LABEL", "FLOOD_MASK", "FLOOD_DEPTH"},
                "planning_zones": {"BEFORE", "IMAGE", "LABEL"},
                "seasons": {"SPRING_IMAGE", "WINTER_LABEL"},
-               "change_pair": {"T1_IMAGE", "T2_IMAGE", "CHANGE_MASK", "CHANGE_FROMTO"}}  # fmt: skip
+               "change_pair": {"T1_IMAGE", "T2_IMAGE", "CHANGE_MASK", "CHANGE_FROMTO"},
+               "cloud_fill": {"IMAGE", "LABEL"}}  # fmt: skip
     for name, params in own.items():
         alg = registry.algorithmById(f"rs_seg2any:{name}")
         assert alg is not None, name
         assert alg.group() == "Scenarios"
         names = {p.name() for p in alg.parameterDefinitions()}
-        assert params | {"INPUT", "CLASS_FIELD", "TAXONOMY", "RESOLUTION", "EXTENT", "SEED",
-                         "STEPS", "MODEL", "OUTPUT"} <= names, name  # fmt: skip
+        shared = {"INPUT", "CLASS_FIELD", "TAXONOMY", "SEED", "STEPS", "MODEL", "OUTPUT"}
+        grid = {"RESOLUTION", "EXTENT"} if name != "cloud_fill" else set()  # the image's grid
+        assert params | shared | grid <= names, name
+        assert ("RESOLUTION" in names) == (name != "cloud_fill"), name
         assert outputs[name] <= {o.name() for o in alg.outputDefinitions()}, name
         assert alg.shortHelpString()
 

@@ -30,7 +30,7 @@ GRID = (300000.0, 2780150.0, 300048.0, 2780198.0)  # 96 x 96 px at 0.5 m
 EXTENT = "300000,300048,2780150,2780198 [EPSG:32640]"  # Processing's order: x, x, y, y
 FLOOD_BOX = (300010.0, 2780160.0, 300030.0, 2780180.0)
 SCENARIOS = {"flood": "Flood", "planning": "Planning zones", "seasons": "Seasons",
-             "change": "Change pair"}  # fmt: skip
+             "change": "Change pair", "cloudfill": "Cloud fill"}  # fmt: skip
 
 
 def write_raster(path: Path, bands: list[list[float]], data_type: int) -> Path:

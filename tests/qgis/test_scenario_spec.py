@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 
-def args_of(**kwargs: object) -> list[str]:
+def args_of(schema: Any, **kwargs: object) -> list[str]:
     from rs_seg2any_qgis.scenarios import ScenarioSpec
 
-    return ScenarioSpec(**kwargs).to_args()  # type: ignore[arg-type]
+    return ScenarioSpec(**kwargs).to_args(schema)  # type: ignore[arg-type]
 
 
-def test_flood_on_an_image_with_polygons() -> None:
-    args = args_of(command="flood", out_dir="/o", image="/b.tif", flood_polygons="/f.gpkg",
+def test_flood_on_an_image_with_polygons(schema: Any) -> None:
+    args = args_of(schema, command="flood", out_dir="/o", image="/b.tif", flood_polygons="/f.gpkg",
                    resolution=0.5, seed=3, steps=2, tile_size=64)  # fmt: skip
     assert args[0] == "flood"
     assert args[args.index("--image") + 1] == "/b.tif"
@@ -23,8 +25,8 @@ def test_flood_on_an_image_with_polygons() -> None:
     assert args[-4:] == ["--out", "/o", "--progress", "json"]
 
 
-def test_flood_from_a_dem_rendered_from_a_layout() -> None:
-    args = args_of(command="flood", out_dir="/o", layout="/l.gpkg", layer_name="town",
+def test_flood_from_a_dem_rendered_from_a_layout(schema: Any) -> None:
+    args = args_of(schema, command="flood", out_dir="/o", layout="/l.gpkg", layer_name="town",
                    class_field="lc", taxonomy="dubai_aerial", dem="/d.tif", level=3.0,
                    seed_xy=[(1.5, 2.0), (3.0, 4.0)], dem_resample="bilinear", resolution=0.5,
                    crs="EPSG:32640", extent=(0.0, 0.0, 48.0, 48.0))  # fmt: skip
@@ -34,18 +36,18 @@ def test_flood_from_a_dem_rendered_from_a_layout() -> None:
     assert "--resolution 0.5 --crs EPSG:32640 --extent 0,0,48,48" in joined
 
 
-def test_plan_seasons_and_change_arguments() -> None:
-    plan = " ".join(args_of(command="plan", out_dir="/o", image="/b.tif", zones="/z.gpkg",
+def test_plan_seasons_and_change_arguments(schema: Any) -> None:
+    plan = " ".join(args_of(schema, command="plan", out_dir="/o", image="/b.tif", zones="/z.gpkg",
                             zone_description_field="desc", zone_class_field="cls"))  # fmt: skip
     assert "--zones /z.gpkg --zone-description-field desc --zone-class-field cls" in plan
-    seasons = args_of(command="seasons", out_dir="/o", layout="/l.gpkg", class_field="lc",
+    seasons = args_of(schema, command="seasons", out_dir="/o", layout="/l.gpkg", class_field="lc",
                       seasons=["summer", "winter"], resolution=1.0)  # fmt: skip
     assert seasons[seasons.index("--seasons") + 1] == "summer,winter"
-    change = " ".join(args_of(command="change", out_dir="/o", layout="/l.gpkg",
+    change = " ".join(args_of(schema, command="change", out_dir="/o", layout="/l.gpkg",
                               class_field="lc", recipe="new_buildings",
                               params={"count": "5"}, pairs=3, resolution=1.0))  # fmt: skip
     assert "--recipe new_buildings --param count=5 --pairs 3" in change
-    after = args_of(command="change", out_dir="/o", layout="/l.gpkg", class_field="lc",
+    after = args_of(schema, command="change", out_dir="/o", layout="/l.gpkg", class_field="lc",
                     after="/a.gpkg", params={"count": "5"}, pairs=1, resolution=1.0)  # fmt: skip
     assert "--after" in after and "--param" not in after and "--pairs" not in after
 

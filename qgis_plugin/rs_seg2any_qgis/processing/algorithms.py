@@ -22,22 +22,28 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .. import config
-from ..jobs import UNKNOWN_CLASS_CHOICES, JobSpec
+from ..jobs import JobSpec
 from ..layers import cli_source
 from .params import (
     CLASS_FIELD,
     DESCRIPTION_FIELD,
+    GENERATOR_DESTS,
+    GRID_DESTS,
     INPUT,
+    JOB_DESTS,
+    LAYOUT_DESTS,
     OUTPUT,
     add_generator_params,
     add_grid_params,
     add_job_params,
     add_layout_params,
+    add_schema_params,
     load_on_completion,
     output_folder,
     read_generator,
     read_grid,
     read_job,
+    read_schema_params,
     read_taxonomy,
     run_backend,
 )
@@ -62,17 +68,21 @@ class _CliAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
         add_layout_params(self)
+        self.unknown_choices = config.choices(self.command, "unknown_class")  # the backend's
         self.addParameter(
             QgsProcessingParameterEnum(
                 UNKNOWN_CLASS,
                 "Classes not in the taxonomy",
-                options=list(UNKNOWN_CLASS_CHOICES),
+                options=self.unknown_choices,
                 defaultValue=0,
             )
         )
         add_grid_params(self)
         self._add_generator_parameters()
         add_job_params(self)
+        generator = GENERATOR_DESTS if self.command == "generate" else ()
+        shown = [*LAYOUT_DESTS, "unknown_class", *GRID_DESTS, *generator, *JOB_DESTS]
+        add_schema_params(self, self.command, shown)
         for key in MAP_OUTPUTS:
             self.addOutput(QgsProcessingOutputRasterLayer(key.upper(), f"{key.title()} map"))
         self.addOutput(QgsProcessingOutputFile("PREVIEW", "Preview PNG"))
@@ -95,14 +105,17 @@ class _CliAlgorithm(QgsProcessingAlgorithm):
             description_field=self.parameterAsString(parameters, DESCRIPTION_FIELD, context)
             or None,
             taxonomy=read_taxonomy(self, parameters, context),
-            unknown_class=UNKNOWN_CLASS_CHOICES[
-                self.parameterAsEnum(parameters, UNKNOWN_CLASS, context)
-            ],
+            unknown_class=self._unknown_class(parameters, context),
             out_dir=out_dir,
         )
         read_job(self, parameters, context, spec)
+        spec.extra = read_schema_params(self, parameters, context)
         read_grid(self, parameters, context, spec, layer)
         return spec
+
+    def _unknown_class(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Any:
+        index = self.parameterAsEnum(parameters, UNKNOWN_CLASS, context)
+        return self.unknown_choices[index] if index < len(self.unknown_choices) else None
 
     def processAlgorithm(
         self,

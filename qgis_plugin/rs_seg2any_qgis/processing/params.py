@@ -34,8 +34,10 @@ from qgis.core import (
 )
 
 from .. import config
-from ..backend import FALLBACK_TAXONOMIES, BackendError, Event, JobResult, run_job
+from ..backend import FALLBACK_TAXONOMIES, BackendError, Event, JobResult, SchemaMismatch, run_job
+from ..cli_schema import Argument, CliSchema
 from ..jobs import CliOptions
+from ..schema_widgets import LIST_SEPARATOR, PLUGIN_SET
 
 INPUT = "INPUT"
 CLASS_FIELD = "CLASS_FIELD"
@@ -58,6 +60,12 @@ CAPTION = "CAPTION"
 THREADS = "THREADS"
 
 Params = dict[str, Any]
+
+#: the CLI options (dests) that the shared parameters below set
+LAYOUT_DESTS = ("layout", "layer", "class_field", "description_field", "taxonomy")
+GRID_DESTS = ("like", "resolution", "crs", "extent")
+GENERATOR_DESTS = ("backend", "model", "seed", "steps", "guidance", "gamma", "threads", "caption")
+JOB_DESTS = ("tile_size", "restart", "out")
 
 
 def advanced(param: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
@@ -227,10 +235,70 @@ def output_folder(alg: QgsProcessingAlgorithm, parameters: Params, context: Any)
     return out_dir
 
 
+def add_schema_params(alg: QgsProcessingAlgorithm, command: str, shown: Any) -> None:
+    """Every other option of ``command`` from the backend's schema, as an advanced parameter
+    named after its dest (``PRESET``, ``NO_SNAP``...); none without a readable backend."""
+    schema, _error = config.schema_or_error()
+    alg.schema_params = []  # type: ignore[attr-defined]
+    if schema is None or command not in schema.commands:
+        return
+    skip = {*shown, *PLUGIN_SET}
+    for arg in schema.arguments(command):
+        name = arg.dest.upper()
+        if arg.positional or arg.dest in skip or alg.parameterDefinition(name) is not None:
+            continue
+        alg.addParameter(advanced(_schema_param(name, arg)))
+        alg.schema_params.append((name, arg))  # type: ignore[attr-defined]
+
+
+def _schema_param(name: str, arg: Argument) -> QgsProcessingParameterDefinition:
+    label = f"{arg.label} ({arg.flag}): {arg.help}"
+    number = QgsProcessingParameterNumber
+    if arg.type == "bool":
+        return QgsProcessingParameterBoolean(name, label, defaultValue=False, optional=True)
+    if arg.type == "choice":
+        options = ["(the backend's default)", *(arg.choices or ())]
+        return QgsProcessingParameterEnum(name, label, options=options, defaultValue=0,
+                                          optional=True)  # fmt: skip
+    if arg.type in ("int", "float"):
+        kind = number.Integer if arg.type == "int" else number.Double
+        return number(name, label, kind, defaultValue=None, optional=True)
+    if arg.type == "path" and not arg.repeatable:
+        return QgsProcessingParameterFile(name, label, optional=True)
+    tip = f" ({LIST_SEPARATOR}-separated)" if arg.repeatable else ""
+    return QgsProcessingParameterString(name, label + tip, optional=True)
+
+
+def read_schema_params(
+    alg: QgsProcessingAlgorithm, parameters: Params, context: Any
+) -> dict[str, Any]:
+    """The values of the parameters ``add_schema_params`` added, by dest (unset: left out)."""
+    found: dict[str, Any] = {}
+    for name, arg in getattr(alg, "schema_params", []):
+        if parameters.get(name) in (None, ""):
+            continue
+        if arg.type == "bool":
+            value: Any = alg.parameterAsBool(parameters, name, context)
+        elif arg.type == "choice":
+            index = alg.parameterAsEnum(parameters, name, context)
+            value = (arg.choices or ())[index - 1] if index > 0 else None
+        elif arg.type == "int":
+            value = alg.parameterAsInt(parameters, name, context)
+        elif arg.type == "float":
+            value = alg.parameterAsDouble(parameters, name, context)
+        else:
+            value = alg.parameterAsString(parameters, name, context).strip() or None
+            if value and arg.repeatable:
+                value = [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
+        found[arg.dest] = value
+    return found
+
+
 def run_backend(
-    problems: list[str], args: Callable[[], list[str]], feedback: QgsProcessingFeedback
+    problems: list[str], args: Callable[[CliSchema], list[str]], feedback: QgsProcessingFeedback
 ) -> JobResult:
-    """Run the CLI for a checked spec; a QgsProcessingException with its words on failure."""
+    """Run the CLI for a checked spec (``args`` builds its argv from the backend's schema);
+    a QgsProcessingException with the words of what went wrong on failure."""
     if problems:
         raise QgsProcessingException("; ".join(problems))
     cli = config.cli_path()
@@ -239,7 +307,12 @@ def run_backend(
             "no rs-seg2any backend: set its path in the plugin's Settings "
             "or the RS_SEG2ANY_CLI environment variable"
         )
-    argv = args()
+    try:
+        argv = args(config.schema())
+    except SchemaMismatch as exc:
+        raise QgsProcessingException(f"plugin and backend do not fit together: {exc}") from exc
+    except (BackendError, ValueError) as exc:
+        raise QgsProcessingException(str(exc)) from exc
     feedback.pushCommandInfo(" ".join([str(cli), *argv]))
 
     def on_event(event: Event) -> None:

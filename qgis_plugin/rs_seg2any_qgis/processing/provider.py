@@ -15,7 +15,7 @@ PROVIDER_ID = "rs_seg2any"
 
 class RsSeg2AnyProvider(QgsProcessingProvider):
     """Algorithms: ``rs_seg2any:rasterise_layout``, ``rs_seg2any:generate_imagery`` and the
-    scenarios ``flood``, ``planning_zones``, ``seasons`` and ``change_pair``."""
+    scenarios ``flood``, ``planning_zones``, ``seasons``, ``change_pair`` and ``cloud_fill``."""
 
     def id(self) -> str:
         return PROVIDER_ID

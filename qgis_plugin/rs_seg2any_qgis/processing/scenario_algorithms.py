@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Processing algorithms for the scenarios: flood, planning zones, seasons, change pair.
+"""Processing algorithms for the scenarios: flood, planning zones, seasons, change pair,
+cloud fill.
 
 Same backend and parameters as the layout/generate algorithms (``params``), plus each
-scenario's own; the outputs are the layers the toolbar actions add (``result_layers``).
+scenario's own, plus every other option of the command from the backend's schema (advanced);
+choices (DEM resampling, seasons, recipes) are the backend's. The outputs are the layers the
+toolbar actions add (``result_layers``).
 """
 
 from __future__ import annotations
@@ -19,41 +22,40 @@ from qgis.core import (
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from .. import config
 from ..layers import cli_source, same_named_sources, single_layer_file
-from ..scenarios import (
-    DEM_RESAMPLING,
-    RECIPE_HINTS,
-    RECIPES,
-    SEASONS,
-    ScenarioSpec,
-    parse_params,
-    parse_points,
-    result_layers,
-)
+from ..scenarios import ScenarioSpec, parse_params, parse_points, result_layers
 from .params import (
     CLASS_FIELD,
     DESCRIPTION_FIELD,
+    GENERATOR_DESTS,
+    GRID_DESTS,
     INPUT,
+    JOB_DESTS,
+    LAYOUT_DESTS,
     OUTPUT,
     Params,
     add_generator_params,
     add_grid_params,
     add_job_params,
     add_layout_params,
+    add_schema_params,
     advanced,
     load_on_completion,
     output_folder,
     read_generator,
     read_grid,
     read_job,
+    read_schema_params,
     read_taxonomy,
     run_backend,
 )
@@ -70,7 +72,10 @@ class _ScenarioAlgorithm(QgsProcessingAlgorithm):
     """Base image or layout, the scenario's parameters, grid, generator and job."""
 
     command = ""
-    needs_layout = False  # seasons, change: the layout is the base
+    needs_layout = False  # seasons, change, cloudfill: a layout is required
+    image_role = "optional"  # "optional" (flood, plan), "required" (cloudfill), "" (none)
+    has_grid = True  # cloudfill: the image's grid
+    own_dests: tuple[str, ...] = ()  # the CLI options the scenario's own parameters set
     #: (output name, its keys in the CLI's ``done`` event (the first found wins), description)
     results: tuple[tuple[str, tuple[str, ...], str], ...] = ()
 
@@ -88,21 +93,29 @@ class _ScenarioAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
         when = ""
-        if not self.needs_layout:
+        if self.image_role == "optional":
             self.addParameter(
                 QgsProcessingParameterRasterLayer(
                     IMAGE, "Base image (empty: the layout is rendered first)", optional=True
                 )
             )
             when = " [rendered layout]"
+        elif self.image_role == "required":
+            self.addParameter(QgsProcessingParameterRasterLayer(IMAGE, "Image (GeoTIFF)"))
         label = "Layout (polygons)" if self.needs_layout else "Layout (polygons; its labels)"
         add_layout_params(self, optional=not self.needs_layout, label=label)
         self.add_scenario_params()
-        add_grid_params(self, when)
+        if self.has_grid:
+            add_grid_params(self, when)
         add_generator_params(self)
         add_job_params(self)
-        for name, _keys, description in self.results:
+        shown = [*LAYOUT_DESTS, *GENERATOR_DESTS, *JOB_DESTS, *self.own_dests, "image"]
+        add_schema_params(self, self.command, shown + (list(GRID_DESTS) if self.has_grid else []))
+        for name, _keys, description in self.result_defs():
             self.addOutput(QgsProcessingOutputRasterLayer(name, description))
+
+    def result_defs(self) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+        return self.results
 
     def add_scenario_params(self) -> None:
         raise NotImplementedError
@@ -117,7 +130,7 @@ class _ScenarioAlgorithm(QgsProcessingAlgorithm):
         folder = Path(out_dir) / "input"
         spec.taxonomy = read_taxonomy(self, parameters, context)
         image = None
-        if not self.needs_layout:
+        if self.image_role:
             image = self.parameterAsRasterLayer(parameters, IMAGE, context)
         if image is not None:
             spec.image = image.source()
@@ -129,10 +142,11 @@ class _ScenarioAlgorithm(QgsProcessingAlgorithm):
             spec.description_field = (
                 self.parameterAsString(parameters, DESCRIPTION_FIELD, context) or None
             )
-            if image is None:
+            if image is None and self.has_grid:
                 read_grid(self, parameters, context, spec, layout)
         read_generator(self, parameters, context, spec)
         read_job(self, parameters, context, spec)
+        spec.extra = read_schema_params(self, parameters, context)
         try:
             self.read_scenario(parameters, context, spec, folder)
         except ValueError as exc:
@@ -146,7 +160,7 @@ class _ScenarioAlgorithm(QgsProcessingAlgorithm):
         spec = self.spec(parameters, context, out_dir)
         result = run_backend(spec.problems(), spec.to_args, feedback)
         outputs: dict[str, Any] = {OUTPUT: out_dir}
-        for name, keys, _description in self.results:
+        for name, keys, _description in self.result_defs():
             found = [result.outputs[k] for k in keys if result.outputs.get(k)]
             if found:
                 outputs[name] = found[0]
@@ -163,6 +177,7 @@ class FloodAlgorithm(_ScenarioAlgorithm):
     """``rs-seg2any flood``: flood water inside polygons, or below a water level on a DEM."""
 
     command = "flood"
+    own_dests = ("flood_polygons", "dem", "level", "seed_xy", "dem_resample")
     results = (
         ("BEFORE", ("before",), "Before (base image)"),
         ("IMAGE", ("image",), "After (flooded image)"),
@@ -188,6 +203,7 @@ class FloodAlgorithm(_ScenarioAlgorithm):
         )
 
     def add_scenario_params(self) -> None:
+        self.dem_methods = config.choices(self.command, "dem_resample")  # the backend's
         self.addParameter(_vector(FLOOD_POLYGONS, "Flood polygons"))
         self.addParameter(
             QgsProcessingParameterRasterLayer(
@@ -214,7 +230,7 @@ class FloodAlgorithm(_ScenarioAlgorithm):
                 QgsProcessingParameterEnum(
                     DEM_RESAMPLE,
                     "Resample a DEM on another grid",
-                    options=["no: the DEM must be on the output grid", *DEM_RESAMPLING],
+                    options=["no: the DEM must be on the output grid", *self.dem_methods],
                     defaultValue=0,
                 )
             )
@@ -233,7 +249,7 @@ class FloodAlgorithm(_ScenarioAlgorithm):
             spec.level = self.parameterAsDouble(parameters, LEVEL, context)
         spec.seed_xy = parse_points(self.parameterAsString(parameters, SEED_XY, context) or "")
         resample = self.parameterAsEnum(parameters, DEM_RESAMPLE, context)
-        spec.dem_resample = DEM_RESAMPLING[resample - 1] if resample > 0 else None
+        spec.dem_resample = self.dem_methods[resample - 1] if resample > 0 else None
 
 
 ZONES, ZONE_DESCRIPTION_FIELD, ZONE_CLASS_FIELD = (
@@ -247,6 +263,7 @@ class PlanningZonesAlgorithm(_ScenarioAlgorithm):
     """``rs-seg2any plan``: planned zones inpainted from their descriptions."""
 
     command = "plan"
+    own_dests = ("zones", "zone_description_field", "zone_class_field")
     results = (
         ("BEFORE", ("before",), "Before (base image)"),
         ("IMAGE", ("image",), "After (with the planned zones)"),
@@ -302,11 +319,23 @@ class SeasonsAlgorithm(_ScenarioAlgorithm):
 
     command = "seasons"
     needs_layout = True
-    results = tuple(
-        (f"{season.upper()}_{kind.upper()}", (f"{season}_{kind}",), f"{season.title()} {kind}")
-        for season in SEASONS
-        for kind in ("image", "label")
-    )
+    image_role = ""
+    own_dests = ("seasons",)
+
+    def season_names(self) -> list[str]:
+        """The seasons the backend renders by default (its ``--seasons`` default)."""
+        schema, _error = config.schema_or_error()
+        if schema is None or not schema.has(self.command, "seasons"):
+            return []
+        default = schema.default(self.command, "seasons") or ""
+        return [name.strip() for name in str(default).split(",") if name.strip()]
+
+    def result_defs(self) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+        return tuple(
+            (f"{season.upper()}_{kind.upper()}", (f"{season}_{kind}",), f"{season.title()} {kind}")
+            for season in self.season_names()
+            for kind in ("image", "label")
+        )
 
     def name(self) -> str:
         return "seasons"
@@ -321,13 +350,14 @@ class SeasonsAlgorithm(_ScenarioAlgorithm):
         )
 
     def add_scenario_params(self) -> None:
+        self.seasons = self.season_names()
         self.addParameter(
             QgsProcessingParameterEnum(
                 SEASONS_PARAM,
                 "Seasons",
-                options=list(SEASONS),
+                options=self.seasons,
                 allowMultiple=True,
-                defaultValue=list(range(len(SEASONS))),
+                defaultValue=list(range(len(self.seasons))),
             )
         )
 
@@ -335,7 +365,7 @@ class SeasonsAlgorithm(_ScenarioAlgorithm):
         self, parameters: Params, context: QgsProcessingContext, spec: ScenarioSpec, folder: Path
     ) -> None:
         chosen = self.parameterAsEnums(parameters, SEASONS_PARAM, context)
-        spec.seasons = [SEASONS[i] for i in sorted(chosen)]
+        spec.seasons = [self.seasons[i] for i in sorted(chosen)]
 
 
 RECIPE, PARAMS, PAIRS, ROLES, AFTER = "RECIPE", "PARAMS", "PAIRS", "ROLES", "AFTER"
@@ -346,6 +376,8 @@ class ChangePairAlgorithm(_ScenarioAlgorithm):
 
     command = "change"
     needs_layout = True
+    image_role = ""
+    own_dests = ("after", "recipe", "param", "pairs", "roles")
     results = (
         ("T1_IMAGE", ("t1_image",), "T1 image (before)"),
         ("T1_LABEL", ("t1_label",), "T1 label map"),
@@ -366,19 +398,21 @@ class ChangePairAlgorithm(_ScenarioAlgorithm):
         return "Change pair"
 
     def shortHelpString(self) -> str:
-        hints = ", ".join(f"{name} ({hint})" for name, hint in RECIPE_HINTS.items())
+        recipes = ", ".join(config.choices(self.command, "recipe")) or "(from the backend)"
         return (
             "Renders the layout as T1, then T2 changed only where the after layout differs: "
             "a second layout (AFTER, same fields), or one drawn by a change recipe. The change "
             "mask marks the changed pixels; the from-to raster codes each as from * 256 + to "
-            f"(change_classes.csv). Recipes and their parameters: {hints}. With PAIRS > 1 "
+            f"(change_classes.csv). Recipes: {recipes}; PARAMS e.g. count=20, fraction=0.3, "
+            "percent=15 (the preset's defaults otherwise). With PAIRS > 1 "
             "each pair lands in pair_NNN/ (the outputs name the first)."
         )
 
     def add_scenario_params(self) -> None:
+        self.recipes = config.choices(self.command, "recipe")  # the backend's recipes
         self.addParameter(
             QgsProcessingParameterEnum(
-                RECIPE, "Change recipe", options=list(RECIPES), defaultValue=0
+                RECIPE, "Change recipe", options=self.recipes, defaultValue=0
             )
         )
         self.addParameter(
@@ -411,10 +445,61 @@ class ChangePairAlgorithm(_ScenarioAlgorithm):
             spec.layout, spec.after, name = same_named_sources(layout, after, folder)
             spec.layer_name = name or None
             return
-        spec.recipe = RECIPES[self.parameterAsEnum(parameters, RECIPE, context)]
+        if not self.recipes:
+            raise ValueError("the backend lists no change recipes")
+        spec.recipe = self.recipes[self.parameterAsEnum(parameters, RECIPE, context)]
         spec.params = parse_params(self.parameterAsString(parameters, PARAMS, context) or "")
         spec.pairs = self.parameterAsInt(parameters, PAIRS, context)
         spec.roles = self.parameterAsString(parameters, ROLES, context) or None
+
+
+CLOUDS = "CLOUDS"
+
+
+class CloudFillAlgorithm(_ScenarioAlgorithm):
+    """``rs-seg2any cloudfill``: the clouds of a real image filled from a layout."""
+
+    command = "cloudfill"
+    needs_layout = True
+    image_role = "required"
+    has_grid = False
+    own_dests = ("clouds",)
+    results = (
+        ("IMAGE", ("image",), "Cloud-free image"),
+        ("LABEL", ("label",), "Label map (the layout on the image's grid)"),
+    )
+
+    def name(self) -> str:
+        return "cloud_fill"
+
+    def displayName(self) -> str:
+        return "Cloud fill"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Fills the clouds of a real image: the pixels under the cloud mask (a raster on "
+            "the image's grid, non-zero = cloud, or cloud polygons) are generated from the "
+            "layout, which says what lies below; every other pixel is copied bit for bit. "
+            "Outputs are on the image's grid."
+        )
+
+    def add_scenario_params(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterMapLayer(
+                CLOUDS,
+                "Cloud mask (raster on the image's grid, or polygons)",
+                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon],
+            )
+        )
+
+    def read_scenario(
+        self, parameters: Params, context: QgsProcessingContext, spec: ScenarioSpec, folder: Path
+    ) -> None:
+        layer = self.parameterAsLayer(parameters, CLOUDS, context)
+        if isinstance(layer, QgsVectorLayer):
+            spec.clouds = single_layer_file(layer, folder)
+        elif layer is not None:
+            spec.clouds = layer.source()
 
 
 SCENARIO_ALGORITHMS = (
@@ -422,4 +507,5 @@ SCENARIO_ALGORITHMS = (
     PlanningZonesAlgorithm,
     SeasonsAlgorithm,
     ChangePairAlgorithm,
+    CloudFillAlgorithm,
 )

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The scenario dialogs: Flood, Planning zones, Seasons and Change pair.
+"""The scenario dialogs: Flood, Planning zones, Seasons, Change pair and Cloud fill.
 
 One base class (``base``) holds what they share (base image or layout, target grid,
 generator, output; validation, remembered values, exporting file-less layers); each
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .base import ScenarioDialog
 from .change import ChangeDialog
+from .cloudfill import CloudfillDialog
 from .flood import FloodDialog
 from .planning import PlanDialog
 from .seasons import SeasonsDialog
@@ -21,11 +22,13 @@ DIALOGS: dict[str, type[ScenarioDialog]] = {
     "planning": PlanDialog,
     "seasons": SeasonsDialog,
     "change": ChangeDialog,
+    "cloudfill": CloudfillDialog,
 }
 
 __all__ = [
     "DIALOGS",
     "ChangeDialog",
+    "CloudfillDialog",
     "FloodDialog",
     "PlanDialog",
     "ScenarioDialog",

@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """What the scenario dialogs share: a base (image or layout), the scenario's own group,
-grid, generator and output; validation, remembered values, exports of file-less layers."""
+grid, generator, output and the command's other options from the backend's schema;
+validation, remembered values, exports of file-less layers."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer
 from qgis.gui import QgsFieldComboBox, QgsMapCanvas, QgsMessageBar
@@ -25,8 +27,10 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import config
+from ..backend import SchemaMismatch
 from ..layers import cli_source
 from ..scenarios import ScenarioSpec
+from ..schema_widgets import SchemaOptionsBox
 from ..widgets import (
     LAST,
     GeneratorBox,
@@ -52,13 +56,20 @@ def raster_file_problems(layer: QgsMapLayer | None, what: str) -> list[str]:
     return []
 
 
+MISMATCH_TITLE = "Plugin and backend do not fit together"
+
+
 class ScenarioDialog(QDialog):
-    """A base (image or layout), the scenario's own group, grid, generator and output."""
+    """A base (image or layout), the scenario's own group, grid, generator and output, and
+    every other option of the command as the backend's schema describes it."""
 
     command = ""
     title = ""
     intro = ""
-    needs_layout = False  # seasons, change: the layout is the base, there is no image
+    needs_layout = False  # seasons, change, cloudfill: a layout is required
+    image_role = "optional"  # "optional" (flood, plan), "required" (cloudfill), "" (none)
+    has_grid = True  # cloudfill: outputs are on the image's grid, no grid options
+    own_dests: tuple[str, ...] = ()  # the CLI options the scenario's own group sets
 
     def __init__(
         self, canvas: QgsMapCanvas | None, on_run: RunJob, parent: QWidget | None = None
@@ -69,6 +80,7 @@ class ScenarioDialog(QDialog):
         self.canvas = canvas
         self.on_run = on_run
         self.remembered = Remembered(f"{LAST}{self.command}/")
+        self.schema, self.schema_error = config.schema_or_error()
         self._build()
         self._restore()
         self._base_changed()
@@ -89,15 +101,16 @@ class ScenarioDialog(QDialog):
         intro.setWordWrap(True)
         outer.addWidget(intro)
         self.image = None
-        if not self.needs_layout:
-            base = QGroupBox("Base image")
+        if self.image_role:
+            base = QGroupBox("Base image" if self.image_role == "optional" else "Image")
             form = QFormLayout(base)
-            self.image = layer_combo(
-                QgsMapLayerProxyModel.RasterLayer,
-                True,
-                "The image to change; outputs land on its grid. Empty: "
-                "the layout below is rendered first",
+            tip = (
+                "The image to change; outputs land on its grid. Empty: the layout below is "
+                "rendered first"
+                if self.image_role == "optional"
+                else "The image to change; outputs land on its grid"
             )
+            self.image = layer_combo(QgsMapLayerProxyModel.RasterLayer, True, tip)
             form.addRow("Image (GeoTIFF)", self.image)
             outer.addWidget(base)
             self.image.layerChanged.connect(self._base_changed)
@@ -115,10 +128,19 @@ class ScenarioDialog(QDialog):
             self.source.current,
             "Target grid (of the rendered layout)",
         )
+        self.grid.setVisible(self.has_grid)
         self.generator = GeneratorBox(self.remembered)
         self.output = OutputBox(self.remembered)
         for box in (self.grid, self.generator, self.output):
             outer.addWidget(box)
+        self.more: SchemaOptionsBox | None = None
+        if self.schema is not None:
+            self.more = SchemaOptionsBox(
+                self.schema, self.command, self.shown_dests(), self.remembered
+            )
+            outer.addWidget(self.more)
+        if self.schema_error is not None:
+            self.bar.pushCritical(self.schema_title(), str(self.schema_error))
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.buttons.button(QDialogButtonBox.Ok).setText("Run")
         self.buttons.accepted.connect(self.run)
@@ -138,6 +160,29 @@ class ScenarioDialog(QDialog):
     def _build_scenario(self) -> QGroupBox:
         raise NotImplementedError
 
+    def shown_dests(self) -> list[str]:
+        """The CLI options this form sets with its own widgets (the rest go to "More")."""
+        shown = [*self.source.dests, *self.generator.dests, *self.output.dests]
+        shown += [*self.grid.dests] if self.has_grid else []
+        return [*shown, *(["image"] if self.image_role else []), *self.own_dests]
+
+    def schema_title(self) -> str:
+        if isinstance(self.schema_error, SchemaMismatch):
+            return MISMATCH_TITLE
+        return "No rs-seg2any backend"
+
+    def help_of(self, dest: str) -> str:
+        """The backend's help of one of this command's options ("" without a schema)."""
+        if self.schema is None or not self.schema.has(self.command, dest):
+            return ""
+        return self.schema.argument(self.command, dest).help
+
+    def choices(self, dest: str) -> list[str]:
+        """The backend's values for one of this command's options (none without a schema)."""
+        if self.schema is None or not self.schema.has(self.command, dest):
+            return []
+        return self.schema.choices(self.command, dest)
+
     def base_layer(self) -> QgsMapLayer | None:
         """The image when there is one, else the layout: names the job and its folder."""
         image = self.image.currentLayer() if self.image is not None else None
@@ -152,8 +197,11 @@ class ScenarioDialog(QDialog):
         self.grid.layer_changed()
 
     # -- remembered values ---------------------------------------------------------------
+    def boxes(self) -> list[Any]:
+        return [self.source, self.grid, self.generator, self.output, *filter(None, [self.more])]
+
     def _restore(self) -> None:
-        for box in (self.source, self.grid, self.generator, self.output):
+        for box in self.boxes():
             box.restore()
         if self.image is not None:
             self.image.setLayer(layer_named(self.remembered.str("image"), QgsRasterLayer))
@@ -163,7 +211,7 @@ class ScenarioDialog(QDialog):
         """The scenario's own widgets (subclasses)."""
 
     def _remember(self) -> None:
-        for box in (self.source, self.grid, self.generator, self.output):
+        for box in self.boxes():
             box.remember()
         if self.image is not None:
             image = self.image.currentLayer()
@@ -180,15 +228,21 @@ class ScenarioDialog(QDialog):
         found: list[str] = []
         if image is not None:
             found += raster_file_problems(image, "the base image")
+        elif self.image_role == "required":
+            found.append("choose the image")
         elif not self.needs_layout and self.source.current() is None:
             found.append("choose a base image, or a layout to render one from")
         found += self.source.problems()
         found += self.scenario_problems()
         found += self.output.problems()
-        if image is None:
+        if image is None and self.has_grid:
             found += self.grid.problems()
+        if self.more is not None:
+            found += self.more.problems()
         if config.cli_path() is None:
             found.append("no rs-seg2any backend found: set it in rs_seg2any > Settings")
+        elif self.schema_error is not None:
+            found.append(str(self.schema_error))
         return found
 
     def scenario_problems(self) -> list[str]:
@@ -206,11 +260,13 @@ class ScenarioDialog(QDialog):
             spec.layout = layout.source()
             spec.class_field = self.source.class_field.currentField() or None
             spec.description_field = self.source.description_field.currentField() or None
-            if image is None:
+            if image is None and self.has_grid:
                 self.grid.apply(spec)
         self.generator.apply(spec)
         self.output.apply(spec)
         self.apply_scenario(spec)
+        if self.more is not None:
+            spec.extra = self.more.values()
         return spec
 
     def apply_scenario(self, spec: ScenarioSpec) -> None:
@@ -227,6 +283,9 @@ class ScenarioDialog(QDialog):
         """Validate, export file-less layers, and start the job (the dialog closes)."""
         self.bar.clearWidgets()
         problems = self.problems()
+        if self.schema_error is not None and config.cli_path() is not None:
+            self.bar.pushCritical(self.schema_title(), str(self.schema_error))
+            return
         if problems:
             self.bar.pushWarning("Cannot run yet", "; ".join(problems))
             return
@@ -237,6 +296,11 @@ class ScenarioDialog(QDialog):
             self.bar.pushCritical("Cannot export a layer", str(exc))
             return
         problems = spec.problems()
+        if not problems and self.schema is not None:
+            try:
+                spec.to_args(self.schema)  # the backend's own choices and types
+            except ValueError as exc:
+                problems.append(str(exc))
         if problems:
             self.bar.pushWarning("Cannot run yet", "; ".join(problems))
             return

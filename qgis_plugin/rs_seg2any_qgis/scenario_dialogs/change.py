@@ -10,7 +10,7 @@ from qgis.gui import QgsSpinBox
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLineEdit, QRadioButton
 
 from ..layers import same_named_sources
-from ..scenarios import RECIPE_HINTS, RECIPES, ScenarioSpec, parse_params
+from ..scenarios import ScenarioSpec, parse_params
 from ..widgets import layer_combo, layer_named, vector_problems
 from .base import ScenarioDialog, choice
 
@@ -24,6 +24,8 @@ class ChangeDialog(ScenarioDialog):
         "changed pixels."
     )
     needs_layout = True
+    image_role = ""
+    own_dests = ("after", "recipe", "param", "pairs", "roles")
 
     def _build_scenario(self) -> QGroupBox:
         box = QGroupBox("Change")
@@ -31,10 +33,13 @@ class ChangeDialog(ScenarioDialog):
         self.by_recipe = QRadioButton("A change recipe")
         self.by_after = QRadioButton("An after layout (same fields as the layout)")
         self.recipe = QComboBox()
-        for name in RECIPES:
+        for name in self.choices("recipe"):  # the backend's recipes
             self.recipe.addItem(name.replace("_", " "), name)
         self.params = QLineEdit()
-        self.params.setToolTip("Recipe parameters as key=value, separated by commas")
+        self.params.setPlaceholderText("optional, key=value, ... (default: the preset's)")
+        self.params.setToolTip(
+            f"Recipe parameters as key=value, separated by commas. {self.help_of('param')}"
+        )
         self.pairs = QgsSpinBox()
         self.pairs.setRange(1, 1000)
         self.pairs.setClearValue(1)
@@ -54,8 +59,6 @@ class ChangeDialog(ScenarioDialog):
         form.addRow(self.by_after)
         form.addRow("After layout", self.after)
         choice(self.by_recipe, self.by_after, self._mode_changed)
-        self.recipe.currentIndexChanged.connect(self._recipe_changed)
-        self._recipe_changed()
         self._mode_changed()
         return box
 
@@ -64,10 +67,6 @@ class ChangeDialog(ScenarioDialog):
         for widget in (self.recipe, self.params, self.pairs, self.roles):
             widget.setEnabled(recipe)
         self.after.setEnabled(not recipe)
-
-    def _recipe_changed(self) -> None:
-        hint = RECIPE_HINTS.get(self.recipe.currentData(), "")
-        self.params.setPlaceholderText(f"optional, e.g. {hint} (default: the preset's)")
 
     def scenario_problems(self) -> list[str]:
         if self.by_after.isChecked():

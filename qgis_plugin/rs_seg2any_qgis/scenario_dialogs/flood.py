@@ -10,7 +10,7 @@ from qgis.gui import QgsDoubleSpinBox
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QRadioButton
 
 from ..layers import single_layer_file
-from ..scenarios import DEM_RESAMPLING, ScenarioSpec, parse_points
+from ..scenarios import ScenarioSpec, parse_points
 from ..widgets import layer_combo, layer_named, vector_problems
 from .base import ScenarioDialog, choice, raster_file_problems
 
@@ -22,6 +22,7 @@ class FloodDialog(ScenarioDialog):
         "Generates flood water only inside a flood extent (polygons, or the low ground "
         "below a water level on a DEM); every other pixel is copied from the base image."
     )
+    own_dests = ("flood_polygons", "dem", "level", "seed_xy", "dem_resample")
 
     def _build_scenario(self) -> QGroupBox:
         box = QGroupBox("Flood extent")
@@ -45,7 +46,7 @@ class FloodDialog(ScenarioDialog):
         self.seed_xy.setPlaceholderText("optional: x,y; x,y (output CRS): where the water enters")
         self.dem_resample = QComboBox()
         self.dem_resample.addItem("none: the DEM must be on the output grid", None)
-        for method in DEM_RESAMPLING:
+        for method in self.choices("dem_resample"):  # the backend's methods
             self.dem_resample.addItem(method, method)
         form.addRow(self.by_polygons)
         form.addRow("Flood polygons", self.flood_polygons)

@@ -21,6 +21,7 @@ class PlanDialog(ScenarioDialog):
         "Inpaints planned zones into the base image: each zone is generated from its own "
         "description (e.g. 'high-rise towers with rooftop pools'); the rest stays."
     )
+    own_dests = ("zones", "zone_description_field", "zone_class_field")
 
     def _build_scenario(self) -> QGroupBox:
         box = QGroupBox("Planned zones")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from qgis.PyQt.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout
 
-from ..scenarios import SEASONS, ScenarioSpec
+from ..scenarios import ScenarioSpec
 from .base import ScenarioDialog
 
 
@@ -17,11 +17,20 @@ class SeasonsDialog(ScenarioDialog):
         "look follows the season (vegetation, snow, light)."
     )
     needs_layout = True
+    image_role = ""
+    own_dests = ("seasons",)
+
+    def season_names(self) -> list[str]:
+        """The seasons the backend renders by default (its ``--seasons`` default)."""
+        if self.schema is None or not self.schema.has(self.command, "seasons"):
+            return []
+        default = self.schema.default(self.command, "seasons") or ""
+        return [name.strip() for name in str(default).split(",") if name.strip()]
 
     def _build_scenario(self) -> QGroupBox:
         box = QGroupBox("Seasons")
         row = QHBoxLayout(box)
-        self.season_boxes = {name: QCheckBox(name) for name in SEASONS}
+        self.season_boxes = {name: QCheckBox(name) for name in self.season_names()}
         for check in self.season_boxes.values():
             check.setChecked(True)
             row.addWidget(check)
