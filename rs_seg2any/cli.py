@@ -68,8 +68,7 @@ def add_params(
         kind = kind_of(kinds[f.name])
         common: dict[str, Any] = {"dest": f.name, "help": _help(f, default)}
         if kind == "bool":
-            action = "store_false" if f.metadata.get("invert") else "store_true"
-            target.add_argument(flag, action=action, default=default, **common)
+            target.add_argument(flag, action="store_true", default=default, **common)
             continue
         if f.metadata.get("metavar"):
             common["metavar"] = f.metadata["metavar"]

@@ -32,9 +32,8 @@ T = TypeVar("T")
 
 
 def meta(help: str, **extra: Any) -> dict[str, Any]:
-    """Field metadata: ``help``; optional ``flag`` (CLI spelling), ``invert`` (a ``--no-x``
-    switch that sets the field False), ``choices``, ``input`` (a file that must exist),
-    ``metavar``, ``group`` (help section)."""
+    """Field metadata: ``help``; optional ``flag`` (CLI spelling), ``choices``, ``input`` (a
+    file that must exist), ``required``, ``metavar``, ``group`` (help section)."""
     return {"help": help, **extra}
 
 
@@ -61,7 +60,7 @@ class GridParams:
     extent_crs: str | None = opt(
         None, "CRS of --extent (default: --crs when given, else the layer's CRS)"
     )
-    snap: bool = opt(True, "start the grid at the extent corner", flag="--no-snap", invert=True)
+    no_snap: bool = opt(False, "start the grid at the extent corner (no snapping)")
     keep_geographic: bool = opt(False, "keep a lon/lat CRS instead of UTM")
     max_pixels: float | None = opt(None, "pixel budget (default 2.5e9)")
 
@@ -89,7 +88,7 @@ class GridParams:
             "crs": self.crs,
             "extent": extent,
             "extent_crs": self.extent_crs,
-            "snap": self.snap,
+            "snap": not self.no_snap,
             "keep_geographic": self.keep_geographic,
             "max_pixels": int(self.max_pixels) if self.max_pixels else None,
         }
