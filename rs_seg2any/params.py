@@ -115,6 +115,18 @@ class SamplerParams:
     device: str = opt("auto", "auto (GPU when present), cuda, cpu", group="backend options")
     dtype: str = opt("auto", "auto (bf16 on GPU), bf16, fp16, fp32", group="backend options")
     offload: bool = opt(False, "keep parts on the CPU until used", group="backend options")
+    reference_image: str | None = opt(
+        None,
+        "a real GeoTIFF whose appearance the generator takes (backends that support it)",
+        input=True,
+        group="backend options",
+    )
+    reference_labels: str | None = opt(
+        None,
+        "the reference image's labels: a class raster on its grid, or polygons",
+        input=True,
+        group="backend options",
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "guidance", "gamma", "seed", "threads"):
@@ -213,8 +225,10 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], where: str = "") -> T:
             choices = f.metadata.get("choices")
             if choices and kwargs[f.name] is not None and kwargs[f.name] not in choices:
                 flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-                raise InputError(f"{label} ({flag}) {kwargs[f.name]!r} is not one of "
-                                 f"{', '.join(map(str, choices))}")  # fmt: skip
+                raise InputError(
+                    f"{label} ({flag}) {kwargs[f.name]!r} is not one of "
+                    f"{', '.join(map(str, choices))}"
+                )
             if f.metadata.get("input") and kwargs[f.name] is not None:
                 paths = kwargs[f.name] if isinstance(kwargs[f.name], tuple) else [kwargs[f.name]]
                 for path in paths:

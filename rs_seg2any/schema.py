@@ -68,6 +68,8 @@ PATH_DESTS = frozenset(
         "model",
         "out",
         "path",  # demo-layer: where to write
+        "reference_image",
+        "reference_labels",
         "zones",
     }
 )

@@ -213,14 +213,23 @@ def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Gen
     lora = [*params.lora, *extra_lora]
     if lora:
         given["lora"] = lora
-    for name, default in (("device", "auto"), ("dtype", "auto"), ("offload", False)):
+    for name, default in (
+        ("device", "auto"),
+        ("dtype", "auto"),
+        ("offload", False),
+        ("reference_image", None),
+        ("reference_labels", None),
+    ):
         if getattr(params, name) != default or name in spec.options:
             given[name] = getattr(params, name)
     foreign = sorted(set(given) - set(spec.options))
     if foreign:
         flags = ", ".join("--" + n for n in foreign if n != "lora")
-        what = ", ".join(x for x in ("LoRA adapters (--lora, season adapters)" if "lora" in foreign
-                                     else "", flags) if x)  # fmt: skip
+        what = ", ".join(
+            x
+            for x in ("LoRA adapters (--lora, season adapters)" if "lora" in foreign else "", flags)
+            if x
+        )
         takers = [n for n, s in backends().items() if set(foreign) <= s.options]
         where = " or ".join(f"--backend {n}" for n in takers) or "no installed backend"
         raise InputError(f"{what} apply to {where}, not to --backend {params.backend}")
