@@ -19,8 +19,8 @@ from pathlib import Path
 import geopandas as gpd
 import rasterio
 
-from rs_seg2any.generate_job import run_generate_job
 from rs_seg2any.generators.registry import load_generator
+from rs_seg2any.job.generate_job import run_generate_job
 from rs_seg2any.layout import load_layout
 from rs_seg2any.quality.seams import line_score
 

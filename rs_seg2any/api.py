@@ -161,8 +161,8 @@ def rasterize(
     """Write label, instance and contour GeoTIFFs (plus style, preview, entity table) of a
     layout (:func:`load_layout`) into ``out``; resumable like every job."""
     from .geoio import ensure_writable_dir
+    from .job.runner import run_layout_job
     from .params import DEFAULT_LAYOUT_TILE
-    from .runner import run_layout_job
 
     ensure_writable_dir(out)
     res = run_layout_job(
@@ -319,8 +319,8 @@ def _layout_of(job: Job, progress: Progress | None) -> Layout:
 
 
 def _generate(job: Job, out: Path, progress: Progress | None, generator: Any) -> Result:
-    from .generate_job import run_generate_job
     from .generators.registry import generator_from, resolve_sampler
+    from .job.generate_job import run_generate_job
 
     layout = _layout_of(job, progress)
     gen = generator if generator is not None else generator_from(job.sampler)

@@ -22,12 +22,12 @@ from rasterio.transform import from_bounds
 from rs_seg2any.cli import main
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import JobError, LayoutError, OutputError
-from rs_seg2any.jobdir import JobDir
+from rs_seg2any.job.jobdir import JobDir
+from rs_seg2any.job.runner import layout_job_params
+from rs_seg2any.job.tiling import TilePlan
 from rs_seg2any.layout import load_layout
 from rs_seg2any.raster import rasterize_window
-from rs_seg2any.runner import layout_job_params
 from rs_seg2any.taxonomy import load_taxonomy
-from rs_seg2any.tiling import TilePlan
 
 OUTPUT_RASTERS = ("label.tif", "instance.tif", "contour.tif")
 

@@ -20,7 +20,12 @@ import pytest
 import rasterio
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rs_seg2any"
-CLI_MODULES = {"rs_seg2any.cli", "rs_seg2any.train.__main__"}
+CLI_MODULES = {
+    "rs_seg2any.cli",
+    "rs_seg2any.cli.schema",
+    "rs_seg2any.cli.__main__",
+    "rs_seg2any.train.__main__",
+}
 
 TOY_MODULE = '''
 """A third-party plug-in: a flat-colour backend and a 'paint' scenario."""

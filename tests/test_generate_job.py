@@ -21,11 +21,11 @@ pytest.importorskip("torch")
 from rs_seg2any.cli import main
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import Cancelled, GridError
-from rs_seg2any.generate_job import run_generate_job
 from rs_seg2any.generators.base import TileCondition, local_entities
 from rs_seg2any.generators.registry import TinyBackend
+from rs_seg2any.job.generate_job import run_generate_job
+from rs_seg2any.job.tiling import TilePlan, soft_edge
 from rs_seg2any.layout import load_layout
-from rs_seg2any.tiling import TilePlan, soft_edge
 
 EXTENT = "300000,2780150,300064,2780214"  # 64 m x 64 m of the demo town: 128 x 128 px
 

@@ -18,8 +18,8 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from rs_seg2any.errors import JobError
-from rs_seg2any.jobdir import JOB_DIRNAME, JobDir
-from rs_seg2any.tiling import TilePlan
+from rs_seg2any.job.jobdir import JOB_DIRNAME, JobDir
+from rs_seg2any.job.tiling import TilePlan
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS: dict[str, Any] = {
@@ -183,8 +183,8 @@ import sys, time
 import numpy as np
 from affine import Affine
 from odc.geo.geobox import GeoBox
-from rs_seg2any import jobdir
-from rs_seg2any.tiling import TilePlan
+from rs_seg2any.job import jobdir
+from rs_seg2any.job.tiling import TilePlan
 
 out, stall_at = sys.argv[1], int(sys.argv[2])
 saved = 0

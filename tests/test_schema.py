@@ -18,7 +18,7 @@ import pytest
 
 from rs_seg2any import __version__
 from rs_seg2any.cli import build_parser, install_types, parse_args
-from rs_seg2any.schema import PATH_DESTS, SCHEMA_VERSION, TEXT_DESTS, cli_schema
+from rs_seg2any.cli.schema import PATH_DESTS, SCHEMA_VERSION, TEXT_DESTS, cli_schema
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "qgis_plugin"))

@@ -17,7 +17,14 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from rs_seg2any.errors import GridError
-from rs_seg2any.tiling import Tile, TilePlan, _axis_cores, _axis_windows, assemble, blend_weights
+from rs_seg2any.job.tiling import (
+    Tile,
+    TilePlan,
+    _axis_cores,
+    _axis_windows,
+    assemble,
+    blend_weights,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -222,7 +229,7 @@ SEED_SCRIPT = """
 import json
 from affine import Affine
 from odc.geo.geobox import GeoBox
-from rs_seg2any.tiling import TilePlan
+from rs_seg2any.job.tiling import TilePlan
 grid = GeoBox((100, 130), Affine(10, 0, 500000, 0, -10, 6000000), "EPSG:32633")
 plan = TilePlan.for_grid(grid, tile_size=32, overlap=8)
 print(json.dumps([plan.tile_seed(42, t) for t in plan.tiles]))

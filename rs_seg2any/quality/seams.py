@@ -6,7 +6,7 @@ pixels across which the image jumps. The *line strength* of the boundary between
 all rows); likewise for rows. The **line score** is the strength of the worst boundary at the
 tiling's lines — every window start and end, i.e. multiples of the stride
 ``tile_size - overlap`` and those plus ``overlap`` (the last window is shifted back to end at
-the grid edge, as :class:`rs_seg2any.tiling.TilePlan` does), and each window end less the
+the grid edge, as :class:`rs_seg2any.job.tiling.TilePlan` does), and each window end less the
 soft edge, where the next tile's inpainting meets it — divided by the mean strength of
 all boundaries along that axis; the larger of the column and row scores is reported.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..tiling import _axis_windows, soft_edge
+from ..job.tiling import _axis_windows, soft_edge
 
 
 def line_strengths(image: NDArray[np.generic], axis: int) -> NDArray[np.float64]:
@@ -37,7 +37,7 @@ def line_strengths(image: NDArray[np.generic], axis: int) -> NDArray[np.float64]
 def tile_lines(n: int, tile_size: int, overlap: int) -> list[int]:
     """Boundaries (index ``x`` = between pixels ``x - 1`` and ``x``) the tiling can print:
     window edges, where a tile's inpainting starts (a window's end less the soft edge that
-    the next tile makes again, :func:`rs_seg2any.tiling.soft_edge`) and where its fade from
+    the next tile makes again, :func:`rs_seg2any.job.tiling.soft_edge`) and where its fade from
     the known pixels starts (the middle of the overlap)."""
     soft = soft_edge(overlap)
     edges = set()

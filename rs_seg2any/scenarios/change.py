@@ -22,14 +22,14 @@ from odc.geo.geobox import GeoBox
 
 from ..atomic import atomic_open
 from ..errors import ScenarioError
-from ..generate_job import run_generate_job
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..grid import same_grid
+from ..job.generate_job import run_generate_job
+from ..job.runner import JobResult
 from ..limits import check
 from ..progress import Progress
 from ..raster import rasterize_window
-from ..runner import JobResult
 from .change_recipes import ChangeRoles, apply_recipe
 from .common import GenOptions, Polygons, edit_job, exclusive_folder, write_mask
 from .presets import load_preset

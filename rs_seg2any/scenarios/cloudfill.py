@@ -17,8 +17,8 @@ from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
 from ..grid import same_grid
 from ..inputs import RASTER_SUFFIXES, open_raster, raster_grid, read_vector
+from ..job.runner import JobResult
 from ..progress import Progress
-from ..runner import JobResult
 from .common import GenOptions, Polygons, edit_job, exclusive_folder, grid_of, rasterize_polygons
 
 

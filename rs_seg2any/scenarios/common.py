@@ -1,7 +1,7 @@
 """What every scenario shares: its inputs, the base image, the edit mask and the edit job.
 
 A scenario is a short recipe: derive an *after* layer (polygons) and an *edit mask* from the
-inputs, then run the generate job with an :class:`~rs_seg2any.generate_job.EditRegion` over
+inputs, then run the generate job with an :class:`~rs_seg2any.job.generate_job.EditRegion` over
 the *before* image, so only masked pixels change. All rasters land on one grid.
 """
 
@@ -20,17 +20,17 @@ import rasterio.features
 from odc.geo.geobox import GeoBox
 
 from ..errors import InputError, LayoutError, ScenarioError
-from ..generate_job import EditRegion, run_generate_job
 from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..inputs import raster_grid, read_vector
-from ..jobdir import folder_lock
+from ..job.generate_job import EditRegion, run_generate_job
+from ..job.jobdir import folder_lock
+from ..job.runner import JobResult
 from ..layout import Layout, load_layout
 from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
 from ..progress import Progress
 from ..radiometry import Radiometry, analyse_base, mask_from_array
-from ..runner import JobResult
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
 
 P = ParamSpec("P")

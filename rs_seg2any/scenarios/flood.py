@@ -24,9 +24,9 @@ from ..generators.base import Generator
 from ..geoio import ensure_writable_dir, write_cog
 from ..grid import same_grid
 from ..inputs import open_raster, raster_grid, read_vector
+from ..job.runner import JobResult
 from ..limits import check, check_number_list
 from ..progress import Progress
-from ..runner import JobResult
 from .common import (
     GenOptions,
     Polygons,

@@ -18,8 +18,8 @@ from ..errors import InputError, ScenarioError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
 from ..inputs import read_vector
+from ..job.runner import JobResult
 from ..progress import Progress
-from ..runner import JobResult
 from .common import (
     GenOptions,
     Polygons,

@@ -15,11 +15,11 @@ from typing import Any
 from odc.geo.geobox import GeoBox
 
 from ..errors import InputError
-from ..generate_job import run_generate_job
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
+from ..job.generate_job import run_generate_job
+from ..job.runner import JobResult
 from ..progress import Progress
-from ..runner import JobResult
 from .common import GenOptions, Polygons, exclusive_folder
 from .presets import load_preset
 

@@ -21,16 +21,16 @@ import rasterio
 torch = pytest.importorskip("torch")
 
 from rs_seg2any.cli import main  # noqa: E402
-from rs_seg2any.generate_job import run_generate_job  # noqa: E402
 from rs_seg2any.generators.base import (  # noqa: E402
     BACKGROUND_DESCRIPTION,
     TileCondition,
     with_background,
 )
 from rs_seg2any.generators.registry import load_generator  # noqa: E402
+from rs_seg2any.job.generate_job import run_generate_job  # noqa: E402
+from rs_seg2any.job.tiling import _axis_windows  # noqa: E402
 from rs_seg2any.layout import load_layout  # noqa: E402
 from rs_seg2any.quality.seams import line_score, tile_lines  # noqa: E402
-from rs_seg2any.tiling import _axis_windows  # noqa: E402
 
 EXTENT = (465181.05, 5079244.89, 466180.53, 5080254.63)  # the Slovenian patch (bbox.geojson)
 

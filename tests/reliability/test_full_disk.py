@@ -26,8 +26,8 @@ from _jobfs_util import assert_one_line_error, layout_args, run_cli, snapshot, t
 
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import OutputError
+from rs_seg2any.job.runner import run_layout_job
 from rs_seg2any.layout import Layout, load_layout
-from rs_seg2any.runner import run_layout_job
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="tmpfs and rlimits")
 

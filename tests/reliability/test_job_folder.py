@@ -25,10 +25,10 @@ from _jobfs_util import (
 
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import JobError
-from rs_seg2any.jobdir import JobDir
+from rs_seg2any.job.jobdir import JobDir
+from rs_seg2any.job.runner import layout_job_params, run_layout_job
+from rs_seg2any.job.tiling import TilePlan
 from rs_seg2any.layout import load_layout
-from rs_seg2any.runner import layout_job_params, run_layout_job
-from rs_seg2any.tiling import TilePlan
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,8 @@ def test_cli_generate_into_finished_layout_folder_replaces_it(
 def test_api_replaces_a_finished_job_in_both_directions(
     layer: Path, weights: Path, tmp_path: Path
 ) -> None:
-    from rs_seg2any.generate_job import run_generate_job
     from rs_seg2any.generators.registry import TinyBackend
+    from rs_seg2any.job.generate_job import run_generate_job
 
     backend = TinyBackend(weights)
     gen_opts = {"steps": 1, "tile_size": 64, "overlap": 16}

@@ -29,14 +29,14 @@ from _jobfs_util import (
 
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import JobError
-from rs_seg2any.jobdir import JobDir
-from rs_seg2any.tiling import TilePlan
+from rs_seg2any.job.jobdir import JobDir
+from rs_seg2any.job.tiling import TilePlan
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 HOLDER = """
 import sys, time
-from rs_seg2any.jobdir import JobDir
+from rs_seg2any.job.jobdir import JobDir
 job = JobDir(sys.argv[1], {"job": sys.argv[2] if len(sys.argv) > 2 else "holder"})
 print("locked", flush=True)
 time.sleep(600)

@@ -21,8 +21,8 @@ from rs_seg2any.geoio import (
     provenance_tags,
     write_label_mask,
 )
+from rs_seg2any.job.runner import run_layout_job
 from rs_seg2any.layout import load_layout
-from rs_seg2any.runner import run_layout_job
 from rs_seg2any.scenarios.common import MASK_COLOURS, write_mask
 from rs_seg2any.taxonomy import load_taxonomy
 

@@ -143,8 +143,8 @@ def test_load_layout_rules() -> None:
 
 def test_scenario_and_job_entry_points(tmp_path: Path, tiny_random_weights: Path) -> None:
     pytest.importorskip("torch")
-    from rs_seg2any.generate_job import run_generate_job
     from rs_seg2any.generators.registry import load_generator
+    from rs_seg2any.job.generate_job import run_generate_job
     from rs_seg2any.scenarios.change import change_pairs
     from rs_seg2any.scenarios.common import GenOptions, Polygons
     from rs_seg2any.scenarios.flood import DemFlood

@@ -27,7 +27,7 @@ pytest.importorskip("torch")
 
 from rs_seg2any.errors import JobError
 from rs_seg2any.generators.registry import load_generator
-from rs_seg2any.jobdir import JOB_DIRNAME
+from rs_seg2any.job.jobdir import JOB_DIRNAME
 from rs_seg2any.scenarios.common import GenOptions
 from rs_seg2any.scenarios.planning import plan
 
@@ -39,7 +39,7 @@ GRID = GeoBox.from_bbox((X0, Y0, X0 + N, Y0 + N), CRS, resolution=1.0)
 
 HOLDER = """
 import sys, time
-from rs_seg2any.jobdir import folder_lock
+from rs_seg2any.job.jobdir import folder_lock
 with folder_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(600)

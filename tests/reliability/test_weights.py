@@ -26,7 +26,6 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from rs_seg2any.cli import main  # noqa: E402
 from rs_seg2any.demo import write_demo_layer  # noqa: E402
 from rs_seg2any.errors import GenerationError, InputError, WeightsError  # noqa: E402
-from rs_seg2any.generate_job import run_generate_job  # noqa: E402
 from rs_seg2any.generators.base import TileCondition  # noqa: E402
 from rs_seg2any.generators.integrity import file_sha256  # noqa: E402
 from rs_seg2any.generators.registry import load_generator  # noqa: E402
@@ -35,6 +34,7 @@ from rs_seg2any.generators.tiny.weights import (  # noqa: E402
     SHIPPED_SHA256,
     shipped_path,
 )
+from rs_seg2any.job.generate_job import run_generate_job  # noqa: E402
 from rs_seg2any.layout import load_layout  # noqa: E402
 
 EXTENT = "300000,2780150,300032,2780182"  # 64 x 64 px of the demo town at 0.5 m

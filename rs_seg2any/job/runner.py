@@ -5,7 +5,7 @@ atomically in ``<out>/.rs_seg2any/tiles``; an interrupted job resumes where it s
 same command is run again, and produces byte-identical outputs. Outputs are assembled by
 streaming tile stripes, so memory depends on the tile size and grid width, not on the area.
 
-The job folder is locked for the whole run (see :mod:`rs_seg2any.jobdir`), its free space is
+The job folder is locked for the whole run (see :mod:`rs_seg2any.job.jobdir`), its free space is
 checked against an estimate of tiles plus outputs before any work, and a write that fails
 anyway (a full disk, a quota) ends in one OutputError line naming the disk and the space.
 """
@@ -22,21 +22,21 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from . import __version__
-from .atomic import atomic_open, ensure_writable_dir, write_json
-from .diskspace import job_space, require_free_space
-from .errors import Cancelled
-from .geoio import (
+from .. import __version__
+from ..atomic import atomic_open, ensure_writable_dir, write_json
+from ..diskspace import job_space, require_free_space
+from ..errors import Cancelled
+from ..geoio import (
     GridRasterWriter,
     label_mask_style,
     provenance_tags,
     write_preview_png,
     write_qml,
 )
+from ..layout import Layout
+from ..progress import NullProgress, Progress
+from ..raster import instance_dtype, rasterize_window
 from .jobdir import JobDir
-from .layout import Layout
-from .progress import NullProgress, Progress
-from .raster import instance_dtype, rasterize_window
 from .tiling import Tile, TilePlan, assemble
 
 LAYOUT_OUTPUTS = ("label.tif", "instance.tif", "contour.tif")

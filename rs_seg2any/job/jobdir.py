@@ -57,7 +57,7 @@ from rs_seg2any.atomic import (
 )
 from rs_seg2any.diskspace import write_error
 from rs_seg2any.errors import JobError, OutputError
-from rs_seg2any.tiling import Tile, TilePlan
+from rs_seg2any.job.tiling import Tile, TilePlan
 
 __all__ = ["JOB_DIRNAME", "JobDir", "folder_lock"]
 

@@ -15,13 +15,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .errors import Cancelled, RsSeg2AnyError
-from .jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
-from .limits import EXTRA_TYPES, RULES, argtype, check_tiling
-from .options import LayerOptions
-from .params import DEFAULT_LAYOUT_TILE, GridParams, SamplerParams, TileParams, field_types, kind_of
-from .progress import Progress, make_progress
+from .. import __version__
+from ..errors import Cancelled, RsSeg2AnyError
+from ..jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
+from ..limits import EXTRA_TYPES, RULES, argtype, check_tiling
+from ..options import LayerOptions
+from ..params import (
+    DEFAULT_LAYOUT_TILE,
+    GridParams,
+    SamplerParams,
+    TileParams,
+    field_types,
+    kind_of,
+)
+from ..progress import Progress, make_progress
 
 _NUMBER_LIST = re.compile(r"^-(\d|\.\d|inf|nan)[\w.+,: -]*$", re.IGNORECASE)
 """A negative number or a comma list starting with one (``-100,5079244,...``, ``-73.5,40.7``)."""
@@ -134,7 +141,7 @@ def install_types(parser: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rs-seg2any`` parser: job commands generated from their params and the registry."""
-    from .scenarios.registry import scenarios
+    from ..scenarios.registry import scenarios
 
     parser = _Parser(
         prog="rs-seg2any",
@@ -199,14 +206,14 @@ def job_of(args: argparse.Namespace) -> Job:
     """The typed job of a parsed command line (the only place a Namespace is read)."""
     values = {k: v for k, v in vars(args).items() if k not in ("command",) and v is not None}
     if "param" in values:
-        from .scenarios.builtin import parse_param
+        from ..scenarios.builtin import parse_param
 
         values["param"] = dict(parse_param(text) for text in values["param"])
     return job_from_mapping(args.command, values)
 
 
 def _cmd_job(job: Job, progress: Progress) -> int:
-    from .api import run_loaded_job
+    from ..api import run_loaded_job
 
     _report_done(job.progress, run_loaded_job(job, progress=progress).to_dict())
     return 0
@@ -216,7 +223,7 @@ def _cmd_train_base(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from .train.base import train_base
+    from ..train.base import train_base
 
     overrides: dict[str, object] = {}
     if args.out:
@@ -228,7 +235,7 @@ def _cmd_train_base(args: argparse.Namespace) -> int:
 
 
 def _cmd_taxonomies() -> int:
-    from .taxonomy import load_taxonomy, shipped_taxonomies
+    from ..taxonomy import load_taxonomy, shipped_taxonomies
 
     for name in shipped_taxonomies():
         tax = load_taxonomy(name)
@@ -240,7 +247,7 @@ def _cmd_taxonomies() -> int:
 
 
 def _cmd_list(what: str) -> int:
-    from .api import list_backends, list_scenarios
+    from ..api import list_backends, list_scenarios
 
     table = list_backends() if what == "backends" else list_scenarios()
     print(json.dumps(table, indent=2, sort_keys=True))
@@ -250,11 +257,11 @@ def _cmd_list(what: str) -> int:
 def _cmd_schema() -> int:
     from .schema import print_schema
 
-    return print_schema()
+    return print_schema(build_parser())
 
 
 def _cmd_demo_layer(args: argparse.Namespace) -> int:
-    from .demo import write_demo_layer
+    from ..demo import write_demo_layer
 
     path = write_demo_layer(args.path)
     print(path)
@@ -357,7 +364,3 @@ def _progress_mode(argv: Sequence[str]) -> str:
         if word == "--progress" and i + 1 < len(words):
             return words[i + 1]
     return "bar"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -46,8 +46,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
-from .limits import RULES
+from .. import __version__
+from ..limits import RULES
 
 SCHEMA_VERSION = 1
 """Bumped when a reader of the previous version would misread the schema."""
@@ -103,12 +103,8 @@ TEXT_DESTS = frozenset(
 """Options whose value is free text (names, comma lists, CRSs) though some name a file too."""
 
 
-def cli_schema(parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
-    """The schema of ``parser`` (default: the ``rs-seg2any`` parser), as described above."""
-    if parser is None:
-        from .cli import build_parser
-
-        parser = build_parser()
+def cli_schema(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The schema of ``parser`` (the ``rs-seg2any`` parser: ``cli.build_parser()``)."""
     commands: dict[str, Any] = {}
     for sub in _subparser_actions(parser):
         helps = {c.dest: c.help or "" for c in getattr(sub, "_choices_actions", [])}
@@ -125,9 +121,9 @@ def cli_schema(parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
     }
 
 
-def print_schema() -> int:
-    """``rs-seg2any schema``: the schema as JSON on stdout."""
-    print(json.dumps(cli_schema(), indent=1, sort_keys=False))
+def print_schema(parser: argparse.ArgumentParser) -> int:
+    """``rs-seg2any schema``: the schema of ``parser`` as JSON on stdout."""
+    print(json.dumps(cli_schema(parser), indent=1, sort_keys=False))
     return 0
 
 

@@ -22,22 +22,22 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from scipy.ndimage import binary_dilation
 
-from .errors import GridError, InputError, ScenarioError
-from .generators.base import (
+from ..errors import GridError, InputError, ScenarioError
+from ..generators.base import (
     DEFAULT_GUIDANCE,
     DEFAULT_STEPS,
     Generator,
     TileCondition,
     local_entities,
 )
-from .geoio import GridRasterWriter, ensure_writable_dir, provenance_tags, write_preview_png
-from .grid import grid_like, same_grid
+from ..geoio import GridRasterWriter, ensure_writable_dir, provenance_tags, write_preview_png
+from ..grid import grid_like, same_grid
+from ..layout import Layout
+from ..limits import check, check_sampler, check_tiling
+from ..progress import NullProgress, Progress
+from ..radiometry import Radiometry, analyse_base, mask_from_file
+from ..raster import rasterize_window
 from .jobdir import JobDir
-from .layout import Layout
-from .limits import check, check_sampler, check_tiling
-from .progress import NullProgress, Progress
-from .radiometry import Radiometry, analyse_base, mask_from_file
-from .raster import rasterize_window
 from .runner import (
     GDAL_CACHE_BYTES,
     LAYOUT_FILES,
