@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MissingDependencyError
+from .errors import MissingDependencyError, one_line
 
 # Module name -> the name pip knows it by, where they differ.
 _DISTRIBUTIONS = {
@@ -35,9 +35,3 @@ def require(module: str, extra: str, *, user: str | None = None) -> ModuleType:
         raise MissingDependencyError(
             f"{user or 'this feature'} needs {dist}{why}: pip install 'rs-seg2any[{extra}]'"
         ) from exc
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's text on one line (import errors from compiled modules span several)."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OutputError, one_line
 
 __all__ = ["disk_of", "job_space", "require_free_space", "write_error"]
 
@@ -84,11 +84,6 @@ def _is_too_large(exc: BaseException) -> bool:
     return "file too large" in str(exc).lower()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return " ".join(str(text or type(exc).__name__).split())
-
-
 def write_error(dest: Path | str, exc: BaseException) -> OutputError:
     """One-line OutputError for a failed write; a full disk names the disk and the space."""
     dest = Path(dest)
@@ -109,4 +104,4 @@ def write_error(dest: Path | str, exc: BaseException) -> OutputError:
             "limit such as 'ulimit -f', or the filesystem's maximum); raise the limit or choose "
             "an --out folder on another disk, then rerun the same command"
         )
-    return OutputError(f"cannot write {dest}: {_one_line(exc)}; check the --out folder")
+    return OutputError(f"cannot write {dest}: {one_line(exc)}; check the --out folder")

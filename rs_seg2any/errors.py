@@ -78,3 +78,12 @@ class Cancelled(RsSeg2AnyError):
     """The user interrupted a job; finished tiles are kept and a rerun resumes."""
 
     exit_code = 130
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's text on one line, for messages built from library errors: whitespace
+    collapsed, an OSError's own reason (not its repr), the type's name if it has no text, cut
+    at ``limit`` characters."""
+    raw = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = " ".join(str(raw).split()) or type(exc).__name__
+    return text[:limit] + "..." if limit and len(text) > limit else text

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError, RsSeg2AnyError
+from .errors import InputError, RsSeg2AnyError, one_line
 
 MAX_YAML_BYTES = 1_000_000
 """Largest YAML file read (1 MB): configs are a few kB; more is a wrong file."""
@@ -92,7 +92,7 @@ def load_yaml_text(text: str, where: str, error: type[RsSeg2AnyError] = InputErr
         problem = exc.problem or exc.context or "syntax error"
         raise error(f"{where} is not valid YAML{at}: {problem}") from exc
     except yaml.YAMLError as exc:
-        raise error(f"{where} is not valid YAML: {_one_line(exc)}") from exc
+        raise error(f"{where} is not valid YAML: {one_line(exc)}") from exc
     except RecursionError as exc:
         raise error(f"{where} is not valid YAML for a config: nested too deeply") from exc
 
@@ -123,7 +123,3 @@ def decode_utf8(raw: bytes, where: str, error: type[RsSeg2AnyError] = InputError
             f"{where} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
             "save it as UTF-8"
         ) from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ..errors import GenerationError, WeightsError
+from ..errors import GenerationError, WeightsError, one_line
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAX_ABS_WEIGHT = 1e4
@@ -36,7 +36,7 @@ def read_tensors(path: Path, what: str = "weights") -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(
             f"{what} file {path} is not a readable safetensors file (truncated, corrupt or of "
-            f"another format: {one_line(exc)}); re-download or re-train it"
+            f"another format: {one_line(exc, 160)}); re-download or re-train it"
         ) from exc
 
 
@@ -107,9 +107,3 @@ def check_finite_output(x: torch.Tensor, backend: str) -> None:
             f"the {backend} generator produced NaN/Inf pixels; its weights are corrupt or "
             "numerically unstable in this dtype (try other weights or --dtype fp32)"
         )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's text on one line, cut short: a message, not a dump."""
-    text = " ".join(str(exc).split())
-    return text[:160] + ("..." if len(text) > 160 else "")

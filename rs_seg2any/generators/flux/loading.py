@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from ...errors import WeightsError
-from ..integrity import one_line
+from ...errors import WeightsError, one_line
 from .errors import DeviceError, ModelFolderError
 
 # part -> files of which at least one must exist
@@ -116,7 +115,7 @@ def load_components(model: str | Path, dtype: torch.dtype) -> Components:
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ModelFolderError(
             f"cannot load the FLUX model '{name}' (a file is missing, truncated or corrupt: "
-            f"{one_line(exc)})"
+            f"{one_line(exc, 160)})"
         ) from exc
     parts = {"transformer": transformer, "vae": vae, "text_encoder": te, "text_encoder_2": te2}
     for part, m in parts.items():
