@@ -44,6 +44,21 @@ def patchify_ids(inst: Tensor, patch: int) -> Tensor:
     return torch.mode(cols.long(), dim=1).values
 
 
+def sample_ids(inst: Tensor, patch: int) -> Tensor:
+    """Entity id of one pixel per patch, ``(B, H, W)`` -> ``(B, N)`` (row-major).
+
+    Seg2Any's published ownership rule: entity masks resized to the token grid with
+    nearest-exact interpolation, which samples pixel ``(patch*i + patch//2, patch*j +
+    patch//2)`` of each patch. A thin line or a tiny entity owns the tokens whose sampled pixel
+    it covers (possibly none); used by the FLUX backend's ``reference`` conditioning.
+    """
+    _b, h, w = inst.shape
+    if h % patch or w % patch:
+        raise ValueError(f"instance map {h}x{w} is not a multiple of the patch size {patch}")
+    c = patch // 2
+    return inst[:, c::patch, c::patch].flatten(1).long()
+
+
 def condition_keep(contours: Tensor, patch: int) -> Tensor:
     """Which contour patches are non-empty: ``(B, H, W)`` -> bool ``(B, N)``."""
     pooled = F.max_pool2d(contours[:, None].float(), kernel_size=patch, stride=patch)

@@ -127,6 +127,12 @@ class SamplerParams:
         input=True,
         group="backend options",
     )
+    conditioning: str | None = opt(
+        None,
+        "model inputs: reference (published Seg2Any conventions, flux default) or project",
+        choices=("reference", "project"),
+        group="backend options",
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "guidance", "gamma", "seed", "threads"):

@@ -54,11 +54,29 @@ def _index_dtype(count: int) -> np.dtype[np.unsignedinteger]:
     raise ValueError(f"{count} entities in one window do not fit in uint32")
 
 
-def contours_from_instances(instance: np.ndarray) -> np.ndarray:
-    """1-pixel inner outline of every entity (see module docstring); uint8 0/1."""
-    a = instance
+def contours_from_instances(instance: np.ndarray, *, border: bool = False) -> np.ndarray:
+    """1-pixel inner outline of every entity; uint8 0/1. The one contour definition.
+
+    A pixel is on the outline when it belongs to an entity (id != 0) and a 4-neighbour holds
+    another id (another entity or none). Touching entities are both outlined (one line on each
+    side of their boundary); holes get the outline of the surrounding entity.
+
+    ``border=False`` (the rasteriser and the embedded model, which was trained so): the array
+    edge is no outline — the array is a window of a larger grid, and windows are rasterised
+    with a 1-px halo, so interior tile edges never show up as outlines. ``border=True``
+    (Seg2Any's published convention, OpenCV contours of each entity): entity pixels on the
+    array edge are outlined too, because the array is the model's whole image. The FLUX
+    backend passes each tile to the model as a whole image, so its tile edges are image
+    borders for the model, interior or not.
+    """
+    a = np.asarray(instance)
     edge = np.zeros(a.shape, dtype=bool)
     _mark_edges(a, edge)
+    if border and a.size:
+        rim = np.zeros(a.shape, dtype=bool)
+        rim[[0, -1], :] = True
+        rim[:, [0, -1]] = True
+        edge |= rim & (a != 0)
     return edge.view(np.uint8)
 
 

@@ -199,8 +199,8 @@ def latents(be: FluxBackend, conds: list[TileCondition], gamma: float = 1.0, **k
 
 def test_exact_mode_filtering_gamma_and_batching(backend: FluxBackend) -> None:
     one = [tile()]
-    filtered = latents(backend, one, filter_condition=True)
-    torch.testing.assert_close(latents(backend, one, filter_condition=False), filtered,
+    filtered = latents(backend, one, condition_tokens="filtered")
+    torch.testing.assert_close(latents(backend, one, condition_tokens="masked"), filtered,
                                rtol=1e-5, atol=1e-5)  # fmt: skip
     none = latents(backend, one, use_condition=False)
     torch.testing.assert_close(latents(backend, one, gamma=0.0), none, rtol=0, atol=0)

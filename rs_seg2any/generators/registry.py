@@ -25,7 +25,7 @@ from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition, wei
 
 ENTRY_POINT_GROUP = "rs_seg2any.backends"
 FLUX_STEPS, FLUX_GUIDANCE = 28, 3.5  # the usual FLUX sampling; the tiny model's are measured
-BACKEND_OPTIONS = ("lora", "device", "dtype", "offload")
+BACKEND_OPTIONS = ("lora", "device", "dtype", "offload", "conditioning")
 """Options only some backends take (every backend takes ``model`` and ``threads``)."""
 
 
@@ -219,6 +219,7 @@ def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Gen
         ("offload", False),
         ("reference_image", None),
         ("reference_labels", None),
+        ("conditioning", None),
     ):
         if getattr(params, name) != default or name in spec.options:
             given[name] = getattr(params, name)

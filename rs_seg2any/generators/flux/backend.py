@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,18 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from ...conditioning import condition_keep, filter_condition_tokens, patchify_ids
+from ...conditioning import condition_keep, filter_condition_tokens, patchify_ids, sample_ids
+from ...raster import contours_from_instances
 from ..base import TileCondition, condition_with_background
 from ..integrity import check_finite_output
 from .attention import JointState, StepState, install_processors
 from .condition import (
     contour_image,
-    entity_contours,
     latent_edit_mask,
     pack,
     pixels_to_unit,
+    reference_contour_image,
+    reference_keep,
     token_ids,
     unit_to_pixels,
     unpack,
@@ -48,16 +50,36 @@ from .masks import JointLayout
 from .passes import condition_pass, denoise, joint_state, step_state
 from .sampler import euler, sigmas
 
+CONDITIONING = ("reference", "project")
+CONDITION_TOKENS = ("filtered", "masked", "all")
+
 
 @dataclass(frozen=True)
 class FluxSettings:
-    """Seg2Any options; ``cond_scale=2`` matches the SACap-1M checkpoint at 1024 px tiles."""
+    """Seg2Any options; ``cond_scale=2`` matches the SACap-1M checkpoint at 1024 px tiles.
+
+    ``conditioning`` says how a tile becomes model inputs:
+
+    - ``reference`` (default), what the published Seg2Any checkpoints were trained on: a token
+      belongs to the entity under its centre pixel (nearest-exact), the contour map outlines
+      every entity including along the tile edge (OpenCV's 1-px contours; the tile is the
+      model's whole image), a reduced-scale condition is resized bilinearly to grey levels,
+      the caption's padding is dropped;
+    - ``project``: the embedded model's conventions (majority owner per token, no outline
+      along the tile edge, max-pooled binary condition) with a padded caption.
+
+    Both encode the condition with the VAE's distribution mode (the published pipeline
+    samples it; the mode keeps a seed's output deterministic). ``condition_tokens``:
+    ``filtered`` drops empty condition tokens, ``masked`` keeps and masks them (equivalent
+    to ``filtered``), ``all`` attends to every one (the published pipeline's unfiltered mode).
+    """
 
     cond_scale: int = 1  # condition map at 1/cond_scale resolution (Seg2Any: 2 at 1024 px)
     caption_tokens: int = 512
     regional_tokens: int = 50
     isolation_blocks: tuple[int, int] | None = None  # inclusive global block range
-    filter_condition: bool = True
+    conditioning: str = "reference"
+    condition_tokens: str = "filtered"
     use_condition: bool = True
     text_reads_image: bool = True  # cached mode only; the seg2any mode always has it
     # "seg2any": exact Seg2Any attention (condition tokens are queries at every step and read
@@ -71,6 +93,14 @@ class FluxSettings:
     def __post_init__(self) -> None:
         if self.attention not in ("auto", "seg2any", "cached"):
             raise ValueError(f"attention must be auto, seg2any or cached, got {self.attention!r}")
+        if self.conditioning not in CONDITIONING:
+            raise ValueError(
+                f"conditioning must be reference or project, got {self.conditioning!r}"
+            )
+        if self.condition_tokens not in CONDITION_TOKENS:
+            raise ValueError(
+                f"condition_tokens must be filtered, masked or all, got {self.condition_tokens!r}"
+            )
 
     def attention_mode(self, has_cond_lora: bool) -> str:
         if self.attention == "auto":
@@ -102,6 +132,7 @@ class FluxBackend:
         offload: bool = False,
         threads: int | None = None,
         settings: FluxSettings | None = None,
+        conditioning: str | None = None,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
@@ -109,6 +140,8 @@ class FluxBackend:
         self.dtype = resolve_dtype(dtype, self.device)
         self.offload = offload and self.device.type == "cuda"
         self.settings = settings or FluxSettings()
+        if conditioning is not None:
+            self.settings = replace(self.settings, conditioning=conditioning)
         self.model = str(model)
         self.c: Components = load_components(model, self.dtype)
         tr = self.c.transformer
@@ -236,9 +269,9 @@ class FluxBackend:
             text = encode_texts(
                 self.c, [c.caption for c in conds], [list(c.descriptions) for c in conds],
                 caption_tokens=s.caption_tokens, regional_tokens=s.regional_tokens, dtype=dt,
+                caption_padding=s.conditioning == "project",
             )  # fmt: skip
-        inst = torch.from_numpy(np.stack([np.asarray(c.instances, np.int64) for c in conds]))
-        token_entity = patchify_ids(inst, self.patch).to(dev)
+        token_entity = self.token_owners(conds).to(dev)
         use_cond = s.use_condition and gamma > 0
         with self._on(self.c.vae):
             cond_tokens, keep = self._condition_tokens(conds) if use_cond else (None, None)
@@ -254,7 +287,7 @@ class FluxBackend:
             state: StepState | JointState
             if self.attention == "seg2any":
                 toks, tok_ids, cond_valid = _joint_condition(cond_tokens, keep, ids,
-                                                             s.filter_condition, b)  # fmt: skip
+                                                             s.condition_tokens, b)  # fmt: skip
                 layout = JointLayout(text.slots.to(dev), token_entity,
                                      text.entity_valid.to(dev), cond_valid)  # fmt: skip
                 self.adapters.activate(self.c.transformer, "cond")  # sets the cond scales
@@ -267,9 +300,11 @@ class FluxBackend:
             else:
                 if cond_tokens is not None and keep is not None:
                     self.adapters.activate(self.c.transformer, "cond")
+                    mode = s.condition_tokens
                     cache, cond_valid = condition_pass(
-                        self.c.transformer, cond_tokens, keep, ids, text.pooled.to(dev), guid,
-                        filtered=s.filter_condition, dtype=dt,
+                        self.c.transformer, cond_tokens,
+                        torch.ones_like(keep) if mode == "all" else keep,
+                        ids, text.pooled.to(dev), guid, filtered=mode != "masked", dtype=dt,
                     )  # fmt: skip
                 else:
                     cache, cond_valid = {}, torch.zeros(b, 0, dtype=torch.bool, device=dev)
@@ -301,11 +336,28 @@ class FluxBackend:
         z = vae.encode(images.to(self.device, self.dtype)).latent_dist.mode()
         return pack((z - (vae.config.shift_factor or 0)) * vae.config.scaling_factor)
 
+    def token_owners(self, conds: Sequence[TileCondition]) -> Tensor:
+        """Owner entity of each image token ``(B, N)`` under the ``conditioning`` setting."""
+        inst = torch.from_numpy(np.stack([np.asarray(c.instances, np.int64) for c in conds]))
+        if self.settings.conditioning == "reference":
+            return sample_ids(inst, self.patch)
+        return patchify_ids(inst, self.patch)
+
+    def condition_images(self, conds: Sequence[TileCondition]) -> tuple[Tensor, Tensor]:
+        """Condition images ``(B, 3, h, w)`` in [-1, 1] and which tokens are non-empty ``(B, K)``,
+        under the ``conditioning`` setting (see :class:`FluxSettings`)."""
+        scale = self.settings.cond_scale
+        if self.settings.conditioning == "reference":
+            maps = [contours_from_instances(np.asarray(c.instances), border=True) for c in conds]
+            image = torch.stack([reference_contour_image(m, scale) for m in maps])
+            return image, reference_keep(image, self.patch)
+        maps = [contours_from_instances(np.asarray(c.instances)) for c in conds]
+        image = contour_image(torch.from_numpy(np.stack(maps)), scale)
+        return image, condition_keep(image[:, 0] > 0, self.patch)
+
     def _condition_tokens(self, conds: Sequence[TileCondition]) -> tuple[Tensor, Tensor]:
         """Contour maps -> packed VAE tokens ``(B, K, D)`` and which are non-empty ``(B, K)``."""
-        contours = torch.from_numpy(np.stack([entity_contours(c.instances) for c in conds]))
-        image = contour_image(contours, self.settings.cond_scale)
-        keep = condition_keep(image[:, 0] > 0, self.patch)
+        image, keep = self.condition_images(conds)
         return self._encode(image), keep.to(self.device)
 
     def _known_latents(self, conds: Sequence[TileCondition]) -> tuple[Tensor | None, Tensor | None]:
@@ -327,17 +379,19 @@ class FluxBackend:
 
 
 def _joint_condition(
-    tokens: Tensor | None, keep: Tensor | None, ids: Tensor, filtered: bool, b: int
+    tokens: Tensor | None, keep: Tensor | None, ids: Tensor, mode: str, b: int
 ) -> tuple[Tensor | None, Tensor | None, Tensor]:
     """Condition tokens, their ids ``(B, K, 3)`` and validity for the exact mode.
 
-    Filtered: non-empty tokens left-packed per tile and padded (padding masked); otherwise
-    every token, the empty ones masked (equivalent, tested).
+    ``filtered``: non-empty tokens left-packed per tile and padded (padding masked);
+    ``masked``: every token, the empty ones masked (equivalent, tested); ``all``: every
+    token attended (Seg2Any's unfiltered mode).
     """
     if tokens is None or keep is None:
         return None, None, torch.zeros(b, 0, dtype=torch.bool, device=ids.device)
-    if not filtered:
-        return tokens, ids[None].expand(b, -1, -1), keep
+    if mode != "filtered":
+        valid = torch.ones_like(keep) if mode == "all" else keep
+        return tokens, ids[None].expand(b, -1, -1), valid
     ft = filter_condition_tokens(keep)
     index = ft.index.to(tokens.device)
     picked = torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[2]))

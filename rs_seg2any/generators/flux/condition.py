@@ -3,7 +3,8 @@
 FLUX packs 2x2 latent pixels into one token, so one token covers ``patch = 2 * vae_factor``
 pixels. The contour map may be encoded at a lower resolution (``cond_scale``); its position
 ids are then multiplied by ``cond_scale`` so each condition token lines up with the image
-tokens it covers (as Seg2Any does).
+tokens it covers (as Seg2Any does). The contour map itself is ``raster.contours_from_instances``
+(one definition for the rasteriser, the embedded model and this backend).
 """
 
 from __future__ import annotations
@@ -37,28 +38,34 @@ def token_ids(rows: int, cols: int, scale: int = 1, device: torch.device | None 
     return torch.stack([torch.zeros_like(r), r, c], dim=1).float()
 
 
-def entity_contours(instances: NDArray[np.integer]) -> NDArray[np.bool_]:
-    """Entity contour map: pixels whose right or lower neighbour belongs to another entity."""
-    inst = np.asarray(instances)
-    edge = np.zeros(inst.shape, dtype=bool)
-    dx = inst[:, 1:] != inst[:, :-1]
-    dy = inst[1:, :] != inst[:-1, :]
-    edge[:, :-1] |= dx
-    edge[:, 1:] |= dx
-    edge[:-1, :] |= dy
-    edge[1:, :] |= dy
-    return edge
-
-
 def contour_image(contours: Tensor, scale: int) -> Tensor:
-    """Contour masks ``(B, H, W)`` -> 3-band image in [-1, 1] at ``1/scale`` resolution.
-
-    Max-pooling keeps one-pixel lines visible when the condition is downsampled.
-    """
+    """Project convention: contour masks ``(B, H, W)`` -> 3-band image in [-1, 1] at
+    ``1/scale`` resolution, max-pooled so one-pixel lines stay visible and binary."""
     x = contours[:, None].float()
     if scale > 1:
         x = F.max_pool2d(x, kernel_size=scale, stride=scale)
     return (x * 2 - 1).expand(-1, 3, -1, -1).contiguous()
+
+
+def reference_contour_image(contours: NDArray[np.uint8], scale: int) -> Tensor:
+    """Seg2Any's convention: white-on-black contour image ``(H, W)`` resized with Pillow's
+    bilinear filter to ``1/scale`` (grey levels, uint8 like the published pipeline's
+    ``Resize(BILINEAR)`` on a PIL image), then ``(v / 255 - 0.5) / 0.5`` -> ``(3, h, w)``."""
+    from PIL import Image
+
+    img = Image.fromarray(np.where(np.asarray(contours) > 0, 255, 0).astype(np.uint8))
+    if scale > 1:
+        img = img.resize((img.width // scale, img.height // scale), Image.Resampling.BILINEAR)
+    x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).float() / 255
+    return ((x - 0.5) / 0.5)[None].expand(3, -1, -1).contiguous()
+
+
+def reference_keep(image: Tensor, patch: int) -> Tensor:
+    """Seg2Any's filter: a condition token is kept when its ``patch``-px square of the
+    condition image ``(B, 3, h, w)`` in [-1, 1] sums to non-zero once black (-1) counts as
+    0 — any grey pixel keeps it."""
+    x = torch.where(image == -1, torch.zeros_like(image), image)
+    return F.pixel_unshuffle(x, patch).sum(1).flatten(1) != 0
 
 
 def pixels_to_unit(pixels: NDArray[np.uint8]) -> Tensor:

@@ -1,7 +1,7 @@
 """Captions to FLUX text tokens: the global caption plus one bounded caption per entity.
 
 Each entity text is encoded on its own (no description mixes with another inside T5) and
-truncated to ``regional_tokens``; padding tokens are dropped and the batch is right-padded,
+truncated to ``regional_tokens``; its padding tokens are dropped and the batch is right-padded,
 with a token -> slot map telling the masks which caption each token belongs to.
 """
 
@@ -53,8 +53,13 @@ def encode_texts(
     caption_tokens: int,
     regional_tokens: int,
     dtype: torch.dtype,
+    caption_padding: bool = True,
 ) -> EncodedText:
-    """Encode a batch: caption ``i`` and the entity texts ``entities[i]`` of tile ``i``."""
+    """Encode a batch: caption ``i`` and the entity texts ``entities[i]`` of tile ``i``.
+
+    ``caption_padding=False`` drops the caption's padding tokens as Seg2Any's published
+    pipeline does (they would otherwise be caption tokens every image token reads).
+    """
     b = len(captions)
     cap, cap_mask = _t5(components.tokenizer_2, components.text_encoder_2, list(captions),
                         caption_tokens)  # fmt: skip
@@ -69,8 +74,10 @@ def encode_texts(
     slots: list[Tensor] = []
     start = 0
     for i, ents in enumerate(entities):
-        # the caption keeps FLUX's usual padded length; entity texts lose their padding
-        parts, sl = [cap[i]], [torch.zeros(caption_tokens, dtype=torch.long)]
+        # with caption_padding the caption keeps FLUX's usual padded length; entity texts
+        # always lose their padding
+        cap_i = cap[i] if caption_padding else cap[i][cap_mask[i]]
+        parts, sl = [cap_i], [torch.zeros(cap_i.shape[0], dtype=torch.long)]
         for j in range(len(ents)):
             keep = reg_mask[start + j].cpu()
             parts.append(reg[start + j][keep.to(reg.device)])
