@@ -46,9 +46,10 @@ from .condition import (
 from .errors import GpuOutOfMemoryError
 from .loading import Components, load_components, resolve_device, resolve_dtype
 from .lora import Adapters, LoraSpec, load_adapters
-from .masks import JointLayout
+from .masks import JointLayout, joint_bias
 from .passes import condition_pass, denoise, joint_state, step_state
 from .sampler import euler, sigmas
+from .text import EncodedText
 
 CONDITIONING = ("reference", "project")
 CONDITION_TOKENS = ("filtered", "masked", "all")
@@ -260,17 +261,10 @@ class FluxBackend:
         seeds: Sequence[int],
     ) -> Tensor:
         """Packed latents ``(B, N, D)`` after sampling (before decoding), for inspection."""
-        from .text import encode_texts
-
         s, dev, dt = self.settings, self.device, self.dtype
         b = len(conds)
         h, w = conds[0].shape
-        with self._on(self.c.text_encoder, self.c.text_encoder_2):
-            text = encode_texts(
-                self.c, [c.caption for c in conds], [list(c.descriptions) for c in conds],
-                caption_tokens=s.caption_tokens, regional_tokens=s.regional_tokens, dtype=dt,
-                caption_padding=s.conditioning == "project",
-            )  # fmt: skip
+        text = self._texts(conds)
         token_entity = self.token_owners(conds).to(dev)
         use_cond = s.use_condition and gamma > 0
         with self._on(self.c.vae):
@@ -327,6 +321,31 @@ class FluxBackend:
 
             schedule = sigmas(steps, noise.shape[1], self.c.scheduler_config)
             return euler(velocity, noise, schedule, known=known, edit=edit)
+
+    def _texts(self, conds: Sequence[TileCondition]) -> EncodedText:
+        from .text import encode_texts
+
+        s = self.settings
+        with self._on(self.c.text_encoder, self.c.text_encoder_2):
+            return encode_texts(
+                self.c, [c.caption for c in conds], [list(c.descriptions) for c in conds],
+                caption_tokens=s.caption_tokens, regional_tokens=s.regional_tokens,
+                dtype=self.dtype, caption_padding=s.conditioning == "project",
+            )  # fmt: skip
+
+    def attention_bias(
+        self, conds: Sequence[TileCondition], *, gamma: float = 1.0, isolation: bool = True
+    ) -> Tensor:
+        """The exact mode's bias ``(B, S, S)`` over ``[text, image, condition]`` tokens of a
+        batch, as :meth:`sample_latents` builds it (for inspection and the parity tests)."""
+        conds = [condition_with_background(c, self.patch) for c in conds]
+        text = self._texts(conds)
+        _, keep = self.condition_images(conds)
+        ids = torch.zeros(keep.shape[1], 3)
+        dummy = torch.zeros(*keep.shape, 1)
+        _, _, valid = _joint_condition(dummy, keep, ids, self.settings.condition_tokens, len(conds))
+        layout = JointLayout(text.slots, self.token_owners(conds), text.entity_valid, valid)
+        return joint_bias(layout, gamma=gamma, isolation=isolation, dtype=torch.float32)[:, 0]
 
     def _in_ch(self) -> int:
         return int(self.c.transformer.config.in_channels)
