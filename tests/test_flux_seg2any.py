@@ -234,10 +234,12 @@ def test_cli_exact_mode_writes_georeferenced_outputs(
                "--extent", "300000,2780150,300032,2780182", "--backend", "flux",
                "--model", str(folder), "--lora", str(checkpoint), "--device", "cpu",
                "--dtype", "fp32", "--threads", "1", "--steps", "2", "--tile-size", "64",
-               "--overlap", "16", "--progress", "none", "--out", str(out)])  # fmt: skip
+               "--overlap", "16", "--progress", "none", "--conditioning", "reference",
+               "--out", str(out)])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     with rasterio.open(out / "label.tif") as ref, rasterio.open(out / "image.tif") as img:
         assert (img.crs, img.transform, img.shape) == (ref.crs, ref.transform, ref.shape)
         assert img.count == 3 and img.read().std() > 0
         gen = json.loads(img.tags()["RS_SEG2ANY_PARAMS"])["generator"]
     assert gen["backend"] == "flux" and gen["attention"] == "seg2any"
+    assert gen["settings"]["conditioning"] == "reference"
