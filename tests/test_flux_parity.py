@@ -266,10 +266,15 @@ def test_backend_grey_condition_and_keep_at_reduced_scale(backend: FluxBackend) 
         backend.settings = old
 
 
-# tiny_entities, reference: text tokens [aerial </s> | forest </s> | red roof </s> |
-# water </s>], image tokens owned [2, 1, 1, 1], 4 condition tokens (all on the rim).
-# Published "hard" mask, isolation blocks; 1 = attended.
-ISOLATED = """
+# Published "hard" masks (1 = attended), written by hand. Isolation blocks: an entity's image
+# token reads its own text and its entity's image tokens (not the caption); a background
+# token reads the caption and every image token; condition tokens read image and condition
+# tokens; texts read themselves and their image tokens. Other blocks: image tokens also read
+# the caption and every image token.
+#
+# tiny_entities: text [aerial </s> | forest </s> | red roof </s> | water </s>], image tokens
+# owned [2, 1, 1, 1] ("water" owns none), 4 condition tokens (all on the rim).
+TINY_ISOLATED = """
 11 00 000 00 1111 0000
 11 00 000 00 1111 0000
 00 11 000 00 0111 0000
@@ -288,31 +293,62 @@ ISOLATED = """
 00 00 000 00 1111 1111
 00 00 000 00 1111 1111
 """
-# other blocks: image tokens also read the caption and every image token
-SHARED_IMAGE_ROWS = """
+TINY_SHARED_IMAGE_ROWS = """
 11 00 111 00 1111 1111
 11 11 000 00 1111 1111
 11 11 000 00 1111 1111
 11 11 000 00 1111 1111
 """
+# hole: text [aerial </s> | forest </s>], image tokens owned [0, 1, 1, 1] (token 0 samples
+# the hole: background), 4 condition tokens.
+HOLE_ISOLATED = """
+11 00 1111 0000
+11 00 1111 0000
+00 11 0111 0000
+00 11 0111 0000
+11 00 1111 1111
+00 11 0111 1111
+00 11 0111 1111
+00 11 0111 1111
+00 00 1111 1111
+00 00 1111 1111
+00 00 1111 1111
+00 00 1111 1111
+"""
+HOLE_SHARED_IMAGE_ROWS = """
+11 00 1111 1111
+11 11 1111 1111
+11 11 1111 1111
+11 11 1111 1111
+"""
+MASKS = {
+    "tiny_entities": (tiny_entities, TINY_ISOLATED, TINY_SHARED_IMAGE_ROWS, 9),
+    "hole": (hole, HOLE_ISOLATED, HOLE_SHARED_IMAGE_ROWS, 4),
+}
 
 
 def mask(text: str) -> np.ndarray:
     return grid("\n".join(line.replace(" ", "") for line in text.strip().splitlines()))
 
 
-def test_backend_attention_mask_equals_the_hand_written_mask(backend: FluxBackend) -> None:
-    tile = cond(tiny_entities()["inst"])
+@pytest.mark.parametrize("name", sorted(MASKS))
+def test_backend_attention_mask_equals_the_hand_written_mask(
+    backend: FluxBackend, name: str
+) -> None:
+    case, isolated, shared_rows, lt = MASKS[name]
+    tile = cond(case()["inst"])
     iso = backend.attention_bias([tile], gamma=2.0, isolation=True)[0]
     shared = backend.attention_bias([tile], gamma=2.0, isolation=False)[0]
-    expect = mask(ISOLATED)
+    expect = mask(isolated)
     np.testing.assert_array_equal(torch.isfinite(iso).numpy().astype(np.int64), expect)
-    expect[9:13] = mask(SHARED_IMAGE_ROWS)
+    img, cnd = slice(lt, lt + 4), slice(lt + 4, None)
+    expect[img] = mask(shared_rows)
     np.testing.assert_array_equal(torch.isfinite(shared).numpy().astype(np.int64), expect)
     for m in (iso, shared):  # log(gamma) between image and condition tokens, both ways
-        assert torch.all(m[9:13, 13:] == np.log(2.0)) and torch.all(m[13:, 9:13] == np.log(2.0))
+        assert torch.all(m[img, cnd] == np.log(2.0)) and torch.all(m[cnd, img] == np.log(2.0))
         rest = m.clone()
-        rest[9:13, 13:] = rest[13:, 9:13] = 0
+        rest[img, cnd] = 0
+        rest[cnd, img] = 0
         assert torch.all(rest[torch.isfinite(rest)] == 0)
 
 
