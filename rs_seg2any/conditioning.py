@@ -16,7 +16,8 @@ Rules (Seg2Any):
 
 A token belongs to the entity that covers most of its patch (ties: the smaller id), which
 makes isolation exact at token level: pixels of a token owned by entity j never depend on
-entity i's text.
+entity i's text. (The FLUX backend's ``reference`` conditioning uses :func:`sample_ids`
+instead, the published Seg2Any checkpoints' rule.)
 """
 
 from __future__ import annotations
