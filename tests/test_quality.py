@@ -83,7 +83,8 @@ def test_colour_distance_zero_on_identical_and_grows_with_tint() -> None:
     labels = two_class_labels(img.shape[:2])
     same = colour_scores([img], [img], [labels])
     assert same.mean_delta_e == 0.0 and same.saturation_ratio == pytest.approx(1.0)
-    tints = [np.clip(img.astype(int) + [0, 0, t], 0, 255).astype(np.uint8) for t in (10, 30)]
+    blue = np.array([0, 0, 1])
+    tints = [np.clip(img.astype(int) + t * blue, 0, 255).astype(np.uint8) for t in (10, 30)]
     d10, d30 = (colour_scores([t], [img], [labels]).mean_delta_e for t in tints)
     assert 0 < d10 < d30
     grey = np.repeat(img.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
