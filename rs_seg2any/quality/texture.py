@@ -79,18 +79,19 @@ def texture_scores(
 ) -> TextureScores:
     """Texture of ``generated`` against ``real`` on the same ``labels``; deterministic
     subsampling (seed 0) keeps large scenes cheap."""
-    rng = np.random.default_rng(0)
     gen, ref = _pool(generated, labels, erode, ignore), _pool(real, labels, erode, ignore)
 
-    def sub(x: F32) -> F32:
-        return x if x.size <= max_samples else rng.choice(x, max_samples, replace=False)
+    def sub(x: F32, k: int) -> F32:  # the same draw on both sides: identical images score 0
+        if x.size <= max_samples:
+            return x
+        return np.random.default_rng(k).choice(x, max_samples, replace=False)
 
     dist: dict[int, float] = {}
     sharp: dict[int, float] = {}
     for k in sorted(ref):
         if k not in gen or ref[k].size < min_pixels:
             continue
-        dist[k] = float(wasserstein_distance(sub(gen[k]), sub(ref[k])))
+        dist[k] = float(wasserstein_distance(sub(gen[k], k), sub(ref[k], k)))
         real_mean = float(ref[k].mean())
         sharp[k] = float(gen[k].mean()) / real_mean if real_mean > 0 else float("nan")
     return TextureScores(
