@@ -202,3 +202,26 @@ def test_evaluate_renders_a_generator_with_the_generate_job(
     assert row.kind == "generator" and row.seams.tile_size == 64
     assert (tmp_path / "eval" / "render" / "tiny" / "scene_000" / "image.tif").is_file()
     assert np.isfinite(row.colour.mean_delta_e)
+
+
+def test_evaluate_refuses_bad_candidates_before_any_work(
+    tmp_path: Path, tiny_random_weights: Path
+) -> None:
+    from rs_seg2any.errors import LayoutError
+    from rs_seg2any.generators.registry import load_generator
+
+    real = texture_field((64, 64), 10)
+    labels = two_class_labels(real.shape[:2])
+    kw = {"out": tmp_path / "eval", "classifier": False}
+    with pytest.raises(InputError, match="reserved"):
+        evaluate({REAL: [real]}, real, labels, **kw)
+    with pytest.raises(InputError, match="2 images for 1 scenes"):
+        evaluate({"two": [real, real]}, real, labels, **kw)
+    with pytest.raises(InputError, match="uint8"):
+        evaluate({"float": [real.astype(np.float32)]}, real, labels, **kw)
+    with pytest.raises(InputError, match="2 real images but 1 label"):
+        evaluate({}, [real, real], [labels], **kw)
+    gen = load_generator("tiny", tiny_random_weights, threads=1)
+    with pytest.raises(LayoutError, match="taxonomy"):
+        evaluate({"tiny": gen}, real, labels, **kw)
+    assert not (tmp_path / "eval" / "report.json").exists()
