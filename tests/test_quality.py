@@ -21,6 +21,8 @@ from rs_seg2any.quality.seams import seam_scores
 from rs_seg2any.quality.texture import texture_scores
 from rs_seg2any.taxonomy import load_taxonomy
 
+pytest.importorskip("torch")  # the classifier test's CNN (imported here, not inside a test)
+
 # a quick protocol for 512-px test images: 4 x 4 blocks of 64 px after the 2x downsample
 QUICK = C2STProtocol(crop=32, block=64, test_stride=16, steps=80, seeds=(0,), width=8)
 
