@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "cloudfill": "api",
     "scenario": "api",
     "run": "api",
+    "evaluate": "api",
     "load_generator": "api",
     "list_backends": "api",
     "list_scenarios": "api",
@@ -36,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "GridParams": "params",
     "SamplerParams": "params",
     "TileParams": "params",
+    "EvaluateParams": "params",
     "Job": "jobmodel",
     "load_job": "jobmodel",
     "Layout": "layout",
@@ -63,6 +65,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "BackendSpec",
     "Cancelled",
+    "EvaluateParams",
     "GenerationError",
     "GridError",
     "GridParams",
@@ -85,6 +88,7 @@ __all__ = [
     "__version__",
     "change",
     "cloudfill",
+    "evaluate",
     "flood",
     "generate",
     "list_backends",
@@ -122,6 +126,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         Result,
         change,
         cloudfill,
+        evaluate,
         flood,
         generate,
         list_backends,
@@ -152,6 +157,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .jobmodel import Job, load_job
     from .layout import Layout
     from .options import LayerOptions
-    from .params import GridParams, SamplerParams, TileParams
+    from .params import EvaluateParams, GridParams, SamplerParams, TileParams
     from .scenarios.registry import register_scenario
     from .scenarios.spec import ScenarioInputs, ScenarioSpec

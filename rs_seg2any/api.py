@@ -31,6 +31,7 @@ __all__ = [
     "Result",
     "change",
     "cloudfill",
+    "evaluate",
     "flood",
     "generate",
     "list_backends",
@@ -299,7 +300,97 @@ def run_loaded_job(
         )
     if job.command == "generate":
         return _generate(job, out, progress, generator)
+    if job.command == "evaluate":
+        return _evaluate(job, out, progress, generator)
     return _scenario(job, out, progress, generator)
+
+
+def evaluate(
+    real: Any,
+    labels: Any,
+    out: str | Path,
+    *,
+    candidates: Mapping[str, Any] | None = None,
+    taxonomy: str = "worldcover",
+    generator: Generator | None = None,
+    sampler: SamplerParams | None = None,
+    tiles: TileParams | None = None,
+    classifier: bool = True,
+    segmenter: str | Path | None = None,
+    progress: Progress | str | None = None,
+) -> Any:
+    """Score generated imagery against real scenes (``real``: GeoTIFF path(s) or arrays;
+    ``labels``: class rasters on their grids, or Layouts) with every measure of
+    :mod:`rs_seg2any.quality`; returns the :class:`~rs_seg2any.quality.evaluate.EvaluationReport`
+    and writes ``report.json`` and ``picture.png`` into ``out``.
+
+    ``candidates``: name -> a generator, a painter (labels -> RGB) or one image per scene; with
+    none given, the generator ``sampler`` describes (or ``generator``) is scored.
+    """
+    from .generators.registry import generator_from, resolve_sampler
+    from .quality.evaluate import evaluate as score
+    from .quality.scenes import RenderSettings
+
+    s, t = sampler or SamplerParams(), tiles or TileParams()
+    table = dict(candidates or {})
+    if not table:
+        table[s.backend] = generator if generator is not None else generator_from(s)
+    steps, guidance = resolve_sampler(s)
+    settings = RenderSettings(
+        tile_size=t.tile_size,
+        overlap=t.overlap,
+        steps=steps,
+        guidance=guidance,
+        gamma=s.gamma,
+        seed=s.seed,
+    )
+    return score(
+        table,
+        real,
+        labels,
+        out=out,
+        taxonomy=taxonomy,
+        render_settings=settings,
+        classifier=classifier,
+        segmenter=segmenter,
+        progress=_progress(progress),
+    )
+
+
+def _evaluate(job: Job, out: Path, progress: Progress | None, generator: Any) -> Result:
+    from .generators.registry import generator_from
+
+    p = job.params
+    candidates: dict[str, Any] = {}
+    for text in p.candidate:
+        name, _, images = text.partition("=")
+        paths = [i for i in images.split(",") if i]
+        if not name or not paths:
+            raise InputError(f"--candidate {text!r} must be NAME=IMAGE[,IMAGE...]")
+        for path in paths:
+            if not Path(path).is_file():
+                raise InputError(f"--candidate {name}: file '{path}' not found")
+        candidates[name] = paths if len(paths) > 1 else paths[0]
+    if not p.no_generator:
+        gen = generator if generator is not None else generator_from(job.sampler)
+        candidates.setdefault(job.sampler.backend, gen)
+    if not candidates:
+        raise InputError("nothing to score: give --candidate NAME=IMAGE or drop --no-generator")
+    report = evaluate(
+        list(p.real),
+        list(p.labels),
+        out,
+        candidates=candidates,
+        taxonomy=p.taxonomy,
+        sampler=job.sampler,
+        tiles=job.tiles,
+        classifier=not p.no_classifier,
+        segmenter=p.segmenter,
+        progress=progress,
+    )
+    del report
+    outputs = {name: out / name for name in ("report.json", "picture.png")}
+    return Result(out, {k.split(".")[0]: v for k, v in outputs.items() if v.exists()})
 
 
 def _layout_of(job: Job, progress: Progress | None) -> Layout:

@@ -18,6 +18,7 @@ from .errors import InputError, RsSeg2AnyError
 from .options import LayerOptions
 from .params import (
     DEFAULT_LAYOUT_TILE,
+    EvaluateParams,
     GridParams,
     SamplerParams,
     TileParams,
@@ -58,6 +59,8 @@ def command_groups(command: str) -> dict[str, type]:
             "sampler": SamplerParams,
             "tiles": TileParams,
         }
+    if command == "evaluate":
+        return {"params": EvaluateParams, "sampler": SamplerParams, "tiles": TileParams}
     from .scenarios.registry import scenario_spec
 
     spec = scenario_spec(command)
@@ -116,7 +119,7 @@ def job_from_mapping(command: str, values: Mapping[str, Any], where: str = "") -
         if name == "params":
             _check_out(values, where)
         for f in dataclasses.fields(cls):
-            if f.metadata.get("required") and mine.get(f.name) in (None, ""):
+            if f.metadata.get("required") and not mine.get(f.name):
                 raise InputError(f"{where}key '{f.name}' is required for {command}")
         try:
             built[name] = from_mapping(cls, mine, where)
@@ -166,7 +169,7 @@ def load_job(path: str | Path) -> Job:
 
 
 def available_commands() -> list[str]:
-    """Commands a job can run: layout, generate and every registered scenario."""
+    """Commands a job can run: layout, generate, evaluate and every registered scenario."""
     from .scenarios.registry import scenarios
 
-    return ["layout", "generate", *scenarios()]
+    return ["layout", "generate", "evaluate", *scenarios()]

@@ -152,6 +152,30 @@ class TileParams:
         check_tiling(self.tile_size, self.overlap)
 
 
+@dataclass(frozen=True)
+class EvaluateParams:
+    """What ``evaluate`` scores: real scenes with their labels, and the candidates."""
+
+    real: tuple[str, ...] = opt(
+        (), "real RGB GeoTIFF of a scene (repeatable: one per scene)", input=True, required=True
+    )
+    labels: tuple[str, ...] = opt(
+        (),
+        "class raster on the real image's grid (repeatable, in the order of --real)",
+        input=True,
+        required=True,
+    )
+    taxonomy: str = opt("worldcover", "taxonomy of the label rasters' class ids")
+    candidate: tuple[str, ...] = opt(
+        (),
+        "NAME=IMAGE[,IMAGE...]: generated images to score, one per scene (repeatable)",
+        metavar="NAME=IMAGES",
+    )
+    no_generator: bool = opt(False, "score only the --candidate images, not the generator")
+    no_classifier: bool = opt(False, "skip the real-vs-generated classifier (small scenes)")
+    segmenter: str | None = opt(None, "segmenter weights for the fidelity column", input=True)
+
+
 # --- building params from plain values (job files, keyword arguments) ----------------------
 
 

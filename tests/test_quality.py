@@ -227,3 +227,43 @@ def test_evaluate_refuses_bad_candidates_before_any_work(
     with pytest.raises(LayoutError, match="taxonomy"):
         evaluate({"tiny": gen}, real, labels, **kw)
     assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def test_evaluate_from_the_cli_and_a_job_file(
+    tmp_path: Path, tiny_random_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rs-seg2any evaluate` renders the labels with the chosen generator, scores it next to
+    given images, and a job file with the same keys does the same; bad input is one line."""
+    from rs_seg2any.cli import main
+
+    real = texture_field((128, 160), 9)
+    labels = two_class_labels(real.shape[:2])
+    tr = Affine(0.5, 0, 1000.0, 0, -0.5, 2000.0)
+    real_tif = write_tif(tmp_path / "real.tif", real, tr)
+    labels_tif = write_tif(tmp_path / "labels.tif", labels, tr)
+    tinted = write_tif(tmp_path / "tinted.tif", np.clip(real.astype(int) + 25, 0, 255), tr)
+    out = tmp_path / "cli"
+    args = ["evaluate", "--real", real_tif, "--labels", labels_tif, "--taxonomy", "dubai_aerial",
+            "--candidate", f"tinted={tinted}", "--no-classifier", "--model", tiny_random_weights,
+            "--steps", "1", "--tile-size", "64", "--overlap", "16", "--out", out,
+            "--progress", "none"]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    saved = json.loads((out / "report.json").read_text())
+    assert {"tinted", "tiny", REAL} <= set(saved["rows"])
+    assert saved["rows"]["tinted"]["colour"]["mean_delta_e"] > 5
+    job = tmp_path / "eval.yaml"
+    job.write_text(
+        f"command: evaluate\nreal: [{real_tif}]\nlabels: [{labels_tif}]\n"
+        f"taxonomy: dubai_aerial\nno_generator: true\ncandidate: ['tinted={tinted}']\n"
+        f"no_classifier: true\nout: {tmp_path / 'job'}\n"
+    )
+    assert main(["run", str(job)]) == 0
+    again = json.loads((tmp_path / "job" / "report.json").read_text())
+    assert set(again["rows"]) == {"tinted", FLAT, BLURRED, REAL}
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    code = main(["evaluate", "--real", str(real_tif), "--labels", str(labels_tif),
+                 "--candidate", "tinted", "--no-generator", "--out", str(bad)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "NAME=IMAGE" in err[0]
+    assert not (bad / "report.json").exists()

@@ -81,11 +81,11 @@ def add_params(
             common["metavar"] = f.metadata["metavar"]
         if f.metadata.get("choices"):
             common["choices"] = list(f.metadata["choices"])
+        must = bool(f.metadata.get("required")) or f.name in required
         if kind in ("list", "dict"):
-            target.add_argument(flag, action="append", default=None, **common)
+            target.add_argument(flag, action="append", default=None, required=must, **common)
             continue
         convert: Any = {"int": int, "float": float}.get(kind)
-        must = bool(f.metadata.get("required")) or f.name in required
         target.add_argument(
             flag, type=convert, default=None if must else default, required=must, **common
         )
@@ -100,12 +100,14 @@ def _add_job_args(p: argparse.ArgumentParser, command: str, layout: str) -> None
     groups = command_groups(command)
     if "params" in groups:
         add_params(p, groups["params"])
-    lay = p.add_argument_group("layout (polygons)" if layout != "positional" else "layer")
-    if layout != "positional":
-        lay.add_argument(
-            "--layout", required=layout == "required", help="polygon layer of the scene"
-        )
-    add_params(lay, LayerOptions, required=("class_field",) if layout == "positional" else ())
+    if "layer" in groups:
+        lay = p.add_argument_group("layout (polygons)" if layout != "positional" else "layer")
+        if layout != "positional":
+            lay.add_argument(
+                "--layout", required=layout == "required", help="polygon layer of the scene"
+            )
+        required = ("class_field",) if layout == "positional" else ()
+        add_params(lay, LayerOptions, required=required)
     if "grid" in groups:
         add_params(p.add_argument_group("target grid (give --like, or --resolution)"), GridParams)
     if "sampler" in groups:
@@ -172,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     for spec in scenarios().values():
         sp = sub.add_parser(spec.name, help=spec.help, description=spec.help)
         _add_job_args(sp, spec.name, spec.layout)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a generator (and/or generated images) against real imagery and its labels",
+        description="Render each real scene's labels with the generator and score it against "
+        "the real image: real-vs-generated classifier (C2ST), per-class colour, saturation, "
+        "texture, tile and token-grid lines, optional segmenter fidelity, with flat-paint, "
+        "blurred-real and real-vs-real controls. Writes report.json and picture.png.",
+    )
+    _add_job_args(ev, "evaluate", "none")
 
     run = sub.add_parser("run", help="run a job file (YAML)")
     run.add_argument(

@@ -70,6 +70,9 @@ PATH_DESTS = frozenset(
         "path",  # demo-layer: where to write
         "reference_image",
         "reference_labels",
+        "real",  # evaluate: real scenes
+        "labels",  # evaluate: their class rasters
+        "segmenter",  # evaluate: weights
         "zones",
     }
 )
@@ -79,6 +82,7 @@ TEXT_DESTS = frozenset(
     {
         "backend",
         "caption",
+        "candidate",  # evaluate: NAME=IMAGE[,IMAGE...]
         "class_field",
         "crs",
         "description_field",

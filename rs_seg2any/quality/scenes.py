@@ -89,7 +89,7 @@ def render(
     return the images, ``(H, W, bands)`` uint8."""
     import rasterio
 
-    from ..generate_job import run_generate_job
+    from ..job.generate_job import run_generate_job
 
     s = settings or RenderSettings()
     images: list[U8] = []
