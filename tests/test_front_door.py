@@ -453,7 +453,10 @@ def test_every_import_of_this_package_resolves() -> None:
                 mod = f"{root}.{node.module}" if node.module else root
                 if mod not in names and not all(f"{mod}.{a.name}" in names for a in node.names):
                     missing.append(f"{name}: from {'.' * node.level}{node.module or ''}")
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rs_seg2any"):
-                if node.module not in names:
-                    missing.append(f"{name}: from {node.module}")
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("rs_seg2any")
+                and node.module not in names
+            ):
+                missing.append(f"{name}: from {node.module}")
     assert missing == []
