@@ -26,6 +26,7 @@ from ..grid import same_grid
 from ..inputs import open_raster, raster_grid, read_vector
 from ..limits import check, check_number_list
 from ..progress import Progress
+from ..radiometry import MaskReader
 from ..runner import JobResult
 from .common import (
     GenOptions,
@@ -34,13 +35,21 @@ from .common import (
     edit_job,
     exclusive_folder,
     extend_taxonomy,
-    polygons_from_mask,
     rasterize_polygons,
     scenario_base,
     scenario_grid,
     write_mask,
 )
 from .flood_extent import depth_class, flood_from_dem
+from .masks import (
+    PolygonMask,
+    array_windows,
+    as_bool,
+    mask_any,
+    polygons_from_raster,
+    raster_mask,
+    scratch_raster,
+)
 from .presets import load_preset
 
 RESAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear,
@@ -169,35 +178,38 @@ def flood(
     default_text = cfg["class"].get("description", cfg["class"]["name"])
     depth_names = ["shallow", "medium", "deep"] if len(thresholds) == 2 else None
     depth: np.ndarray | None = None
-    if isinstance(extent, DemFlood):
+    classes: MaskReader
+    if isinstance(extent, DemFlood):  # whole-grid arrays: see the module docstring
         dem = read_dem_on_grid(extent.dem, grid, extent.resample)
         result = flood_from_dem(
             dem, extent.level, seeds=seed_mask(extent.seeds, grid),
             water=_water_mask(polygons, grid, cfg),
         )  # fmt: skip
-        mask, depth = result.mask, result.depth
-        classes = depth_class(depth, mask, thresholds)
+        del dem
+        depth = np.where(result.mask, result.depth, np.nan).astype(np.float32)
+        classes = array_windows(depth_class(result.depth, result.mask, thresholds))
+        del result
         names = depth_names or [f"depth class {i}" for i in range(1, len(thresholds) + 2)]
         describe = {i + 1: str(texts.get(n, default_text)) for i, n in enumerate(names)}
     else:
-        mask = rasterize_polygons(extent, grid)
-        if not mask.any():
+        classes = PolygonMask(extent, grid)
+        if not mask_any(classes, grid):
             raise ScenarioError("the flood polygons do not cover any pixel of the image")
-        classes = mask.astype(np.uint8)
         describe = {1: str(texts.get("polygon", default_text))}
     base = scenario_base(base_image, polygons, grid, out, generator, opts, progress)
     base_polys = polygons or Polygons.empty(grid.crs)
     taxonomy, flood_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])
-    geoms, vals = polygons_from_mask(classes, grid)
-    frame = append_polygons(base_polys, geoms, flood_class.name, [describe[v] for v in vals])
-    after = base_polys.with_frame(frame, taxonomy)
-    job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
-    tags = {"RS_SEG2ANY_SCENARIO": "flood"}
-    mask_path = write_mask(out / "flood_mask.tif", mask, grid, tags, ("dry", "flooded"))
+    with scratch_raster(out, "flood_classes.tif", classes, grid) as classes_path:
+        geoms, vals = polygons_from_raster(classes_path, grid)
+        frame = append_polygons(base_polys, geoms, flood_class.name, [describe[v] for v in vals])
+        after = base_polys.with_frame(frame, taxonomy)
+        mask = as_bool(raster_mask(classes_path))
+        job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
+        tags = {"RS_SEG2ANY_SCENARIO": "flood"}
+        mask_path = write_mask(out / "flood_mask.tif", mask, grid, tags, ("dry", "flooded"))
     depth_path = None
     if depth is not None:
-        d = np.where(mask, depth, np.nan).astype(np.float32)
-        depth_path = write_cog(out / "flood_depth.tif", d, grid, categorical=False,
+        depth_path = write_cog(out / "flood_depth.tif", depth, grid, categorical=False,
                                nodata=float("nan"), tags=tags,
                                band_descriptions=["flood depth (m)"])  # fmt: skip
     return FloodResult(base, job, mask_path, depth_path)
