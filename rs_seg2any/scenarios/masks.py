@@ -30,8 +30,10 @@ from ..radiometry import MaskReader
 MASK_BLOCK = 2 * BLOCKSIZE
 
 
-def windows(grid: GeoBox, block: int = MASK_BLOCK) -> Iterator[Window]:
-    """The grid in row-major windows of at most ``block`` x ``block`` pixels."""
+def windows(grid: GeoBox, block: int | None = None) -> Iterator[Window]:
+    """The grid in row-major windows of at most ``block`` (default :data:`MASK_BLOCK`)
+    pixels a side."""
+    block = block or MASK_BLOCK
     height, width = grid.shape
     for r0 in range(0, height, block):
         for c0 in range(0, width, block):
