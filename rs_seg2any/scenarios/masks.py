@@ -11,7 +11,7 @@ per window, and files are written window by window through
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -117,26 +117,44 @@ def write_windows(
 
 
 @contextlib.contextmanager
-def scratch_raster(
-    folder: Path, name: str, reader: MaskReader, grid: GeoBox, dtype: str = "uint8"
-) -> Iterator[Path]:
-    """``reader`` written window by window into a hidden tiled GeoTIFF in ``folder`` for the
-    block, then deleted (a killed run's copy is a ``.tmp-`` file the next run clears)."""
+def scratch_path(folder: Path, name: str) -> Iterator[Path]:
+    """A hidden temp path in ``folder`` for the block, deleted after it (a killed run's file
+    is a ``.tmp-`` file that the next run on the folder clears)."""
     path = temp_path(folder / name)
-    height, width = grid.shape
     try:
-        with rasterio.open(
-            path, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype,
-            crs=str(grid.crs.to_wkt()) if grid.crs is not None else None,
-            transform=grid.affine, tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE,
-            compress="DEFLATE", zlevel=1, bigtiff="IF_SAFER",
-        ) as dst:  # fmt: skip
-            for window in windows(grid):
-                dst.write(np.asarray(reader(window), dtype=dtype), 1, window=window)
         yield path
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def write_scratch(
+    path: Path,
+    grid: GeoBox,
+    parts: Iterable[tuple[Window, np.ndarray]],
+    dtype: str = "uint8",
+    nodata: float | None = None,
+) -> Path:
+    """A plain tiled GeoTIFF on ``grid`` written from ``(window, values)`` parts."""
+    height, width = grid.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype,
+        crs=str(grid.crs.to_wkt()) if grid.crs is not None else None, nodata=nodata,
+        transform=grid.affine, tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE,
+        compress="DEFLATE", zlevel=1, bigtiff="IF_SAFER",
+    ) as dst:  # fmt: skip
+        for window, values in parts:
+            dst.write(np.asarray(values, dtype=dtype), 1, window=window)
+    return path
+
+
+@contextlib.contextmanager
+def scratch_raster(
+    folder: Path, name: str, reader: MaskReader, grid: GeoBox, dtype: str = "uint8"
+) -> Iterator[Path]:
+    """``reader`` written window by window into a scratch GeoTIFF for the block."""
+    with scratch_path(folder, name) as path:
+        yield write_scratch(path, grid, ((w, reader(w)) for w in windows(grid)), dtype)
 
 
 def polygons_from_raster(
