@@ -1,5 +1,9 @@
 """Bi-temporal change pairs: T1 from the before layout, T2 edited only where the layout changed.
 
+Nothing is held for the whole grid: the after layouts are checked (a no-op, two identical
+pairs) by comparing windows of the two layouts' label masks; the change rasters are
+computed window by window from T1's and T2's ``label.tif``, written by the tiled jobs.
+
 The after layout is given, or derived from the before layout by a change recipe (new
 buildings on bare land, demolition, road construction, urban growth; see
 :mod:`rs_seg2any.scenarios.change_recipes`). The change mask is exactly the cell-wise
@@ -237,12 +241,13 @@ def change_pairs(
         caption=opts.caption, restart=opts.restart, progress=progress,
     )  # fmt: skip
     result = ChangeResult(t1)
+    before_labels = raster_mask(Path(t1.outputs["label"]))  # T1's label.tif, by window
     for i, (polys, _) in enumerate(afters):
         pair_dir = out if pairs == 1 else ensure_writable_dir(out / f"pair_{i:03d}")
-        mask = _difference(label1, _labels(polys.layout(grid)))
+        mask = _difference(before_labels, _labels(polys.layout(grid)))
         t2 = edit_job(polys, grid, t1.outputs["image"], mask, pair_dir / "t2", generator, opts,
                       progress, seed_offset=1 + i)  # fmt: skip
-        written = raster_mask(Path(t2.outputs["label"]))  # the tiled job's label.tif
-        m, c, k = write_change(pair_dir, label1, written, polys, grid)
+        written = raster_mask(Path(t2.outputs["label"]))  # T2's label.tif, by window
+        m, c, k = write_change(pair_dir, before_labels, written, polys, grid)
         result.pairs.append(ChangePair(t2, m, c, k))
     return result
