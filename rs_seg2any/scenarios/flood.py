@@ -46,7 +46,6 @@ from .common import (
     edit_job,
     exclusive_folder,
     extend_taxonomy,
-    rasterize_polygons,
     scenario_base,
     scenario_grid,
     write_mask,
@@ -134,33 +133,6 @@ def read_dem_on_grid(path: Path, grid: GeoBox, resample: str | None) -> np.ndarr
             resampling=RESAMPLING[resample],
         )
         return out
-
-
-def seed_mask(seeds: Sequence[tuple[float, float]], grid: GeoBox) -> np.ndarray | None:
-    """Pixels of the seed points; a seed outside the image is an error, not a silent no-op."""
-    if not seeds:
-        return None
-    mask = np.zeros(tuple(grid.shape), dtype=bool)
-    inv = ~grid.affine
-    for x, y in seeds:
-        col, row = inv * (x, y)
-        r, c = int(np.floor(row)), int(np.floor(col))
-        if not (0 <= r < grid.shape[0] and 0 <= c < grid.shape[1]):
-            raise ScenarioError(f"flood seed ({x}, {y}) lies outside the image")
-        mask[r, c] = True
-    return mask
-
-
-def _water_mask(polys: Polygons | None, grid: GeoBox, preset: dict[str, Any]) -> np.ndarray | None:
-    if polys is None:
-        return None
-    names = (preset.get("water_classes") or {}).get(polys.taxonomy.name) or []
-    ids = {polys.taxonomy.resolve(n) for n in names} - {None}
-    if not ids:
-        return None
-    resolved = polys.frame[polys.class_field].map(polys.taxonomy.resolve)
-    water = polys.frame[resolved.isin(ids)]
-    return rasterize_polygons(water, grid) if len(water) else None
 
 
 def dem_windows(path: Path, grid: GeoBox, resample: str | None) -> MaskReader:
