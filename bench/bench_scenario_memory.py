@@ -177,6 +177,29 @@ def run_case(case: str, folder: Path, out: Path, size: int, trace: bool) -> dict
     }
 
 
+def tiny_generator_memory(folder: Path) -> dict[str, Any]:
+    """RSS a tiny model generator adds (random weights built like the tests' fixture): what a
+    real backend adds on top of the scenario peaks above, whatever the area."""
+    start = _current_rss_mib()
+    import torch
+
+    from rs_seg2any.generators.registry import load_generator
+    from rs_seg2any.generators.tiny.model import TinyConfig, TinySeg2Any
+    from rs_seg2any.generators.tiny.weights import save_weights
+
+    torch.manual_seed(0)
+    model = TinySeg2Any(TinyConfig(patch=8, width=32, depth=1, heads=2, ctx_depth=1,
+                                   bottleneck=16))  # fmt: skip
+    path = folder / "tiny_random.safetensors"
+    save_weights(model, path)
+    del model
+    imported = _current_rss_mib()
+    generator = load_generator("tiny", path, threads=1)
+    loaded = _current_rss_mib()
+    del generator
+    return {"torch_and_imports_mib": imported - start, "weights_mib": loaded - imported}
+
+
 def _child(args: list[str]) -> dict[str, Any]:
     cmd = [sys.executable, __file__, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -195,6 +218,7 @@ def main() -> None:
     p.add_argument("--tracemalloc", action="store_true")
     p.add_argument("--work", type=Path, help="folder for inputs and outputs (default: temp)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--tiny", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--prepare", nargs=2, metavar=("FOLDER", "SIZE"), help=argparse.SUPPRESS)
     p.add_argument("--run", nargs=4, metavar=("CASE", "FOLDER", "OUT", "SIZE"),
                    help=argparse.SUPPRESS)  # fmt: skip
@@ -202,6 +226,9 @@ def main() -> None:
     if a.prepare:
         prepare(Path(a.prepare[0]), int(a.prepare[1]))
         print("{}")
+        return
+    if a.tiny:
+        print(json.dumps(tiny_generator_memory(a.tiny)))
         return
     if a.run:
         case, folder, out, size = a.run
@@ -222,8 +249,9 @@ def main() -> None:
             small, big = runs
             ratio = big["peak_rss_mib"] / small["peak_rss_mib"]
             rows.append({"case": case, "runs": runs, "ratio": ratio})
+        tiny = _child(["--tiny", str(work)])
     if a.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"cases": rows, "tiny_generator": tiny}, indent=1))
         return
     area = (a.sizes[1] / a.sizes[0]) ** 2
     print(f"peak RSS, {a.sizes[0]}^2 px (1x) vs {a.sizes[1]}^2 px ({area:g}x), fresh process each")
@@ -241,6 +269,11 @@ def main() -> None:
               f" generator's own memory {small['generator_mib']:.1f} MiB"
               + (f"; tracemalloc peak {small['tracemalloc_peak_mib']:.0f} / "
                  f"{big['tracemalloc_peak_mib']:.0f} MiB" if a.tracemalloc else ""))  # fmt: skip
+    print(
+        f"tiny generator (random weights, as the tests' fixture), fresh process: torch and "
+        f"model imports +{tiny['torch_and_imports_mib']:.0f} MiB, weights "
+        f"+{tiny['weights_mib']:.1f} MiB; add these to each peak, they do not grow with area"
+    )
 
 
 if __name__ == "__main__":
