@@ -248,6 +248,7 @@ def main() -> None:
                                     str(out), str(size)]))  # fmt: skip
             small, big = runs
             ratio = big["peak_rss_mib"] / small["peak_rss_mib"]
+            print(json.dumps({"case": case, "runs": runs, "ratio": ratio}), file=sys.stderr)
             rows.append({"case": case, "runs": runs, "ratio": ratio})
         tiny = _child(["--tiny", str(work)])
     if a.json:

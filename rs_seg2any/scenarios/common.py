@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import rasterio
 import rasterio.features
 from odc.geo.geobox import GeoBox
 
@@ -30,7 +31,7 @@ from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
 from ..progress import Progress
 from ..radiometry import MaskReader, Radiometry, analyse_base, mask_from_array
-from ..runner import JobResult
+from ..runner import GDAL_CACHE_BYTES, JobResult
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
 from .masks import array_windows, as_bool, mask_any, write_windows
 
@@ -40,12 +41,15 @@ R = TypeVar("R")
 
 def exclusive_folder(run: Callable[P, R]) -> Callable[P, R]:
     """A scenario holds its whole output folder (first argument ``out``) while it runs: a
-    second run on it fails at once with the PID, and a killed run's temporaries are cleared."""
+    second run on it fails at once with the PID, and a killed run's temporaries are cleared.
+    GDAL's block cache is bounded as in a job: its default (5 % of RAM) would keep every
+    block of the base image, masks and scratch rasters a scenario scans, so the peak would
+    grow with the area."""
 
     @functools.wraps(run)
     def locked(*args: P.args, **kwargs: P.kwargs) -> R:
         out = kwargs["out"] if "out" in kwargs else args[0]
-        with folder_lock(out):  # type: ignore[arg-type]
+        with folder_lock(out), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # type: ignore[arg-type]
             return run(*args, **kwargs)
 
     return locked
