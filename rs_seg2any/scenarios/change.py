@@ -1,5 +1,9 @@
 """Bi-temporal change pairs: T1 from the before layout, T2 edited only where the layout changed.
 
+Nothing is held for the whole grid: the after layouts are checked (a no-op, two identical
+pairs) by comparing windows of the two layouts' label masks; the change rasters are
+computed window by window from T1's and T2's ``label.tif``, written by the tiled jobs.
+
 The after layout is given, or derived from the before layout by a change recipe (new
 buildings on bare land, demolition, road construction, urban growth; see
 :mod:`rs_seg2any.scenarios.change_recipes`). The change mask is exactly the cell-wise
@@ -10,6 +14,7 @@ difference of the two label masks; the from-to raster codes each changed cell as
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,21 +22,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import rasterio
 from odc.geo.geobox import GeoBox
+from rasterio.windows import Window
 
 from ..atomic import atomic_open
 from ..errors import ScenarioError
 from ..generators.base import Generator
-from ..geoio import ensure_writable_dir, write_cog
+from ..geoio import GridRasterWriter, ensure_writable_dir
 from ..grid import same_grid
 from ..job.generate_job import run_generate_job
 from ..job.runner import JobResult
+from ..layout import Layout
 from ..limits import check
 from ..progress import Progress
+from ..radiometry import MaskReader
 from ..raster import rasterize_window
 from .change_recipes import ChangeRoles, apply_recipe
 from .common import GenOptions, Polygons, edit_job, exclusive_folder, write_mask
+from .masks import raster_mask, windows, write_windows
 from .presets import load_preset
 
 
@@ -107,9 +115,31 @@ def _recipe_frame(before: Polygons, frame: Any) -> Any:
     return frame
 
 
-def _labels(polys: Polygons, grid: GeoBox) -> np.ndarray:
-    h, w = grid.shape
-    return rasterize_window(polys.layout(grid), slice(0, h), slice(0, w)).label
+def _labels(layout: Layout) -> MaskReader:
+    """Windows of a layout's label mask, rasterised on demand: the same pixels as the whole
+    grid (:func:`~rs_seg2any.raster.rasterize_window`), never the whole grid at once."""
+
+    def read(window: Window) -> np.ndarray:
+        rows, cols = window.toslices()
+        return rasterize_window(layout, rows, cols).label
+
+    return read
+
+
+def _difference(before: MaskReader, after: MaskReader) -> MaskReader:
+    return lambda window: np.asarray(before(window) != after(window))
+
+
+def _fingerprint(before: MaskReader, after: MaskReader, grid: GeoBox) -> tuple[bool, str]:
+    """Whether ``after`` changes any pixel of ``before``, and a digest of ``after``'s labels
+    (equal digests: the same label mask), in one pass of windows."""
+    digest = hashlib.sha256()
+    changed = False
+    for window in windows(grid):
+        label = np.ascontiguousarray(after(window))
+        changed = changed or bool((label != before(window)).any())
+        digest.update(label.tobytes())
+    return changed, digest.hexdigest()
 
 
 def check_same_grid(a: GeoBox, b: GeoBox) -> None:
@@ -121,25 +151,36 @@ def check_same_grid(a: GeoBox, b: GeoBox) -> None:
         )
 
 
-def write_change(out: Path, before: np.ndarray, after: np.ndarray, polys: Polygons,
+def write_change(out: Path, before: MaskReader, after: MaskReader, polys: Polygons,
                  grid: GeoBox) -> tuple[Path, Path, Path]:  # fmt: skip
-    """change_mask.tif, change_fromto.tif and change_classes.csv of two label masks."""
-    changed = before != after
-    code = np.where(changed, before.astype(np.uint16) * 256 + after.astype(np.uint16), 0)
+    """change_mask.tif, change_fromto.tif and change_classes.csv of two label masks, given as
+    readers of their windows: written window by window, counted as they pass."""
     tags = {"RS_SEG2ANY_SCENARIO": "change"}
-    mask_path = write_mask(out / "change_mask.tif", changed, grid, tags, ("unchanged", "changed"))
-    code_path = write_cog(out / "change_fromto.tif", code.astype(np.uint16), grid,
-                          categorical=True, nodata=0, tags=tags)  # fmt: skip
+    counts: Counter[int] = Counter()
+
+    def fromto(window: Window) -> np.ndarray:
+        a, b = before(window), after(window)
+        changed = a != b
+        code = np.where(changed, a.astype(np.uint16) * 256 + b.astype(np.uint16), 0)
+        values, n = np.unique(code[changed], return_counts=True)
+        counts.update(dict(zip(values.tolist(), n.tolist(), strict=True)))
+        return code.astype(np.uint16)
+
+    code_path = out / "change_fromto.tif"
+    with GridRasterWriter(code_path, grid, dtype="uint16", nodata=0) as writer:
+        write_windows(writer, fromto, grid)
+        writer.finalize(categorical=True, tags=tags)
+    mask_path = write_mask(out / "change_mask.tif", _difference(before, after), grid, tags,
+                           ("unchanged", "changed"))  # fmt: skip
     names = polys.taxonomy.names_by_id()
     names[0] = "no polygon"
-    values, counts = np.unique(code[changed], return_counts=True)
     csv_path = out / "change_classes.csv"
     with atomic_open(csv_path) as f:
         w = csv.writer(f)
         w.writerow(["code", "from_id", "from_class", "to_id", "to_class", "pixels"])
-        for v, n in zip(values.tolist(), counts.tolist(), strict=True):
+        for v in sorted(counts):
             a, b = divmod(int(v), 256)
-            w.writerow([v, a, names.get(a, a), b, names.get(b, b), n])
+            w.writerow([v, a, names.get(a, a), b, names.get(b, b), counts[v]])
     return mask_path, code_path, csv_path
 
 
@@ -171,9 +212,10 @@ def change_pairs(
     params = {**(cfg.get("recipes") or {}).get(recipe or "", {}), **(recipe_params or {})}
     role_set = layer_roles(roles_for(before.taxonomy.name, cfg, roles), before) if recipe else None
     out = ensure_writable_dir(out)
-    label1 = _labels(before, grid)
+    layout1 = before.layout(grid)  # each layer is validated once; every step reuses it
+    label1 = _labels(layout1)
     # derive every after layout (and fail on a no-op) before any long render starts
-    afters: list[tuple[Polygons, np.ndarray]] = []
+    afters: list[tuple[Polygons, str]] = []
     for i in range(pairs):
         if after is not None:
             polys = after
@@ -183,30 +225,30 @@ def change_pairs(
             frame = apply_recipe(before.frame, before.class_field, role_set, recipe, rng=rng,
                                  **params)  # fmt: skip
             polys = before.with_frame(_recipe_frame(before, frame))
-        label2 = _labels(polys, grid)
-        if not (label2 != label1).any():
+        changed, digest = _fingerprint(label1, _labels(polys.layout(grid)), grid)
+        if not changed:
             raise ScenarioError(f"pair {i}: the after layout changes no pixel of the before one")
-        same = [j for j, (_, other) in enumerate(afters) if np.array_equal(other, label2)]
+        same = [j for j, (_, other) in enumerate(afters) if other == digest]
         if same:
             what = f"recipe '{recipe}'" if recipe else "the after layout"
             raise ScenarioError(
                 f"--pairs {pairs}: {what} gives pair {i} identical to pair {same[0]} (it does "
                 "not vary with the seed); use --pairs 1, or vary it with --param"
             )
-        afters.append((polys, label2))
+        afters.append((polys, digest))
     t1 = run_generate_job(
-        before.layout(grid), out / "t1", generator, steps=opts.steps, guidance=opts.guidance,
+        layout1, out / "t1", generator, steps=opts.steps, guidance=opts.guidance,
         gamma=opts.gamma, seed=opts.seed, tile_size=opts.tile_size, overlap=opts.overlap,
         caption=opts.caption, restart=opts.restart, progress=progress,
     )  # fmt: skip
     result = ChangeResult(t1)
-    for i, (polys, label2) in enumerate(afters):
+    before_labels = raster_mask(Path(t1.outputs["label"]))  # T1's label.tif, by window
+    for i, (polys, _) in enumerate(afters):
         pair_dir = out if pairs == 1 else ensure_writable_dir(out / f"pair_{i:03d}")
-        mask = label2 != label1
+        mask = _difference(before_labels, _labels(polys.layout(grid)))
         t2 = edit_job(polys, grid, t1.outputs["image"], mask, pair_dir / "t2", generator, opts,
                       progress, seed_offset=1 + i)  # fmt: skip
-        with rasterio.open(t2.outputs["label"]) as src:
-            written = src.read(1)
-        m, c, k = write_change(pair_dir, label1, written, polys, grid)
+        written = raster_mask(Path(t2.outputs["label"]))  # T2's label.tif, by window
+        m, c, k = write_change(pair_dir, before_labels, written, polys, grid)
         result.pairs.append(ChangePair(t2, m, c, k))
     return result

@@ -11,6 +11,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 from odc.geo.geobox import GeoBox
+from rasterio.windows import Window
 
 from ..errors import ScenarioError
 from ..generators.base import Generator
@@ -19,21 +20,31 @@ from ..grid import same_grid
 from ..inputs import RASTER_SUFFIXES, open_raster, raster_grid, read_vector
 from ..job.runner import JobResult
 from ..progress import Progress
-from .common import GenOptions, Polygons, edit_job, exclusive_folder, grid_of, rasterize_polygons
+from ..radiometry import MaskReader
+from .common import GenOptions, Polygons, edit_job, exclusive_folder, grid_of
+from .masks import PolygonMask, mask_any, raster_mask
 
 
 def read_cloud_mask(clouds: str | Path | gpd.GeoDataFrame, grid: GeoBox) -> np.ndarray:
-    """Bool mask on the image grid from a mask raster (same grid required) or polygons."""
+    """Bool mask on the image grid from a mask raster (same grid required) or polygons, as a
+    whole-grid array (for small areas and notebooks; the scenario reads windows)."""
+    height, width = grid.shape
+    return np.asarray(cloud_windows(clouds, grid)(Window(0, 0, width, height)), dtype=bool)
+
+
+def cloud_windows(clouds: str | Path | gpd.GeoDataFrame, grid: GeoBox) -> MaskReader:
+    """Windows of the cloud mask on the image grid (non-zero = cloud) from a mask raster
+    (same grid required) or polygons; nothing is held for the whole grid."""
     if isinstance(clouds, gpd.GeoDataFrame):
-        return rasterize_polygons(clouds, grid)
+        return PolygonMask(clouds, grid)
     path = Path(clouds)
     if path.suffix.lower() not in RASTER_SUFFIXES:
-        return rasterize_polygons(read_vector(path, "--clouds"), grid)
+        return PolygonMask(read_vector(path, "--clouds"), grid)
     if not same_grid(raster_grid(path, "--clouds"), grid):
         raise ScenarioError(f"cloud mask {path} is not on the grid of the image")
-    with open_raster(path, "--clouds") as src:
-        mask: np.ndarray = src.read(1) != 0
-    return mask
+    with open_raster(path, "--clouds"):
+        pass  # readable, or a typed error now rather than in the middle of the job
+    return raster_mask(path)
 
 
 @exclusive_folder
@@ -50,8 +61,8 @@ def cloudfill(
     """Fill the clouds of ``image`` from ``polygons``; ``out`` gets image.tif, label.tif, ..."""
     image = Path(image)
     grid = grid_of(image)
-    mask = read_cloud_mask(clouds, grid)
-    if not mask.any():
+    mask = cloud_windows(clouds, grid)
+    if not mask_any(mask, grid):
         raise ScenarioError("the cloud mask covers no pixel of the image")
     out = ensure_writable_dir(out)
     return edit_job(polygons, grid, image, mask, out, generator, opts or GenOptions(), progress)

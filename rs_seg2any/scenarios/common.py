@@ -16,22 +16,24 @@ from typing import Any, ParamSpec, TypeVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import rasterio
 import rasterio.features
 from odc.geo.geobox import GeoBox
 
 from ..errors import InputError, LayoutError, ScenarioError
 from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
-from ..geoio import ensure_writable_dir, write_cog
+from ..geoio import GridRasterWriter, ensure_writable_dir
 from ..inputs import raster_grid, read_vector
 from ..job.generate_job import EditRegion, run_generate_job
 from ..job.jobdir import folder_lock
-from ..job.runner import JobResult
+from ..job.runner import GDAL_CACHE_BYTES, JobResult
 from ..layout import Layout, load_layout
 from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
 from ..progress import Progress
-from ..radiometry import Radiometry, analyse_base, mask_from_array
+from ..radiometry import MaskReader, Radiometry, analyse_base, mask_from_array
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
+from .masks import array_windows, as_bool, mask_any, write_windows
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,12 +41,15 @@ R = TypeVar("R")
 
 def exclusive_folder(run: Callable[P, R]) -> Callable[P, R]:
     """A scenario holds its whole output folder (first argument ``out``) while it runs: a
-    second run on it fails at once with the PID, and a killed run's temporaries are cleared."""
+    second run on it fails at once with the PID, and a killed run's temporaries are cleared.
+    GDAL's block cache is bounded as in a job: its default (5 % of RAM) would keep every
+    block of the base image, masks and scratch rasters a scenario scans, so the peak would
+    grow with the area."""
 
     @functools.wraps(run)
     def locked(*args: P.args, **kwargs: P.kwargs) -> R:
         out = kwargs["out"] if "out" in kwargs else args[0]
-        with folder_lock(out):  # type: ignore[arg-type]
+        with folder_lock(out), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # type: ignore[arg-type]
             return run(*args, **kwargs)
 
     return locked
@@ -79,6 +84,10 @@ class Polygons:
     taxonomy: Taxonomy = field(default_factory=lambda: load_taxonomy("worldcover"))
     priority_field: str | None = None
     unknown_class: str = "error"
+    # layouts already validated, by grid (treat ``frame`` as frozen once laid out)
+    _layouts: list[tuple[GeoBox, Layout]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def read(
@@ -130,7 +139,12 @@ class Polygons:
         return replace(self, frame=frame, taxonomy=taxonomy or self.taxonomy)
 
     def layout(self, grid: GeoBox) -> Layout:
-        return load_layout(
+        """The layer validated on ``grid``: loaded once per grid and reused, so a scenario
+        run reads and checks each layer one time however many steps use it."""
+        for known, layout in self._layouts:
+            if known == grid:
+                return layout
+        layout = load_layout(
             self.frame,
             self.class_field,
             description_field=self.description_field,
@@ -139,6 +153,8 @@ class Polygons:
             unknown_class=self.unknown_class,
             grid=grid,
         )
+        self._layouts.append((grid, layout))
+        return layout
 
 
 def extend_taxonomy(taxonomy: Taxonomy, spec: dict[str, Any]) -> tuple[Taxonomy, ClassDef]:
@@ -219,18 +235,24 @@ def _wkt(grid: GeoBox) -> str:
 
 def write_mask(
     path: Path,
-    mask: np.ndarray,
+    mask: np.ndarray | MaskReader,
     grid: GeoBox,
     tags: dict[str, str],
     names: tuple[str, str] = ("unchanged", "edited"),
 ) -> Path:
     """uint8 0/1 GeoTIFF on the grid named ``names`` (no nodata: 0 is a real answer), with a
     colour table (0 black, 1 a colour per kind of mask; a TIFF palette has no alpha) and class
-    names, so GIS software opens it styled and labelled."""
+    names, so GIS software opens it styled and labelled. ``mask`` is an array on the grid or
+    a reader of its windows: it is written window by window either way."""
+    if isinstance(mask, np.ndarray) and mask.shape != tuple(grid.shape):
+        raise ValueError(f"data shape {mask.shape} does not match grid {tuple(grid.shape)}")
+    reader = array_windows(mask) if isinstance(mask, np.ndarray) else as_bool(mask)
     colour = MASK_COLOURS.get(names[1], MASK_COLOURS["edited"])
-    return write_cog(path, mask.astype(np.uint8), grid, categorical=True, tags=tags,
-                     category_names=list(names), colormap={0: (0, 0, 0, 255), 1: colour},
-                     band_descriptions=[names[1]])  # fmt: skip
+    with GridRasterWriter(path, grid, dtype="uint8") as writer:
+        write_windows(writer, reader, grid, lambda m: m.astype(np.uint8))
+        return writer.finalize(categorical=True, tags=tags, category_names=list(names),
+                               colormap={0: (0, 0, 0, 255), 1: colour},
+                               band_descriptions=[names[1]])  # fmt: skip
 
 
 #: Colour of the "1" class of a 0/1 mask, by its name (flood blue, change red, edits orange).
@@ -290,7 +312,7 @@ def edit_job(
     after: Polygons,
     grid: GeoBox,
     base_image: Path,
-    mask: np.ndarray,
+    mask: np.ndarray | MaskReader,
     out: Path,
     generator: Generator,
     opts: GenOptions,
@@ -300,17 +322,21 @@ def edit_job(
 ) -> JobResult:
     """Generate the *after* image: only inside ``mask``, conditioned on ``after``'s layout.
 
-    The base's radiometry is analysed (and a base that cannot be edited refused) before
-    anything is written; then the mask is written next to the outputs (``edit_mask.tif``)
-    and the job reads it back window by window.
+    ``mask`` is a bool array on the grid or a reader of its windows (non-zero = edit): a
+    reader keeps the scenario's memory independent of the area. The base's radiometry is
+    analysed (and a base that cannot be edited refused) before anything is written; then the
+    mask is written window by window next to the outputs (``edit_mask.tif``) and the job
+    reads it back window by window.
     """
-    if not mask.any():
+    reader = as_bool(mask_from_array(mask) if isinstance(mask, np.ndarray) else mask)
+    empty = not mask.any() if isinstance(mask, np.ndarray) else not mask_any(reader, grid)
+    if empty:
         raise ScenarioError("the edit mask is empty: nothing of the image would change")
     layout = after.layout(grid)  # validate before anything is written
     seed = (opts.seed + seed_offset) % (MAX_SEED + 1)  # the top seed wraps, never fails late
     radiometry = check_base(base_image, mask, grid)
     out = ensure_writable_dir(out)
-    mask_path = write_mask(out / "edit_mask.tif", mask, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
+    mask_path = write_mask(out / "edit_mask.tif", reader, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
     return run_generate_job(
         layout, out, generator, steps=opts.steps, guidance=opts.guidance,
         gamma=opts.gamma, seed=seed, tile_size=opts.tile_size,
@@ -319,15 +345,20 @@ def edit_job(
     )  # fmt: skip
 
 
-def check_base(base_image: str | Path, mask: np.ndarray, grid: GeoBox) -> Radiometry:
-    """The base image's radiometry for editing ``mask`` (typed errors, nothing written):
-    how its dtype, bands and nodata are shown to the generator and mapped back."""
+def check_base(base_image: str | Path, mask: np.ndarray | MaskReader, grid: GeoBox) -> Radiometry:
+    """The base image's radiometry for editing ``mask`` (an array on the grid or a reader of
+    its windows; typed errors, nothing written): how its dtype, bands and nodata are shown to
+    the generator and mapped back."""
     path = Path(base_image)
     if not path.is_file():
         raise InputError(f"base image not found: {path}")
-    if mask.shape != tuple(grid.shape):
-        raise ScenarioError(f"the edit mask {mask.shape} is not on the grid {tuple(grid.shape)}")
-    return analyse_base(path, mask_from_array(mask))
+    if isinstance(mask, np.ndarray):
+        if mask.shape != tuple(grid.shape):
+            raise ScenarioError(
+                f"the edit mask {mask.shape} is not on the grid {tuple(grid.shape)}"
+            )
+        return analyse_base(path, mask_from_array(mask))
+    return analyse_base(path, as_bool(mask))
 
 
 def grid_of(image: str | Path) -> GeoBox:

@@ -29,7 +29,7 @@ from .common import (
     scenario_base,
     scenario_grid,
 )
-from .common import rasterize_polygons as _rasterize
+from .masks import PolygonMask, mask_any
 from .presets import load_preset
 
 
@@ -74,8 +74,8 @@ def plan(
         raise InputError("the zone layer has no CRS")
     out = ensure_writable_dir(out)
     grid = scenario_grid(base_image, grid)
-    mask = _rasterize(zones, grid)
-    if not mask.any():
+    mask = PolygonMask(zones, grid)  # windows: memory does not grow with the area
+    if not mask_any(mask, grid):
         raise ScenarioError("the planning zones lie outside the image (or cover no pixel centre)")
     base_polys = polygons or Polygons.empty(zones.crs)
     taxonomy, default_class = extend_taxonomy(base_polys.taxonomy, cfg["class"])
