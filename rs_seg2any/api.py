@@ -460,7 +460,8 @@ def _scenario(job: Job, out: Path, progress: Progress | None, generator: Any) ->
         layer = layer.required("--layout")
         polygons = Polygons.read(job.layout, options=layer, what="--layout")
         if getattr(job.params, "image", None) is None and spec.grid:
-            grid = _layout_of(job, progress).grid
+            # validated once: the scenario reuses this layout on its grid
+            grid = polygons.layout_for(**job.grid.layout_kwargs(), progress=progress).grid
     if getattr(job.params, "image", None) is not None or not spec.grid:
         grid = None  # the base image's grid
     inputs = ScenarioInputs(out, polygons, grid, job.sampler, job.tiles, progress, layer)

@@ -34,6 +34,7 @@ from ..geoio import GridRasterWriter, ensure_writable_dir, provenance_tags, writ
 from ..grid import grid_like, same_grid
 from ..layout import Layout
 from ..limits import check, check_sampler, check_tiling
+from ..params import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from ..progress import NullProgress, Progress
 from ..radiometry import Radiometry, analyse_base, mask_from_file
 from ..raster import rasterize_window
@@ -111,8 +112,6 @@ class EditRegion:
 
 #: Every file a generate job writes into its folder (a replacement removes them all).
 GENERATE_FILES = (*LAYOUT_FILES, "image.tif")
-DEFAULT_TILE = 256
-DEFAULT_OVERLAP = 64
 CAPTION_TEMPLATE = "top-down aerial photograph showing {classes}"
 
 
@@ -351,7 +350,7 @@ def run_generate_job(
     guidance: float = DEFAULT_GUIDANCE,
     gamma: float = 1.0,
     seed: int = 0,
-    tile_size: int = DEFAULT_TILE,
+    tile_size: int = DEFAULT_TILE_SIZE,
     overlap: int = DEFAULT_OVERLAP,
     caption: str | None = None,
     edit: EditRegion | None = None,

@@ -34,6 +34,7 @@ from ..geoio import (
     write_qml,
 )
 from ..layout import Layout
+from ..params import DEFAULT_LAYOUT_TILE
 from ..progress import NullProgress, Progress
 from ..raster import instance_dtype, rasterize_window
 from .jobdir import JobDir
@@ -49,7 +50,6 @@ CATEGORICAL_RATIO = 32.0
 IMAGE_RATIO = 2.0
 OVERVIEW_FACTOR = 4 / 3
 SMALL_FILES_BYTES = 64 * 1024  # job.json, report, CSV, QML, preview
-DEFAULT_LAYOUT_TILE = 2048
 GDAL_CACHE_BYTES = 64 * 1024 * 1024
 """GDAL's block cache during jobs. Its default (5 % of RAM) fills up while COGs and their
 overviews are written, so peak memory would grow with the area; tiles are written in whole

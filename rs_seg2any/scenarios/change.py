@@ -104,8 +104,9 @@ def layer_roles(roles: ChangeRoles, polys: Polygons) -> ChangeRoles:
         found = spelled.get(cid)
         return found.most_common(1)[0][0] if found else tax.by_id(cid).name
 
-    return ChangeRoles(spell(roles.building, "building"), spell(roles.bare, "bare"),
-                       spell(roles.road, "road"))  # fmt: skip
+    return ChangeRoles(
+        spell(roles.building, "building"), spell(roles.bare, "bare"), spell(roles.road, "road")
+    )
 
 
 def _recipe_frame(before: Polygons, frame: Any) -> Any:
@@ -151,8 +152,9 @@ def check_same_grid(a: GeoBox, b: GeoBox) -> None:
         )
 
 
-def write_change(out: Path, before: MaskReader, after: MaskReader, polys: Polygons,
-                 grid: GeoBox) -> tuple[Path, Path, Path]:  # fmt: skip
+def write_change(
+    out: Path, before: MaskReader, after: MaskReader, polys: Polygons, grid: GeoBox
+) -> tuple[Path, Path, Path]:
     """change_mask.tif, change_fromto.tif and change_classes.csv of two label masks, given as
     readers of their windows: written window by window, counted as they pass."""
     tags = {"RS_SEG2ANY_SCENARIO": "change"}
@@ -170,8 +172,9 @@ def write_change(out: Path, before: MaskReader, after: MaskReader, polys: Polygo
     with GridRasterWriter(code_path, grid, dtype="uint16", nodata=0) as writer:
         write_windows(writer, fromto, grid)
         writer.finalize(categorical=True, tags=tags)
-    mask_path = write_mask(out / "change_mask.tif", _difference(before, after), grid, tags,
-                           ("unchanged", "changed"))  # fmt: skip
+    mask_path = write_mask(
+        out / "change_mask.tif", _difference(before, after), grid, tags, ("unchanged", "changed")
+    )
     names = polys.taxonomy.names_by_id()
     names[0] = "no polygon"
     csv_path = out / "change_classes.csv"
@@ -222,8 +225,9 @@ def change_pairs(
         else:
             rng = np.random.default_rng(opts.seed + 1000 + i)
             assert recipe is not None and role_set is not None
-            frame = apply_recipe(before.frame, before.class_field, role_set, recipe, rng=rng,
-                                 **params)  # fmt: skip
+            frame = apply_recipe(
+                before.frame, before.class_field, role_set, recipe, rng=rng, **params
+            )
             polys = before.with_frame(_recipe_frame(before, frame))
         changed, digest = _fingerprint(label1, _labels(polys.layout(grid)), grid)
         if not changed:
@@ -236,18 +240,23 @@ def change_pairs(
                 "not vary with the seed); use --pairs 1, or vary it with --param"
             )
         afters.append((polys, digest))
-    t1 = run_generate_job(
-        layout1, out / "t1", generator, steps=opts.steps, guidance=opts.guidance,
-        gamma=opts.gamma, seed=opts.seed, tile_size=opts.tile_size, overlap=opts.overlap,
-        caption=opts.caption, restart=opts.restart, progress=progress,
-    )  # fmt: skip
+    t1 = run_generate_job(layout1, out / "t1", generator, progress=progress, **opts.job_kwargs())
     result = ChangeResult(t1)
     before_labels = raster_mask(Path(t1.outputs["label"]))  # T1's label.tif, by window
     for i, (polys, _) in enumerate(afters):
         pair_dir = out if pairs == 1 else ensure_writable_dir(out / f"pair_{i:03d}")
         mask = _difference(before_labels, _labels(polys.layout(grid)))
-        t2 = edit_job(polys, grid, t1.outputs["image"], mask, pair_dir / "t2", generator, opts,
-                      progress, seed_offset=1 + i)  # fmt: skip
+        t2 = edit_job(
+            polys,
+            grid,
+            t1.outputs["image"],
+            mask,
+            pair_dir / "t2",
+            generator,
+            opts,
+            progress,
+            seed_offset=1 + i,
+        )
         written = raster_mask(Path(t2.outputs["label"]))  # T2's label.tif, by window
         m, c, k = write_change(pair_dir, before_labels, written, polys, grid)
         result.pairs.append(ChangePair(t2, m, c, k))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,6 +30,7 @@ from ..job.runner import GDAL_CACHE_BYTES, JobResult
 from ..layout import Layout, load_layout
 from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
+from ..params import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from ..progress import Progress
 from ..radiometry import MaskReader, Radiometry, analyse_base, mask_from_array
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
@@ -63,15 +64,20 @@ class GenOptions:
     guidance: float = DEFAULT_GUIDANCE
     gamma: float = 1.0
     seed: int = 0
-    tile_size: int = 256
-    overlap: int = 64
+    tile_size: int = DEFAULT_TILE_SIZE
+    overlap: int = DEFAULT_OVERLAP
     caption: str | None = None
     restart: bool = False
 
     def __post_init__(self) -> None:
-        check_sampler(steps=self.steps, guidance=self.guidance, gamma=self.gamma,
-                      seed=self.seed)  # fmt: skip
+        check_sampler(steps=self.steps, guidance=self.guidance, gamma=self.gamma, seed=self.seed)
         check_tiling(self.tile_size, self.overlap)
+
+    def job_kwargs(self, **changes: Any) -> dict[str, Any]:
+        """Keyword arguments of ``run_generate_job`` for these settings (``changes``
+        override some, e.g. a scenario's own seed or caption)."""
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**kwargs, **changes}
 
 
 @dataclass
@@ -115,9 +121,11 @@ class Polygons:
         else:
             frame = read_vector(source, what, layer=options.layer, layer_crs=options.layer_crs)
         where = "the layer" if isinstance(source, gpd.GeoDataFrame) else f"{what} '{source}'"
-        for role, name in (("class", options.class_field),
-                           ("description", options.description_field),
-                           ("priority", options.priority_field)):  # fmt: skip
+        for role, name in (
+            ("class", options.class_field),
+            ("description", options.description_field),
+            ("priority", options.priority_field),
+        ):
             if name is not None and name not in frame.columns:
                 fields_text = ", ".join(str(c) for c in frame.columns if c != "geometry")
                 raise LayoutError(
@@ -125,8 +133,14 @@ class Polygons:
                 )
         tax = options.taxonomy
         tax = tax if isinstance(tax, Taxonomy) else load_taxonomy(tax)
-        return cls(frame, options.class_field, options.description_field, tax,
-                   options.priority_field, options.unknown_class)  # fmt: skip
+        return cls(
+            frame,
+            options.class_field,
+            options.description_field,
+            tax,
+            options.priority_field,
+            options.unknown_class,
+        )
 
     @classmethod
     def empty(cls, crs: object) -> Polygons:
@@ -137,6 +151,25 @@ class Polygons:
 
     def with_frame(self, frame: gpd.GeoDataFrame, taxonomy: Taxonomy | None = None) -> Polygons:
         return replace(self, frame=frame, taxonomy=taxonomy or self.taxonomy)
+
+    def remember(self, layout: Layout) -> None:
+        """Reuse an already validated layout of this layer (on its grid) for later steps."""
+        self._layouts.append((layout.grid, layout))
+
+    def layout_for(self, **grid_options: Any) -> Layout:
+        """The layer validated on the grid the ``load_layout`` grid options describe
+        (``resolution``, ``extent``, ``like``...), remembered for the scenario's later steps."""
+        layout = load_layout(
+            self.frame,
+            self.class_field,
+            description_field=self.description_field,
+            priority_field=self.priority_field,
+            taxonomy=self.taxonomy,
+            unknown_class=self.unknown_class,
+            **grid_options,
+        )
+        self.remember(layout)
+        return layout
 
     def layout(self, grid: GeoBox) -> Layout:
         """The layer validated on ``grid``: loaded once per grid and reused, so a scenario
@@ -182,8 +215,9 @@ def append_polygons(
     base: Polygons, geoms: gpd.GeoSeries, class_name: str, descriptions: list[str]
 ) -> gpd.GeoDataFrame:
     """``base``'s frame plus new polygons of one class (with their own descriptions)."""
-    new = gpd.GeoDataFrame({base.class_field: [class_name] * len(geoms)}, geometry=geoms.values,
-                           crs=geoms.crs)  # fmt: skip
+    new = gpd.GeoDataFrame(
+        {base.class_field: [class_name] * len(geoms)}, geometry=geoms.values, crs=geoms.crs
+    )
     if base.description_field:
         new[base.description_field] = descriptions
     frame = base.frame
@@ -200,10 +234,17 @@ def rasterize_polygons(frame: gpd.GeoDataFrame, grid: GeoBox) -> np.ndarray:
     shapes = [g for g in geoms if g is not None and not g.is_empty]
     if not shapes:
         return np.zeros(grid.shape, dtype=bool)
-    out: np.ndarray = rasterio.features.rasterize(
-        shapes, out_shape=tuple(grid.shape), transform=grid.affine, fill=0, default_value=1,
-        dtype="uint8",
-    ) > 0  # fmt: skip
+    out: np.ndarray = (
+        rasterio.features.rasterize(
+            shapes,
+            out_shape=tuple(grid.shape),
+            transform=grid.affine,
+            fill=0,
+            default_value=1,
+            dtype="uint8",
+        )
+        > 0
+    )
     return out
 
 
@@ -250,9 +291,13 @@ def write_mask(
     colour = MASK_COLOURS.get(names[1], MASK_COLOURS["edited"])
     with GridRasterWriter(path, grid, dtype="uint8") as writer:
         write_windows(writer, reader, grid, lambda m: m.astype(np.uint8))
-        return writer.finalize(categorical=True, tags=tags, category_names=list(names),
-                               colormap={0: (0, 0, 0, 255), 1: colour},
-                               band_descriptions=[names[1]])  # fmt: skip
+        return writer.finalize(
+            categorical=True,
+            tags=tags,
+            category_names=list(names),
+            colormap={0: (0, 0, 0, 255), 1: colour},
+            band_descriptions=[names[1]],
+        )
 
 
 #: Colour of the "1" class of a 0/1 mask, by its name (flood blue, change red, edits orange).
@@ -302,10 +347,8 @@ def render_base(
 ) -> JobResult:
     """The *before* image of a scenario that starts from a layout instead of a photo."""
     return run_generate_job(
-        polys.layout(grid), out, generator, steps=opts.steps, guidance=opts.guidance,
-        gamma=opts.gamma, seed=opts.seed, tile_size=opts.tile_size, overlap=opts.overlap,
-        caption=opts.caption, restart=opts.restart, progress=progress,
-    )  # fmt: skip
+        polys.layout(grid), out, generator, progress=progress, **opts.job_kwargs()
+    )
 
 
 def edit_job(
@@ -338,11 +381,13 @@ def edit_job(
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", reader, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
     return run_generate_job(
-        layout, out, generator, steps=opts.steps, guidance=opts.guidance,
-        gamma=opts.gamma, seed=seed, tile_size=opts.tile_size,
-        overlap=opts.overlap, caption=opts.caption, restart=opts.restart, progress=progress,
+        layout,
+        out,
+        generator,
+        progress=progress,
         edit=EditRegion(Path(base_image), mask_path, radiometry),
-    )  # fmt: skip
+        **opts.job_kwargs(seed=seed),
+    )
 
 
 def check_base(base_image: str | Path, mask: np.ndarray | MaskReader, grid: GeoBox) -> Radiometry:

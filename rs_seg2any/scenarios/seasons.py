@@ -47,9 +47,11 @@ def season_descriptions(polys: Polygons, season: str, cfg: dict[str, Any]) -> li
             texts.append(by_class[name])
             continue
         own = row[polys.description_field] if polys.description_field else None
-        base = str(own) if own is not None and own == own and str(own).strip() else (
-            tax.by_id(cid).description if cid is not None else name
-        )  # fmt: skip
+        base = (
+            str(own)
+            if own is not None and own == own and str(own).strip()
+            else (tax.by_id(cid).description if cid is not None else name)
+        )
         texts.append(f"{base}, {suffix}")
     return texts
 
@@ -85,11 +87,12 @@ def seasons(
         frame[desc_field] = season_descriptions(polygons, name, cfg)
         polys = replace(polygons, frame=frame, description_field=desc_field)
         generator = generator_for(cfg["seasons"][name].get("lora"))
+        caption = f"{opts.caption or 'top-down aerial photograph'}, {name}"
         result.seasons[name] = run_generate_job(
-            polys.layout(grid), out / name, generator, steps=opts.steps,
-            guidance=opts.guidance, gamma=opts.gamma, seed=opts.seed,
-            tile_size=opts.tile_size, overlap=opts.overlap,
-            caption=f"{opts.caption or 'top-down aerial photograph'}, {name}",
-            restart=opts.restart, progress=progress,
-        )  # fmt: skip
+            polys.layout(grid),
+            out / name,
+            generator,
+            progress=progress,
+            **opts.job_kwargs(caption=caption),
+        )
     return result
