@@ -15,10 +15,11 @@ from ..errors import InputError
 from ..limits import check, check_number_list
 from ..params import meta, opt
 from ..yamlio import load_yaml_text
+from .change_recipes import RECIPES
 from .spec import ScenarioInputs, ScenarioSpec
 
 BASE_IMAGE_HELP = "base GeoTIFF (else the layout is rendered first)"
-CHANGE_RECIPES = ("new_buildings", "demolition", "road_construction", "urban_growth")
+CHANGE_RECIPES = tuple(RECIPES)  # the recipe names, from the one table of recipes
 
 
 @dataclass(frozen=True)
