@@ -79,12 +79,13 @@ class Result:
         """Every GeoTIFF output that shares the first one's grid, as one Dataset."""
         import xarray as xr
 
-        arrays = {name: self.open(name) for name in self.rasters()}
+        rasters = self.rasters()
+        arrays = {name: _read_xarray(path, name, f"band_{name}") for name, path in rasters.items()}
         if not arrays:
             raise InputError(f"{self.out_dir} has no raster outputs")
         first = next(iter(arrays.values()))
         same = {
-            k: a.rename({"band": f"band_{k}"})
+            k: a
             for k, a in arrays.items()
             if a.sizes["y"] == first.sizes["y"]
             and a.sizes["x"] == first.sizes["x"]
@@ -94,7 +95,7 @@ class Result:
         return xr.Dataset(same)
 
 
-def _read_xarray(path: Path, name: str) -> xr.DataArray:
+def _read_xarray(path: Path, name: str, band_dim: str = "band") -> xr.DataArray:
     import rasterio
     import xarray as xr
     from odc.geo.geobox import GeoBox
@@ -104,8 +105,8 @@ def _read_xarray(path: Path, name: str) -> xr.DataArray:
         data = src.read()
         box = GeoBox((src.height, src.width), src.transform, src.crs)
         attrs = {"nodata": src.nodata, "descriptions": list(src.descriptions)}
-    coords = {"band": list(range(1, data.shape[0] + 1)), **xr_coords(box)}
-    return xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=name, attrs=attrs)
+    coords = {band_dim: list(range(1, data.shape[0] + 1)), **xr_coords(box)}
+    return xr.DataArray(data, dims=(band_dim, "y", "x"), coords=coords, name=name, attrs=attrs)
 
 
 def _progress(progress: Progress | str | None) -> Progress | None:

@@ -103,7 +103,8 @@ def job_from_mapping(command: str, values: Mapping[str, Any], where: str = "") -
     if layout is not None and not _is_loaded(layout):
         layout = check_value("str", layout, f"{where}key 'layout'")
         if not Path(layout).exists():
-            raise InputError(f"{where}key 'layout': file '{layout}' not found")
+            flag = "LAYER" if command in ("layout", "generate") else "--layout"
+            raise InputError(f"{where}key 'layout' ({flag}): file '{layout}' not found")
     for cls in groups.values():  # every value of the right kind, before any other check
         kinds = field_types(cls)
         for f in dataclasses.fields(cls):

@@ -102,10 +102,12 @@ def _unwrap_parts(geoms: np.ndarray, west: float) -> np.ndarray:
 
 
 def _lon_window(bbox: tuple[float, float, float, float], crs: CRS) -> list[BoundingBox]:
-    """A lon/lat window and its copies one turn east and west: a layer file holds each part
-    at its own longitudes (-179.9 or 180.1), so all three must be queried."""
+    """A lon/lat window and its copies up to two turns east and west: a layer file holds each
+    part at its own longitudes (-179.9, 180.1, even 540.1 for a part written one turn past
+    180.1), so every copy must be queried."""
     left, bottom, right, top = bbox
-    return [BoundingBox(left + dx, bottom, right + dx, top, crs=crs) for dx in (-360.0, 0.0, 360.0)]
+    turns = (-720.0, -360.0, 0.0, 360.0, 720.0)
+    return [BoundingBox(left + dx, bottom, right + dx, top, crs=crs) for dx in turns]
 
 
 def _concat_batches(batches: list[_Batch]) -> _Batch:

@@ -27,6 +27,7 @@ BASE: dict[str, list[str]] = {
     "change": ["change", "--layout", "l.gpkg", "--class-field", "c", "--recipe", "demolition"],
     "cloudfill": ["cloudfill", "--image", "i.tif", "--clouds", "c.tif", "--layout", "l.gpkg"],
     "train-base": ["train-base", "--config", "c.yaml"],
+    "evaluate": ["evaluate", "--real", "r.tif", "--labels", "l.tif"],
 }
 STRING_NUMBERS = {"resolution": "--resolution", "extent": "--extent", "seed_xy": "--seed-xy"}
 
