@@ -13,9 +13,16 @@ all boundaries along that axis; the larger of the column and row scores is repor
 A seamless image scores like real imagery, about 1.1-1.2 (the worst of a handful of random
 lines is a little above the mean); a visible seam scores well above that. The score is
 relative, so flat and textured images are comparable.
+
+The token-period scores do the same at every multiple of the model's token size (16 px):
+the worst such line, and the mean of all of them (a faint grid on every token line raises
+the mean even where single lines drown in content). :func:`seam_scores` gives all three.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,3 +66,79 @@ def axis_score(image: NDArray[np.generic], axis: int, tile_size: int, overlap: i
 def line_score(image: NDArray[np.generic], tile_size: int, overlap: int) -> float:
     """The line score of an image generated with this tiling (columns and rows, worst)."""
     return max(axis_score(image, axis, tile_size, overlap) for axis in (0, 1))
+
+
+TOKEN_PERIOD = 16
+"""Side of a model token in pixels (the embedded model's and FLUX's 16-px patches after the
+autoencoder): a grid at this period betrays token-wise generation."""
+
+
+def period_lines(n: int, period: int, offset: int = 0) -> list[int]:
+    """Boundaries at ``offset + k * period`` strictly inside ``(0, n)``."""
+    if period < 1:
+        raise ValueError(f"period must be >= 1, got {period}")
+    return [x for x in range(offset % period, n, period) if 0 < x < n]
+
+
+def period_axis_scores(
+    image: NDArray[np.generic], axis: int, period: int, offset: int = 0
+) -> tuple[float, float]:
+    """(worst, mean) strength of the period's lines over the mean line, along one axis.
+
+    The mean ratio finds a faint grid on every period line (it averages out the content);
+    the worst ratio finds a single bad line. Both are 1.0 where the axis has no period line.
+    """
+    strengths = line_strengths(image, axis)
+    lines = period_lines(np.asarray(image).shape[axis], period, offset)
+    mean = float(strengths.mean()) if strengths.size else 0.0
+    if not lines or mean <= 0:
+        return 1.0, 1.0
+    at = strengths[np.asarray(lines) - 1]
+    return float(at.max()) / mean, float(at.mean()) / mean
+
+
+@dataclass(frozen=True)
+class SeamScores:
+    """Line artefacts of one image: the tiling's lines and the token period's lines, each as
+    the worst (and for the token period also the mean) line over the average line; columns
+    and rows, the larger of the two. Real imagery: about 1.0-1.2."""
+
+    tile_worst: float
+    token_worst: float
+    token_mean: float
+    tile_size: int
+    overlap: int
+    token_period: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seam_scores(
+    image: NDArray[np.generic], tile_size: int, overlap: int, token_period: int = TOKEN_PERIOD
+) -> SeamScores:
+    """Line scores of one whole (multi-tile) scene at its tiling and at the token period."""
+    token = [period_axis_scores(image, axis, token_period) for axis in (0, 1)]
+    return SeamScores(
+        tile_worst=line_score(image, tile_size, overlap),
+        token_worst=max(t[0] for t in token),
+        token_mean=max(t[1] for t in token),
+        tile_size=tile_size,
+        overlap=overlap,
+        token_period=token_period,
+    )
+
+
+def mean_seams(scores: list[SeamScores]) -> SeamScores:
+    """Each score averaged over several scenes (per-scene values stay in the report)."""
+    if not scores:
+        raise ValueError("no seam scores to combine")
+    first = scores[0]
+    return SeamScores(
+        tile_worst=float(np.mean([s.tile_worst for s in scores])),
+        token_worst=float(np.mean([s.token_worst for s in scores])),
+        token_mean=float(np.mean([s.token_mean for s in scores])),
+        tile_size=first.tile_size,
+        overlap=first.overlap,
+        token_period=first.token_period,
+    )

@@ -12,43 +12,25 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.stats import wasserstein_distance
 
+from rs_seg2any.quality.baselines import FlatPainter, blurred, class_colours
+from rs_seg2any.quality.texture import grad_magnitude
+
+__all__ = [
+    "blurred",
+    "class_colours",
+    "class_distances",
+    "flat_painter",
+    "grad_magnitude",
+    "mean_distance",
+]
+
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
 
 
-def grad_magnitude(img: U8) -> F32:
-    """Sobel gradient magnitude of the luminance in [0, 1] units."""
-    lum = (img.astype(np.float32) / 255.0) @ np.array([0.299, 0.587, 0.114], np.float32)
-    gx = ndimage.sobel(lum, axis=1)
-    gy = ndimage.sobel(lum, axis=0)
-    mag: F32 = np.hypot(gx, gy).astype(np.float32)
-    return mag
-
-
 def flat_painter(classes: U8, colours: dict[int, tuple[float, float, float]]) -> U8:
     """Baseline: every class painted with its mean training colour."""
-    out = np.zeros((*classes.shape, 3), dtype=np.uint8)
-    for c, rgb in colours.items():
-        out[classes == c] = np.round(rgb).astype(np.uint8)
-    return out
-
-
-def blurred(img: U8, sigma: float = 4.0) -> U8:
-    """Baseline: the real image Gaussian-blurred (right colours, no texture)."""
-    f = ndimage.gaussian_filter(img.astype(np.float32), sigma=(sigma, sigma, 0))
-    out: U8 = np.clip(np.round(f), 0, 255).astype(np.uint8)
-    return out
-
-
-def class_colours(images: list[U8], classes: list[U8]) -> dict[int, tuple[float, float, float]]:
-    sums: dict[int, NDArray[np.float64]] = {}
-    counts: dict[int, int] = {}
-    for img, cls in zip(images, classes, strict=True):
-        for c in np.unique(cls):
-            m = cls == c
-            sums[int(c)] = sums.get(int(c), np.zeros(3)) + img[m].sum(0)
-            counts[int(c)] = counts.get(int(c), 0) + int(m.sum())
-    return {c: tuple(float(v) for v in sums[c] / counts[c]) for c in sums}  # type: ignore[misc]
+    return FlatPainter(colours)(classes)
 
 
 def _subsample(x: NDArray[np.float32], n: int, rng: np.random.Generator) -> NDArray[np.float32]:

@@ -1,0 +1,141 @@
+"""Realism of the shipped model against the baselines, on held-out Dubai scenes, in one run.
+
+Scenes are central windows of held-out ``tile_7`` images (never trained or tuned on; used only
+as the evaluation target). Scored with ``rs_seg2any.quality.evaluate`` in the same run:
+
+- ``tiny v1``: the embedded model (shipped weights), each scene rendered whole by the generate
+  job at the default tiling (256 px tiles, 64 px overlap), so its seams are the real ones;
+- ``class-patch fill``: random real patches per class from the training tiles 1-6, feathered;
+- ``flat paint``: class mean colours of the training tiles 1-6 (also the classifier control);
+- ``blurred real (sigma 4)`` and ``real vs real``: the other two controls.
+
+Measures: the classifier test (C2ST, fixed protocol, 3 seeds; valid when flat paint and blurred
+real >= 0.95 and real vs real <= 0.6), per-class colour distance (Delta E, CIELAB) and
+saturation ratio, texture distance and sharpness ratio, line scores at the tile lines and the
+16-px token period (real imagery ~1.0-1.2), and with ``--segmenter`` layout fidelity.
+Then one scene again at a second tiling (``--other-tiling``), for its line scores only.
+
+Knobs (defaults keep it to ~10-15 min on one quiet core):
+  --scenes N (4), --scene-size PX (1024; a multiple of 512 keeps the spatial split balanced),
+  --c2st-steps (300), --seeds (0 1 2), --other-tiling TILE OVERLAP (128 32; 0 0 skips),
+  --segmenter WEIGHTS (none shipped), --picture PATH (docs/images/realism_baselines.png).
+
+    python bench/bench_realism.py [--out /tmp/realism] [--picture docs/images/...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import torch
+
+from rs_seg2any.generators.registry import load_generator
+from rs_seg2any.quality.baselines import ClassPatchFill, FlatPainter
+from rs_seg2any.quality.c2st import C2STProtocol
+from rs_seg2any.quality.evaluate import evaluate
+from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels, render
+from rs_seg2any.quality.seams import seam_scores
+from rs_seg2any.taxonomy import load_taxonomy
+from rs_seg2any.train.dubai import load_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "dubai_aerial"
+TRAIN_TILES = [1, 2, 3, 4, 5, 6]
+HELD_OUT = 7
+
+
+def held_out_scenes(root: Path, n: int, size: int) -> tuple[list[np.ndarray], list[np.ndarray],
+                                                              list[str]]:  # fmt: skip
+    """Central ``size`` windows of ``n`` tile_7 images, spread over the tile's 9 images."""
+    pairs = load_pairs(root, [HELD_OUT])
+    picks = [pairs[round(i * (len(pairs) - 1) / max(n - 1, 1))] for i in range(n)]
+    reals, labels, names = [], [], []
+    for p in picks:
+        h, w = p.classes.shape
+        y, x = (h - size) // 2, (w - size) // 2
+        reals.append(np.ascontiguousarray(p.image[y : y + size, x : x + size]))
+        labels.append(np.ascontiguousarray(p.classes[y : y + size, x : x + size]))
+        names.append(p.name)
+    return reals, labels, names
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--scenes", type=int, default=4)
+    ap.add_argument("--scene-size", type=int, default=1024)
+    ap.add_argument("--c2st-steps", type=int, default=C2STProtocol.steps)
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(C2STProtocol.seeds))
+    ap.add_argument("--other-tiling", type=int, nargs=2, default=[128, 32])
+    ap.add_argument("--segmenter", type=Path, default=None)
+    ap.add_argument("--model", type=Path, default=None, help="tiny weights (default: shipped)")
+    ap.add_argument("--picture", type=Path, default=REPO / "docs/images/realism_baselines.png")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    out = a.out or Path(tempfile.mkdtemp(prefix="realism-"))
+    t0 = time.perf_counter()
+    train = load_pairs(a.data, TRAIN_TILES)
+    flat = FlatPainter.from_pairs([p.image for p in train], [p.classes for p in train])
+    fill = ClassPatchFill.from_pairs([p.image for p in train], [p.classes for p in train])
+    reals, labels, names = held_out_scenes(a.data, a.scenes, a.scene_size)
+    gen = load_generator(model=a.model, threads=a.threads)
+    protocol = replace(C2STProtocol(), steps=a.c2st_steps, seeds=tuple(a.seeds),
+                       threads=a.threads)  # fmt: skip
+    settings = RenderSettings()  # the generate job's defaults: 256 px tiles, 64 px overlap
+    print(f"{len(names)} held-out scenes {a.scene_size} px: {', '.join(names)}; out {out}",
+          flush=True)  # fmt: skip
+    report = evaluate(
+        {"tiny v1 (shipped)": gen, "class-patch fill": fill},
+        reals,
+        labels,
+        out=out,
+        names=names,
+        taxonomy="dubai_aerial",
+        render_settings=settings,
+        protocol=protocol,
+        flat_painter=flat,
+        segmenter=a.segmenter,
+        picture_rows=3,
+        picture_crop=384,
+        picture_panel=192,
+    )
+    t_eval = time.perf_counter() - t0
+    print(report.table(), flush=True)
+    other = {}
+    if a.other_tiling[0]:
+        tile, overlap = a.other_tiling
+        layout = layout_from_labels(labels[0], load_taxonomy("dubai_aerial"))
+        image = render(gen, [layout], out / "other_tiling",
+                       replace(settings, tile_size=tile, overlap=overlap))[0]  # fmt: skip
+        other = {"tiny v1 (shipped)": seam_scores(image, tile, overlap).to_dict(),
+                 "real": seam_scores(reals[0], tile, overlap).to_dict()}  # fmt: skip
+        for k, v in other.items():
+            print(
+                f"{k:20s} at {tile}/{overlap} tiles on {names[0]}: tile {v['tile_worst']:.2f}"
+                f"  token max {v['token_worst']:.2f}  token mean {v['token_mean']:.2f}"
+            )
+    picture = report.files["picture"]
+    a.picture.parent.mkdir(parents=True, exist_ok=True)
+    a.picture.write_bytes(picture.read_bytes())
+    summary = {"seconds_evaluate": round(t_eval, 1),
+               "seconds_total": round(time.perf_counter() - t0, 1),
+               "other_tiling": other, "report": str(report.files["report"]),
+               "picture": str(a.picture), "picture_bytes": a.picture.stat().st_size}  # fmt: skip
+    (out / "bench_summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
