@@ -34,6 +34,9 @@ class Candidates:
     flat: F32  # (n, P*P*3) in 0..1
     sq: F32  # (n, P*P) squared pixel norms (sum over bands)
     mine: F32  # (n, P*P) 1 where the patch pixel is of the class
+    orient: F32  # (n, 2) doubled-angle gradient direction times coherence (structure tensor)
+    colour: F32  # (n, 3) mean colour of the class's pixels, 0..1
+    median: F32  # (3,) the class's median colour over the candidates
 
 
 @dataclass
@@ -110,9 +113,31 @@ class ExemplarBank:
         flat = rgb.reshape(len(rgb), -1).astype(np.float32) / 255.0
         sq = (flat.reshape(len(rgb), PATCH * PATCH, 3) ** 2).sum(-1)
         mine = (lab == cls_id).reshape(len(rgb), -1).astype(np.float32)
-        out = Candidates(rgb, lab, flat, sq, mine)
+        colour = (flat.reshape(len(rgb), -1, 3) * mine[..., None]).sum(1) / np.maximum(
+            mine.sum(1), 1.0
+        )[:, None]
+        out = Candidates(
+            rgb,
+            lab,
+            flat,
+            sq,
+            mine,
+            orientation(rgb.mean(-1)),
+            colour.astype(np.float32),
+            np.median(colour, axis=0).astype(np.float32),
+        )
         self._cache[key] = out
         return out
+
+
+def orientation(lum: NDArray[np.floating]) -> F32:
+    """Dominant gradient direction of each 2-D array in ``lum`` (n, h, w) as a doubled-angle
+    vector scaled by its coherence (0 = no direction, 1 = all gradients parallel)."""
+    gy, gx = np.gradient(np.asarray(lum, dtype=np.float32), axis=(1, 2))
+    jxx, jyy, jxy = (gx * gx).sum((1, 2)), (gy * gy).sum((1, 2)), (gx * gy).sum((1, 2))
+    norm = np.maximum(jxx + jyy, 1e-9)
+    out: F32 = np.stack([(jxx - jyy) / norm, 2 * jxy / norm], axis=1).astype(np.float32)
+    return out
 
 
 def _dihedral(a: NDArray[np.generic], t: int) -> NDArray[np.generic]:
@@ -142,9 +167,11 @@ def crops_from_pairs(
     per_class: int = 14,
     seed: int = 0,
     min_share: float = 0.3,
+    draw: int = 3,
 ) -> tuple[U8, U8]:
     """``per_class`` crops per class centred on random pixels of that class with at least
-    ``min_share`` of it, spread over the images (round robin), deterministic by ``seed``."""
+    ``min_share`` of it, spread over the images (round robin), the ``per_class`` of ``draw``
+    times as many whose class colour is nearest the median; deterministic by ``seed``."""
     rng = np.random.default_rng(seed)
     classes = sorted({int(c) for lab in labels for c in np.unique(lab)})
     out_rgb: list[U8] = []
@@ -153,7 +180,9 @@ def crops_from_pairs(
         have = [i for i, lab in enumerate(labels) if (lab == c).mean() > 0.01]
         rng.shuffle(have)
         got, tries = 0, 0
-        while got < per_class and have and tries < 200 * per_class:
+        pool_rgb: list[U8] = []
+        pool_lab: list[U8] = []
+        while got < draw * per_class and have and tries < 200 * draw * per_class:
             i = have[tries % len(have)]
             tries += 1
             lab = labels[i]
@@ -167,9 +196,18 @@ def crops_from_pairs(
             win = lab[y : y + crop, x : x + crop]
             if (win == c).mean() < min_share:
                 continue
-            out_rgb.append(np.ascontiguousarray(images[i][y : y + crop, x : x + crop, :3]))
-            out_lab.append(np.ascontiguousarray(win))
+            pool_rgb.append(np.ascontiguousarray(images[i][y : y + crop, x : x + crop, :3]))
+            pool_lab.append(np.ascontiguousarray(win))
             got += 1
+        if not pool_rgb:
+            continue
+        # keep the crops whose class colour is closest to the class's median colour: one
+        # coherent look per class (outliers such as green salt flats labelled land go)
+        means = np.stack([r[lb == c].mean(0) for r, lb in zip(pool_rgb, pool_lab, strict=True)])
+        far = np.linalg.norm(means - np.median(means, axis=0), axis=1)
+        for k in np.argsort(far, kind="stable")[:per_class]:
+            out_rgb.append(pool_rgb[k])
+            out_lab.append(pool_lab[k])
     return np.stack(out_rgb), np.stack(out_lab)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.ndimage import gaussian_filter
 
 from .bank import PATCH, Candidates
 
@@ -27,7 +28,10 @@ U8 = NDArray[np.uint8]
 OVERLAP = PATCH // 4
 MISSING_WEIGHT = 0.25  # layout says class c, patch pixel is not c: its texture would be wrong
 CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: context mismatch
-TOLERANCE = 0.1  # pick at random among candidates within 10 % of the best cost
+COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
+ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
+ORIENT_DEFAULT = 0.005
+TOLERANCE = 0.03  # pick at random among candidates within 3 % of the best cost
 
 
 def _positions(n: int) -> list[int]:
@@ -83,6 +87,12 @@ def quilt_class(
     need = (labels == cls_id) & ~locked
     placed = np.zeros((h, w), dtype=bool)
     target_all = (labels == cls_id).astype(np.float32)
+    # the layout's direction: gradients of the smoothed class mask run across its borders,
+    # as real gradients (lane marks, kerbs, rows of trees) do
+    smooth = gaussian_filter(target_all, 6.0)
+    gy, gx = np.gradient(smooth)
+    w_or = ORIENT_WEIGHT.get(cls_id, ORIENT_DEFAULT)
+    prior = COLOUR_WEIGHT * ((cands.colour - cands.median) ** 2).sum(1)
     for y in _positions(h):
         for x in _positions(w):
             win = (slice(y, y + PATCH), slice(x, x + PATCH))
@@ -92,7 +102,14 @@ def quilt_class(
             t = target_all[win].reshape(-1)
             missing = (t.sum() - cands.mine @ t) / t.size
             context = (cands.mine.sum(1) - cands.mine @ t) / t.size
-            cost = MISSING_WEIGHT * missing + CONTEXT_WEIGHT * context
+            cost = MISSING_WEIGHT * missing + CONTEXT_WEIGHT * context + prior
+            wx, wy = gx[win], gy[win]
+            jxx, jyy, jxy = float((wx * wx).sum()), float((wy * wy).sum()), float((wx * wy).sum())
+            if jxx + jyy > 1e-6:
+                v = np.array([jxx - jyy, 2 * jxy], np.float32) / (jxx + jyy)
+                u = cands.orient
+                mag = np.linalg.norm(u, axis=1) * float(np.linalg.norm(v))
+                cost = cost + w_or * (mag - u @ v) / 2
             if m.any():
                 cur = canvas[win].reshape(-1, 3)
                 mc = (cur * m[:, None]).reshape(-1)
