@@ -31,6 +31,7 @@ CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: cont
 COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
 ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
 ORIENT_DEFAULT = 0.005
+FREE_SLACK = 0.01  # a patch with nothing under it yet: a wider choice (seeds differ)
 TOLERANCE = 0.03  # pick at random among candidates within 3 % of the best cost
 
 
@@ -116,7 +117,8 @@ def quilt_class(
                 ssd = cands.sq @ m - 2.0 * (cands.flat @ mc) + float((cur**2).sum(1) @ m)
                 cost = cost + ssd / (3.0 * m.sum())
             best = float(cost.min())
-            pool = np.flatnonzero(cost <= best + TOLERANCE * abs(best) + 1e-6)
+            slack = TOLERANCE * abs(best) + (1e-6 if m.any() else FREE_SLACK)
+            pool = np.flatnonzero(cost <= best + slack)
             k = int(pool[int(rng.integers(len(pool)))]) if len(pool) else int(np.argmin(cost))
             patch = cands.flat[k].reshape(PATCH, PATCH, 3)
             err = ((patch - canvas[win]) ** 2).sum(-1) * filled[win]
