@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from ...errors import InputError
 from ..base import TileCondition
-from .bank import SHIPPED_BANK, Candidates, ExemplarBank
+from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
 from .quilt import quilt
 from .reference import Reference
 
@@ -131,6 +131,9 @@ class ExemplarBackend:
                 "textures are resampled and may look wrong: pass --reference-image "
                 "and --reference-labels from imagery at this GSD",
             )
+        # crops must stay larger than a patch: far outside the range, texture keeps the
+        # nearest scale the bank can serve (the warning above says so)
+        scale = float(np.clip(scale, 1.5 * PATCH / bank.rgb.shape[1], 4.0))
         mapped = self.class_map(cond.labels, cond, bank)
 
         def lookup(c: int) -> Candidates:
