@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -77,9 +78,18 @@ def test_tiles_continue_their_neighbours_exactly(tmp_path: Path) -> None:
     layer = write_demo_layer(tmp_path / "town.gpkg")
     layout = load_layout(layer, "landcover", taxonomy="dubai_aerial", resolution=0.5, extent=EXTENT)
     out = tmp_path / "out"
-    run_generate_job(
-        layout, out, load_generator("exemplar"), tile_size=64, overlap=16, seed=5, keep_tiles=True
-    )
+    seen: list[TileCondition] = []
+    backend = load_generator("exemplar")
+    inner = backend.generate
+
+    def record(cond: TileCondition, **kw: Any) -> np.ndarray:
+        seen.append(cond)
+        return inner(cond, **kw)
+
+    backend.generate = record  # type: ignore[method-assign]
+    run_generate_job(layout, out, backend, tile_size=64, overlap=16, seed=5, keep_tiles=True)
+    # the job tells backends its GSD and class names (the shipped bank maps classes by name)
+    assert {c.gsd for c in seen} == {0.5} and seen[0].extra["class_names"][3] == "road"
     plan = TilePlan.for_grid(layout.grid, tile_size=64, overlap=16)
     remade_width = plan.overlap // 2
     assert soft_edge(plan.overlap) == 4 and plan.shape == (3, 3)
