@@ -224,7 +224,7 @@ def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Gen
             given[name] = getattr(params, name)
     foreign = sorted(set(given) - set(spec.options))
     if foreign:
-        flags = ", ".join("--" + n for n in foreign if n != "lora")
+        flags = ", ".join("--" + n.replace("_", "-") for n in foreign if n != "lora")
         what = ", ".join(
             x
             for x in ("LoRA adapters (--lora, season adapters)" if "lora" in foreign else "", flags)
