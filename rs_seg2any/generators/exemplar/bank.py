@@ -37,6 +37,8 @@ class Candidates:
     orient: F32  # (n, 2) doubled-angle gradient direction times coherence (structure tensor)
     colour: F32  # (n, 3) mean colour of the class's pixels, 0..1
     median: F32  # (3,) the class's median colour over the candidates
+    energy: F32  # (n,) mean gradient magnitude of the class's pixels (texture strength)
+    median_energy: float
 
 
 @dataclass
@@ -116,6 +118,9 @@ class ExemplarBank:
         colour = (flat.reshape(len(rgb), -1, 3) * mine[..., None]).sum(1) / np.maximum(
             mine.sum(1), 1.0
         )[:, None]
+        gy, gx = np.gradient(rgb.mean(-1).astype(np.float32) / 255.0, axis=(1, 2))
+        mag = np.hypot(gx, gy).reshape(len(rgb), -1)
+        energy = (mag * mine).sum(1) / np.maximum(mine.sum(1), 1.0)
         out = Candidates(
             rgb,
             lab,
@@ -125,6 +130,8 @@ class ExemplarBank:
             orientation(rgb.mean(-1)),
             colour.astype(np.float32),
             np.median(colour, axis=0).astype(np.float32),
+            energy.astype(np.float32),
+            float(np.median(energy)),
         )
         self._cache[key] = out
         return out

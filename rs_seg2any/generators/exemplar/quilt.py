@@ -34,6 +34,7 @@ CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: cont
 COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
 ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
 ORIENT_DEFAULT = 0.005
+ENERGY_WEIGHT = 0.005  # texture strength far from the class's median (relative, squared)
 HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam
 FREE_SLACK = 0.01  # a patch with nothing under it yet: a wider choice (seeds differ)
 TOLERANCE = 0.03  # pick at random among candidates within 3 % of the best cost
@@ -111,6 +112,10 @@ def quilt_class(
     gy, gx = np.gradient(smooth)
     w_or = ORIENT_WEIGHT.get(cls_id, ORIENT_DEFAULT)
     prior = COLOUR_WEIGHT * ((cands.colour - cands.median) ** 2).sum(1)
+    # least-squares matching favours flat patches (they differ least from anything): hold
+    # texture strength near the class's typical one
+    rel = (cands.energy - cands.median_energy) / max(cands.median_energy, 1e-6)
+    prior = prior + ENERGY_WEIGHT * rel**2
     for y in _positions(h):
         for x in _positions(w):
             win = (slice(y, y + PATCH), slice(x, x + PATCH))
