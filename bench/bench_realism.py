@@ -5,6 +5,7 @@ as the evaluation target). Scored with ``rs_seg2any.quality.evaluate`` in the sa
 
 - ``tiny v1``: the embedded model (shipped weights), each scene rendered whole by the generate
   job at the default tiling (256 px tiles, 64 px overlap), so its seams are the real ones;
+- ``exemplar``: the quilting backend (shipped bank from tiles 1-6), rendered like ``tiny v1``;
 - ``class-patch fill``: random real patches per class from the training tiles 1-6, feathered;
 - ``flat paint``: class mean colours of the training tiles 1-6 (also the classifier control);
 - ``blurred real (sigma 4)`` and ``real vs real``: the other two controls.
@@ -40,6 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition
 from rs_seg2any.generators.registry import load_generator
 from rs_seg2any.geoio import atomic_output
 from rs_seg2any.quality.baselines import ClassPatchFill, FlatPainter
@@ -71,6 +73,24 @@ def held_out_scenes(root: Path, n: int, size: int) -> tuple[list[np.ndarray], li
     return reals, labels, names
 
 
+def tile_seconds(gen: Generator, labels: np.ndarray, repeats: int = 3) -> float:
+    """Median seconds of one 256-px tile (default steps and guidance, no known pixels), after
+    one warm-up call (weights, text encoder and exemplar candidates are loaded once a job)."""
+    lab = np.ascontiguousarray(labels[:256, :256])
+    local, _ = np.unique(lab, return_inverse=True)
+    inst = (np.searchsorted(local, lab) + 1).astype(np.int64)
+    tax = load_taxonomy("dubai_aerial")
+    names = tax.names_by_id()
+    cond = TileCondition(inst, [names.get(int(c), "") for c in local], "aerial image", labels=lab,
+                         extra={"class_names": names}, gsd=0.5)  # fmt: skip
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        gen.generate(cond, steps=DEFAULT_STEPS, guidance=DEFAULT_GUIDANCE, gamma=1.0, seed=i)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times[1:]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--data", type=Path, default=DATA)
@@ -84,6 +104,7 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=None, help="tiny weights (default: shipped)")
     ap.add_argument("--picture", type=Path, default=REPO / "docs/images/realism_baselines.png")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-exemplar", action="store_true", help="skip the exemplar backend")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = a.out or Path(tempfile.mkdtemp(prefix="realism-"))
@@ -98,8 +119,14 @@ def main() -> int:
     settings = RenderSettings()  # the generate job's defaults: 256 px tiles, 64 px overlap
     print(f"{len(names)} held-out scenes {a.scene_size} px: {', '.join(names)}; out {out}",
           flush=True)  # fmt: skip
+    gens = {"tiny v1 (shipped)": gen}
+    if not a.no_exemplar:
+        gens["exemplar"] = load_generator("exemplar")
+    speed = {k: tile_seconds(g, labels[0]) for k, g in gens.items()}
+    for k, v in speed.items():
+        print(f"{k:20s} one 256-px tile: {v:.2f} s ({v / speed['tiny v1 (shipped)']:.2f}x v1)")
     report = evaluate(
-        {"tiny v1 (shipped)": gen, "class-patch fill": fill},
+        {**gens, "class-patch fill": fill},
         reals,
         labels,
         out=out,
@@ -119,10 +146,11 @@ def main() -> int:
     if a.other_tiling[0]:
         tile, overlap = a.other_tiling
         layout = layout_from_labels(labels[0], load_taxonomy("dubai_aerial"))
-        image = render(gen, [layout], out / "other_tiling",
-                       replace(settings, tile_size=tile, overlap=overlap))[0]  # fmt: skip
-        other = {"tiny v1 (shipped)": seam_scores(image, tile, overlap).to_dict(),
-                 "real": seam_scores(reals[0], tile, overlap).to_dict()}  # fmt: skip
+        for k, g in gens.items():
+            image = render(g, [layout], out / f"other_tiling_{k.split()[0]}",
+                           replace(settings, tile_size=tile, overlap=overlap))[0]  # fmt: skip
+            other[k] = seam_scores(image, tile, overlap).to_dict()
+        other["real"] = seam_scores(reals[0], tile, overlap).to_dict()
         for k, v in other.items():
             print(
                 f"{k:20s} at {tile}/{overlap} tiles on {names[0]}: tile {v['tile_worst']:.2f}"
@@ -137,7 +165,8 @@ def main() -> int:
                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
                "peak_rss_mb": round(usage.ru_maxrss / 1024),
                "seconds_total": round(time.perf_counter() - t0, 1),
-               "other_tiling": other, "report": str(report.files["report"]),
+               "other_tiling": other, "seconds_per_256_tile": speed,
+               "report": str(report.files["report"]),
                "picture": str(a.picture), "picture_bytes": a.picture.stat().st_size}  # fmt: skip
     (out / "bench_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

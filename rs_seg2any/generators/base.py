@@ -33,6 +33,8 @@ class TileCondition:
     except within ``feather`` px of the edit mask, where a backend may fade from the known
     pixels to its own (a plain generate job's overlap that the tile owns: the seam then has no
     step). Scenario edits keep ``feather = 0``: pixels outside the edit stay exact.
+    ``gsd`` is the job grid's pixel size in metres (approximate for degrees; None: unknown),
+    for backends whose appearance depends on scale.
     """
 
     instances: NDArray[np.integer]
@@ -43,6 +45,7 @@ class TileCondition:
     edit_mask: NDArray[np.bool_] | None = None  # (h, w), True = generate
     feather: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    gsd: float | None = None  # ground sampling distance of the job's grid, metres
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -225,7 +225,7 @@ def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Gen
             given[name] = getattr(params, name)
     foreign = sorted(set(given) - set(spec.options))
     if foreign:
-        flags = ", ".join("--" + n for n in foreign if n != "lora")
+        flags = ", ".join("--" + n.replace("_", "-") for n in foreign if n != "lora")
         what = ", ".join(
             x
             for x in ("LoRA adapters (--lora, season adapters)" if "lora" in foreign else "", flags)
@@ -239,6 +239,16 @@ def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Gen
 
 def _load_tiny(model: str | Path | None, threads: int | None = None) -> Generator:
     return TinyBackend(model, threads=threads)
+
+
+def _load_exemplar(
+    model: str | Path | None, threads: int | None = None, **options: Any
+) -> Generator:
+    from .exemplar.backend import ExemplarBackend
+
+    if model is not None:
+        raise InputError("the exemplar backend takes no --model (its bank ships inside)")
+    return ExemplarBackend(options.get("reference_image"), options.get("reference_labels"))
 
 
 def _load_flux(model: str | Path | None, threads: int | None = None, **options: Any) -> Generator:
@@ -268,5 +278,15 @@ register_backend(
         guidance=FLUX_GUIDANCE,
         options=frozenset(BACKEND_OPTIONS),
         capabilities={"inpainting": True, "bands": 3, "device": "cuda", "lora": True},
+    )
+)
+register_backend(
+    BackendSpec(
+        "exemplar",
+        _load_exemplar,
+        help="real texture quilted per class from an exemplar bank (CPU, no network): the "
+        "shipped Dubai bank (0.5 m) or --reference-image/--reference-labels",
+        options=frozenset({"reference_image", "reference_labels"}),
+        capabilities={"inpainting": True, "bands": 3, "device": "cpu", "text": False},
     )
 )

@@ -11,7 +11,7 @@ position, the result is byte-identical to an uninterrupted run.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,8 @@ class _TileRenderer:
             known=known if edit is not None else None,
             edit_mask=edit,
             feather=feather_width(self.plan.overlap) if edit is not None else 0,
+            extra=self._extra(),
+            gsd=self._gsd(),
         )
         image = self._generate_padded(cond, seed)
         if edit is not None:  # exact outside the edit and its feather, whatever the backend
@@ -258,6 +260,8 @@ class _TileRenderer:
             labels=labels,
             known=rad.to_display(current, self.generator.bands),
             edit_mask=edit,
+            extra=self._extra(),
+            gsd=self._gsd(),
         )
         generated = rad.from_display(self._generate_padded(cond, seed))
         return np.where(edit[..., None], generated, current)
@@ -317,6 +321,20 @@ class _TileRenderer:
                     soft[a - r0 : b - r0, c - c0 : d - c0] = True
         return soft & in_core
 
+    def _gsd(self) -> float:
+        """The grid's pixel size in metres (approximate for degrees), for scale-aware backends."""
+        from .generators.exemplar.reference import grid_gsd
+
+        grid = self.layout.grid
+        return grid_gsd(grid.affine, grid.crs, grid.shape[0])
+
+    def _extra(self) -> dict[str, Any]:
+        """Class names, taxonomy and class field (backends that map classes by name or
+        rasterise reference polygons with the layout's own field)."""
+        tax = self.layout.taxonomy
+        return {"class_names": tax.names_by_id(), "taxonomy": tax,
+                "class_field": self.layout.spec.class_field}  # fmt: skip
+
     def _generate_padded(self, cond: TileCondition, seed: int) -> np.ndarray:
         """Pad a tile to the generator's multiple (grid edges of small grids), then crop."""
         h, w = cond.shape
@@ -324,10 +342,9 @@ class _TileRenderer:
         ph, pw = -h % m, -w % m
         if ph or pw:
             pad2 = ((0, ph), (0, pw))
-            cond = TileCondition(
+            cond = replace(
+                cond,
                 instances=np.pad(cond.instances, pad2, mode="edge"),
-                descriptions=cond.descriptions,
-                caption=cond.caption,
                 labels=None if cond.labels is None else np.pad(cond.labels, pad2, mode="edge"),
                 known=None if cond.known is None else np.pad(cond.known, (*pad2, (0, 0))),
                 edit_mask=None

@@ -1,0 +1,153 @@
+"""The ``exemplar`` backend: tiles quilted from real image patches (no network, CPU only).
+
+Appearance comes from an exemplar bank: the shipped one (Dubai training tiles 1-6, 0.5 m,
+CC0) or one built from the user's ``reference_image`` + ``reference_labels``. Each tile is
+quilted per class (:mod:`.quilt`), its patches matched against the known pixels of earlier
+tiles, so tiles continue their neighbours. Deterministic by seed. Entity descriptions and the
+caption are not used: text does not steer this backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import InputError
+from ..base import TileCondition
+from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
+from .quilt import quilt
+from .reference import Reference
+
+SCALE_RANGE = (0.5, 2.0)
+"""Bank GSD / job GSD the bank serves without warning: crops are resampled at most 2x."""
+
+
+class GSDWarning(UserWarning):
+    """The job's GSD is outside what the exemplar bank covers."""
+
+
+class ExemplarBackend:
+    """Quilting from an exemplar bank behind the Generator protocol."""
+
+    name = "exemplar"
+    bands = 3
+    supports_inpainting = True
+    tile_multiple = 1
+
+    def __init__(
+        self, reference_image: str | None = None, reference_labels: str | None = None
+    ) -> None:
+        self.reference: Reference | None = None
+        self._bank: ExemplarBank | None = None
+        self._warned: set[str] = set()
+        if reference_image is None and reference_labels is None:
+            self._bank = ExemplarBank.shipped()
+        else:
+            self.reference = Reference.open(reference_image, reference_labels)
+            if self.reference.labels is not None:
+                self._bank = self.reference.bank(self.reference.labels, {})
+
+    def describe(self) -> dict[str, Any]:
+        if self.reference is None:
+            from importlib import resources
+
+            path = Path(str(resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK))
+            return {"backend": self.name, "bank": SHIPPED_BANK, "bank_sha256": _digest(path)}
+        return {
+            "backend": self.name,
+            "reference_image": self.reference.image_path.name,
+            "reference_image_sha256": _digest(self.reference.image_path),
+            "reference_labels": self.reference.labels_path.name,
+            "reference_labels_sha256": _digest(self.reference.labels_path),
+        }
+
+    def _bank_for(self, cond: TileCondition) -> ExemplarBank:
+        if self._bank is None:  # polygon labels: rasterised with the layout's taxonomy
+            assert self.reference is not None
+            tax, field = cond.extra.get("taxonomy"), cond.extra.get("class_field")
+            if tax is None or field is None:
+                raise InputError(
+                    "polygon reference labels need the layout's taxonomy and class "
+                    "field: run through the generate job, or pass a class raster"
+                )
+            self._bank = self.reference.bank(self.reference.rasterise(tax, field), {})
+        return self._bank
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, GSDWarning if key == "gsd" else UserWarning, stacklevel=3)
+
+    def class_map(
+        self, labels: NDArray[np.integer], cond: TileCondition, bank: ExemplarBank
+    ) -> NDArray[np.int64]:
+        """Layout class ids -> bank class ids: by name for the shipped bank, as is for a
+        reference (its labels use the layout's taxonomy); missing classes -> the bank's
+        dominant class, with a warning; id 0 (no polygon) -> 0 if the bank has it."""
+        have = set(bank.classes)
+        names: dict[int, str] = dict(cond.extra.get("class_names") or {})
+        by_name = {v: k for k, v in bank.names.items()}
+        out = np.asarray(labels, dtype=np.int64).copy()
+        ids = [int(c) for c in np.unique(labels)]
+        if self.reference is not None and not (set(ids) - {0}) & have:
+            raise InputError(
+                f"the reference labels ({self.reference.labels_path.name}) share no class with "
+                f"the layout here (layout ids {ids}, reference ids {sorted(have)}); use a "
+                "reference with the same taxonomy and classes"
+            )
+        for c in ids:
+            b = by_name.get(names[c], c) if (names and c in names and bank.names) else c
+            if b not in have:
+                if c != 0:
+                    self._warn(
+                        f"class{c}",
+                        f"exemplar bank has no class {names.get(c, c)}; "
+                        "painted as its dominant class (pass --reference-image with "
+                        "labels that include it)",
+                    )
+                b = bank.dominant()
+            out[labels == c] = b
+        return out
+
+    def generate(
+        self, cond: TileCondition, *, steps: int, guidance: float, gamma: float, seed: int
+    ) -> NDArray[np.uint8]:
+        del steps, guidance, gamma  # no sampler: the quilt is the image
+        if cond.labels is None:
+            raise InputError("the exemplar backend needs the tile's class raster (labels)")
+        bank = self._bank_for(cond)
+        gsd = getattr(cond, "gsd", None) or bank.gsd
+        scale = bank.gsd / gsd
+        if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+            self._warn(
+                "gsd",
+                f"job GSD {gsd:g} m is outside what the exemplar bank covers "
+                f"({bank.gsd / SCALE_RANGE[1]:g}-{bank.gsd / SCALE_RANGE[0]:g} m); "
+                "textures are resampled and may look wrong: pass --reference-image "
+                "and --reference-labels from imagery at this GSD",
+            )
+        # crops must stay larger than a patch: far outside the range, texture keeps the
+        # nearest scale the bank can serve (the warning above says so)
+        scale = float(np.clip(scale, 1.5 * PATCH / bank.rgb.shape[1], 4.0))
+        mapped = self.class_map(cond.labels, cond, bank)
+
+        def lookup(c: int) -> Candidates:
+            try:
+                return bank.candidates(c, scale)
+            except LookupError:
+                return bank.candidates(bank.dominant(), scale)
+
+        return quilt(mapped, lookup, seed, cond.known, cond.edit_mask, cond.feather)
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()[:16]

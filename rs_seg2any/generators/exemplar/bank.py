@@ -1,0 +1,231 @@
+"""An exemplar bank: real image crops with their class rasters, at a known ground sampling distance.
+
+The bank keeps whole crops (not cut patches), so boundaries between classes stay in it: the
+quilter retrieves patches whose own label window matches the target's (a road patch with its
+kerb where the layout has one, turned the way the road runs). Patches are cut at run time,
+after the crops are resampled from the bank's GSD to the job's, so one bank serves a range of
+scales. The shipped bank (``dubai_bank.npz``) holds Dubai training tiles 1-6 at 0.5 m
+(built by ``python -m rs_seg2any.train.exemplars``); a user's reference image makes another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+U8 = NDArray[np.uint8]
+F32 = NDArray[np.float32]
+SHIPPED_BANK = "dubai_bank.npz"
+PATCH = 32
+"""Quilting patch side (px); the overlap between patches is a quarter of it."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Patches of one class at one scale: pixels, flattened floats for matching, label masks."""
+
+    rgb: U8  # (n, P, P, 3)
+    labels: U8  # (n, P, P) bank class ids
+    flat: F32  # (n, P*P*3) in 0..1
+    sq: F32  # (n, P*P) squared pixel norms (sum over bands)
+    mine: F32  # (n, P*P) 1 where the patch pixel is of the class
+    orient: F32  # (n, 2) doubled-angle gradient direction times coherence (structure tensor)
+    colour: F32  # (n, 3) mean colour of the class's pixels, 0..1
+    median: F32  # (3,) the class's median colour over the candidates
+    energy: F32  # (n,) mean gradient magnitude of the class's pixels (texture strength)
+    median_energy: float
+
+
+@dataclass
+class ExemplarBank:
+    """Crops ``rgb`` (N, S, S, 3) uint8 with ``labels`` (N, S, S) bank class ids at ``gsd`` m."""
+
+    rgb: U8
+    labels: U8
+    gsd: float
+    names: dict[int, str]
+    source: str = ""
+    _cache: dict[tuple[int, float], Candidates] = field(default_factory=dict, repr=False)
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(int(c) for c in np.unique(self.labels))
+
+    def dominant(self) -> int:
+        """The class with most pixels (what uncovered ground is painted with)."""
+        ids, counts = np.unique(self.labels, return_counts=True)
+        return int(ids[np.argmax(counts)])
+
+    def save(self, path: Path) -> None:
+        names = np.array([f"{k}:{v}" for k, v in sorted(self.names.items())])
+        np.savez_compressed(
+            path,
+            rgb=self.rgb,
+            labels=self.labels,
+            gsd=np.float32(self.gsd),
+            names=names,
+            source=np.array(self.source),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> ExemplarBank:
+        with np.load(path) as z:
+            names = {int(s.split(":", 1)[0]): s.split(":", 1)[1] for s in z["names"].tolist()}
+            return cls(z["rgb"], z["labels"], float(z["gsd"]), names, str(z["source"]))
+
+    @classmethod
+    def shipped(cls) -> ExemplarBank:
+        here = resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK
+        return cls.load(Path(str(here)))
+
+    def candidates(self, cls_id: int, scale: float, seed: int = 0, cap: int = 1536) -> Candidates:
+        """Patches holding at least a quarter of ``cls_id`` from the crops resampled by
+        ``scale`` (bank GSD / job GSD), in all 8 turns and flips, at most ``cap`` of them
+        (a fixed subset: the same for every tile of a job, so neighbours match)."""
+        key = (cls_id, round(scale, 4))
+        if key in self._cache:
+            return self._cache[key]
+        rgbs, labs = [], []
+        for img, lab in zip(self.rgb, self.labels, strict=True):
+            if not (lab == cls_id).any():
+                continue
+            img2, lab2 = _resample(img, lab, scale)
+            if min(img2.shape[:2]) < PATCH:
+                continue
+            step = max(PATCH // 4, 4)
+            for y in range(0, img2.shape[0] - PATCH + 1, step):
+                for x in range(0, img2.shape[1] - PATCH + 1, step):
+                    lw = lab2[y : y + PATCH, x : x + PATCH]
+                    if (lw == cls_id).mean() >= 0.25:
+                        rgbs.append(img2[y : y + PATCH, x : x + PATCH])
+                        labs.append(lw)
+        if not rgbs:
+            raise LookupError(cls_id)
+        rgb, lab = np.stack(rgbs), np.stack(labs)
+        rng = np.random.default_rng(seed + 7919 * cls_id)
+        picks = rng.permutation(len(rgb) * 8)[:cap]
+        base, turn = picks // 8, picks % 8
+        rgb = np.stack([_dihedral(rgb[b], t) for b, t in zip(base, turn, strict=True)])
+        lab = np.stack([_dihedral(lab[b], t) for b, t in zip(base, turn, strict=True)])
+        flat = rgb.reshape(len(rgb), -1).astype(np.float32) / 255.0
+        sq = (flat.reshape(len(rgb), PATCH * PATCH, 3) ** 2).sum(-1)
+        mine = (lab == cls_id).reshape(len(rgb), -1).astype(np.float32)
+        colour = (flat.reshape(len(rgb), -1, 3) * mine[..., None]).sum(1) / np.maximum(
+            mine.sum(1), 1.0
+        )[:, None]
+        gy, gx = np.gradient(rgb.mean(-1).astype(np.float32) / 255.0, axis=(1, 2))
+        mag = np.hypot(gx, gy).reshape(len(rgb), -1)
+        energy = (mag * mine).sum(1) / np.maximum(mine.sum(1), 1.0)
+        out = Candidates(
+            rgb,
+            lab,
+            flat,
+            sq,
+            mine,
+            orientation(rgb.mean(-1)),
+            colour.astype(np.float32),
+            np.median(colour, axis=0).astype(np.float32),
+            energy.astype(np.float32),
+            float(np.median(energy)),
+        )
+        self._cache[key] = out
+        return out
+
+
+def orientation(lum: NDArray[np.floating]) -> F32:
+    """Dominant gradient direction of each 2-D array in ``lum`` (n, h, w) as a doubled-angle
+    vector scaled by its coherence (0 = no direction, 1 = all gradients parallel)."""
+    gy, gx = np.gradient(np.asarray(lum, dtype=np.float32), axis=(1, 2))
+    jxx, jyy, jxy = (gx * gx).sum((1, 2)), (gy * gy).sum((1, 2)), (gx * gy).sum((1, 2))
+    norm = np.maximum(jxx + jyy, 1e-9)
+    out: F32 = np.stack([(jxx - jyy) / norm, 2 * jxy / norm], axis=1).astype(np.float32)
+    return out
+
+
+def _dihedral(a: NDArray[np.generic], t: int) -> NDArray[np.generic]:
+    """One of the 8 turns and flips of a square patch."""
+    r = np.rot90(a, t % 4)
+    return np.ascontiguousarray(r[:, ::-1] if t >= 4 else r)
+
+
+def _resample(img: U8, lab: U8, scale: float) -> tuple[U8, U8]:
+    """A crop and its labels resampled by ``scale`` (area-like for shrinking, bilinear for
+    enlarging; labels nearest)."""
+    if abs(scale - 1.0) < 1e-3:
+        return img, lab
+    h, w = lab.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    img2 = np.asarray(Image.fromarray(img).resize(size, method))
+    lab2 = np.asarray(Image.fromarray(lab).resize(size, Image.Resampling.NEAREST))
+    return img2, lab2
+
+
+def crops_from_pairs(
+    images: list[U8],
+    labels: list[U8],
+    *,
+    crop: int = 128,
+    per_class: int = 14,
+    seed: int = 0,
+    min_share: float = 0.3,
+    draw: int = 3,
+) -> tuple[U8, U8]:
+    """``per_class`` crops per class centred on random pixels of that class with at least
+    ``min_share`` of it, spread over the images (round robin), the ``per_class`` of ``draw``
+    times as many whose class colour is nearest the median; deterministic by ``seed``."""
+    rng = np.random.default_rng(seed)
+    classes = sorted({int(c) for lab in labels for c in np.unique(lab)})
+    out_rgb: list[U8] = []
+    out_lab: list[U8] = []
+    for c in classes:
+        have = [i for i, lab in enumerate(labels) if (lab == c).mean() > 0.01]
+        rng.shuffle(have)
+        got, tries = 0, 0
+        pool_rgb: list[U8] = []
+        pool_lab: list[U8] = []
+        while got < draw * per_class and have and tries < 200 * draw * per_class:
+            i = have[tries % len(have)]
+            tries += 1
+            lab = labels[i]
+            h, w = lab.shape
+            if h < crop or w < crop:
+                continue
+            ys, xs = np.nonzero(lab == c)
+            k = int(rng.integers(len(ys)))
+            y = int(np.clip(ys[k] - crop // 2, 0, h - crop))
+            x = int(np.clip(xs[k] - crop // 2, 0, w - crop))
+            win = lab[y : y + crop, x : x + crop]
+            if (win == c).mean() < min_share:
+                continue
+            pool_rgb.append(np.ascontiguousarray(images[i][y : y + crop, x : x + crop, :3]))
+            pool_lab.append(np.ascontiguousarray(win))
+            got += 1
+        if not pool_rgb:
+            continue
+        # keep the crops whose class colour is closest to the class's median colour: one
+        # coherent look per class (outliers such as green salt flats labelled land go)
+        means = np.stack([r[lb == c].mean(0) for r, lb in zip(pool_rgb, pool_lab, strict=True)])
+        far = np.linalg.norm(means - np.median(means, axis=0), axis=1)
+        for k in np.argsort(far, kind="stable")[:per_class]:
+            out_rgb.append(pool_rgb[k])
+            out_lab.append(pool_lab[k])
+    return np.stack(out_rgb), np.stack(out_lab)
+
+
+def tile_crops(image: U8, labels: U8, crop: int = 128) -> tuple[U8, U8]:
+    """A whole (reference) image cut into overlapping square crops (half-crop stride); the
+    crop shrinks to the image's short side for small images."""
+    h, w = labels.shape
+    s = min(crop, h, w)
+    step = max(s // 2, 1)
+    ys = sorted({*range(0, h - s + 1, step), h - s})
+    xs = sorted({*range(0, w - s + 1, step), w - s})
+    rgb = np.stack([image[y : y + s, x : x + s, :3] for y in ys for x in xs])
+    lab = np.stack([labels[y : y + s, x : x + s] for y in ys for x in xs])
+    return np.ascontiguousarray(rgb), np.ascontiguousarray(lab)

@@ -1,0 +1,267 @@
+"""Image quilting by numbers: each class's area filled with overlapping real patches, each
+chosen to continue the pixels already there and to match the layout around it, and cut along
+the path of least difference (Efros and Freeman's minimum-error boundary cut).
+
+Per class present in a tile, a canvas is quilted in raster order on a grid of 32-px patches
+overlapping by 8 px. A candidate patch's cost is the mean squared difference to the pixels
+already on the canvas under it (known pixels of earlier tiles or of the image being edited,
+then earlier patches) plus a label term: the share of the window where the patch's own class
+raster disagrees with the layout's. The label term is what makes retrieval respect context:
+a patch whose road edge runs the way the layout's does, with the neighbour class on the
+right side, beats a pure road patch there. The output takes each pixel from its class's canvas.
+Known pixels are kept, except in a ``feather``-px band before the area to generate at a tile's
+top and left overlaps, where the cut may pass through them (tile seams become quilting seams);
+the patches next to known pixels are chosen to continue them, and the remaining low-frequency
+mismatch is carried into the new pixels (:func:`rs_seg2any.harmonise.harmonise`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import binary_opening, gaussian_filter
+
+from ...harmonise import harmonise
+from ...tiling import SOFT_EDGE
+from .bank import PATCH, Candidates
+
+U8 = NDArray[np.uint8]
+OVERLAP = PATCH // 4
+MISSING_WEIGHT = 0.25  # layout says class c, patch pixel is not c: its texture would be wrong
+CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: context mismatch
+COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
+ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
+ORIENT_DEFAULT = 0.005
+ENERGY_WEIGHT = 0.005  # texture strength far from the class's median (relative, squared)
+HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam
+FREE_SLACK = 0.01  # a patch with nothing under it yet: a wider choice (seeds differ)
+TOLERANCE = 0.03  # pick at random among candidates within 3 % of the best cost
+
+
+def _positions(n: int) -> list[int]:
+    step = PATCH - OVERLAP
+    out = list(range(0, max(n - PATCH, 0) + 1, step))
+    if out[-1] + PATCH < n:
+        out.append(n - PATCH)
+    return out
+
+
+def _cut_path(err: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Per row, the column of the minimum-error vertical path through ``err`` (rows, cols)."""
+    rows, cols = err.shape
+    acc = err.astype(np.float64).copy()
+    for r in range(1, rows):
+        prev = acc[r - 1]
+        left = np.concatenate([[np.inf], prev[:-1]])
+        right = np.concatenate([prev[1:], [np.inf]])
+        acc[r] += np.minimum(np.minimum(left, prev), right)
+    path = np.empty(rows, dtype=np.int64)
+    path[-1] = int(np.argmin(acc[-1]))
+    for r in range(rows - 2, -1, -1):
+        c = path[r + 1]
+        lo, hi = max(c - 1, 0), min(c + 2, cols)
+        path[r] = lo + int(np.argmin(acc[r, lo:hi]))
+    return path
+
+
+def _new_side(
+    err: NDArray[np.float32], filled: NDArray[np.bool_], locked: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Pixels of a patch that take the new patch: right of the least-error vertical cut and
+    below the least-error horizontal cut, both kept inside the pixels already filled that may
+    change (an earlier patch's overlap, or a tile's seam band), so the cut never lies along
+    the edge of that zone; unfilled pixels always take the new patch."""
+    big = float(err.max()) + 1.0
+    e = np.where(filled & ~locked, err, big).astype(np.float32)
+    rows = np.flatnonzero(filled.any(axis=1))
+    cols = np.flatnonzero(filled.any(axis=0))
+    r_max = max(int(rows[-1]) + 1 if len(rows) else 0, OVERLAP)
+    c_max = max(int(cols[-1]) + 1 if len(cols) else 0, OVERLAP)
+    idx = np.arange(PATCH)
+    new = np.ones(err.shape, dtype=bool)
+    vpath = _cut_path(e[:, :c_max])
+    new &= idx[None, :] >= vpath[:, None]
+    hpath = _cut_path(e[:r_max, :].T)
+    new &= idx[:, None] >= hpath[None, :]
+    return new | ~filled
+
+
+def quilt_class(
+    cls_id: int,
+    labels: NDArray[np.integer],
+    cands: Candidates,
+    canvas: NDArray[np.float32],
+    filled: NDArray[np.bool_],
+    locked: NDArray[np.bool_],
+    rng: np.random.Generator,
+    shadow: NDArray[np.float32] | None = None,
+) -> None:
+    """Quilt class ``cls_id``'s canvas in place (``canvas`` 0..1 floats, ``filled`` where it
+    already has pixels, ``locked`` pixels that must not change). ``shadow`` receives what the
+    patches would have put on the locked pixels of the class (for the seam harmonisation)."""
+    h, w = labels.shape
+    need = (labels == cls_id) & ~locked
+    placed = np.zeros((h, w), dtype=bool)
+    good = filled.copy()  # pixels whose texture is of this class (known ones, then patches')
+    target_all = (labels == cls_id).astype(np.float32)
+    # the layout's direction: gradients of the smoothed class mask run across its borders,
+    # as real gradients (lane marks, kerbs, rows of trees) do
+    smooth = gaussian_filter(target_all, 6.0)
+    gy, gx = np.gradient(smooth)
+    w_or = ORIENT_WEIGHT.get(cls_id, ORIENT_DEFAULT)
+    prior = COLOUR_WEIGHT * ((cands.colour - cands.median) ** 2).sum(1)
+    # least-squares matching favours flat patches (they differ least from anything): hold
+    # texture strength near the class's typical one
+    rel = (cands.energy - cands.median_energy) / max(cands.median_energy, 1e-6)
+    prior = prior + ENERGY_WEIGHT * rel**2
+    for y in _positions(h):
+        for x in _positions(w):
+            win = (slice(y, y + PATCH), slice(x, x + PATCH))
+            if not (need[win] & ~placed[win]).any():
+                continue
+            m = filled[win].astype(np.float32).reshape(-1)
+            t = target_all[win].reshape(-1)
+            missing = (t.sum() - cands.mine @ t) / t.size
+            context = (cands.mine.sum(1) - cands.mine @ t) / t.size
+            cost = MISSING_WEIGHT * missing + CONTEXT_WEIGHT * context + prior
+            wx, wy = gx[win], gy[win]
+            jxx, jyy, jxy = float((wx * wx).sum()), float((wy * wy).sum()), float((wx * wy).sum())
+            if jxx + jyy > 1e-6:
+                v = np.array([jxx - jyy, 2 * jxy], np.float32) / (jxx + jyy)
+                u = cands.orient
+                mag = np.linalg.norm(u, axis=1) * float(np.linalg.norm(v))
+                cost = cost + w_or * (mag - u @ v) / 2
+            if m.any():
+                cur = canvas[win].reshape(-1, 3)
+                mc = (cur * m[:, None]).reshape(-1)
+                ssd = cands.sq @ m - 2.0 * (cands.flat @ mc) + float((cur**2).sum(1) @ m)
+                cost = cost + ssd / (3.0 * m.sum())
+            best = float(cost.min())
+            slack = TOLERANCE * abs(best) + (1e-6 if m.any() else FREE_SLACK)
+            pool = np.flatnonzero(cost <= best + slack)
+            k = int(pool[int(rng.integers(len(pool)))]) if len(pool) else int(np.argmin(cost))
+            patch = cands.flat[k].reshape(PATCH, PATCH, 3)
+            err = ((patch - canvas[win]) ** 2).sum(-1) * filled[win]
+            side = _new_side(err.astype(np.float32), filled[win], locked[win])
+            new = side & ~locked[win]
+            if shadow is not None:
+                over = side & locked[win] & (labels[win] == cls_id)
+                shadow[win][over] = patch[over]
+            canvas[win][new] = patch[new]
+            filled[win] |= new
+            placed[win] |= new
+            good[win] = np.where(new, cands.labels[k] == cls_id, good[win])
+    _repair(cls_id, need & ~good, cands, canvas, good, locked, prior, rng)
+
+
+def _repair(
+    cls_id: int,
+    holes: NDArray[np.bool_],
+    cands: Candidates,
+    canvas: NDArray[np.float32],
+    good: NDArray[np.bool_],
+    locked: NDArray[np.bool_],
+    prior: NDArray[np.float32],
+    rng: np.random.Generator,
+) -> None:
+    """Pixels of the class that got another class's texture (a patch's kerb or tree over
+    the layout's road) are refilled from patches whose own pixels there are of the class,
+    matched to the good pixels around them; windows centred on the first hole left."""
+    h, w = holes.shape
+    holes = holes.copy()
+    for _ in range(4 * (h // 8 + 1) * (w // 8 + 1)):
+        ys, xs = np.nonzero(holes)
+        if not len(ys):
+            return
+        y = int(np.clip(ys[0] - PATCH // 4, 0, h - PATCH))
+        x = int(np.clip(xs[0] - PATCH // 2, 0, w - PATCH))
+        win = (slice(y, y + PATCH), slice(x, x + PATCH))
+        t = holes[win].astype(np.float32).reshape(-1)
+        m = (good[win] & ~holes[win]).astype(np.float32).reshape(-1)
+        cost = MISSING_WEIGHT * (t.sum() - cands.mine @ t) / max(float(t.sum()), 1.0) + prior
+        if m.any():
+            cur = canvas[win].reshape(-1, 3)
+            mc = (cur * m[:, None]).reshape(-1)
+            ssd = cands.sq @ m - 2.0 * (cands.flat @ mc) + float((cur**2).sum(1) @ m)
+            cost = cost + ssd / (3.0 * m.sum())
+        best = float(cost.min())
+        pool = np.flatnonzero(cost <= best + TOLERANCE * abs(best) + 1e-6)
+        k = int(pool[int(rng.integers(len(pool)))])
+        fix = holes[win] & (cands.labels[k] == cls_id) & ~locked[win]
+        if not fix.any():  # no patch has the class there: leave these pixels as they are
+            holes[win] &= False
+            continue
+        canvas[win][fix] = cands.flat[k].reshape(PATCH, PATCH, 3)[fix]
+        good[win] |= fix
+        holes[win] &= ~fix
+
+
+def seam_band(edit: NDArray[np.bool_], feather: int) -> NDArray[np.bool_]:
+    """Known pixels the cut may pass through: up to ``feather`` px above a long horizontal run
+    of the area to generate, or left of a long vertical one (a tile's top and left overlaps,
+    which the tile owns there). Not beside short runs: the ends of a soft edge reach into
+    pixels other tiles own."""
+    band = np.zeros(edit.shape, dtype=bool)
+    if feather <= 0:
+        return band
+    run = 2 * SOFT_EDGE + 1  # longer than a soft edge is tall
+    long_h = binary_opening(edit, np.ones((1, run), bool))
+    long_v = binary_opening(edit, np.ones((run, 1), bool))
+    for d in range(1, feather + 1):
+        band[:-d] |= long_h[d:]
+        band[:, :-d] |= long_v[:, d:]
+    return band & ~edit
+
+
+def quilt(
+    labels: NDArray[np.integer],
+    lookup: Callable[[int], Candidates],
+    seed: int,
+    known: U8 | None = None,
+    edit: NDArray[np.bool_] | None = None,
+    feather: int = 0,
+) -> U8:
+    """An RGB tile for class raster ``labels`` (ids the ``lookup`` understands). With
+    ``known`` + ``edit`` (True = generate): known pixels are kept exactly and matched by the
+    patches next to them, except in the :func:`seam_band` (``feather`` px)."""
+    h, w = labels.shape
+    pad_h, pad_w = max(PATCH - h, 0), max(PATCH - w, 0)
+    if pad_h or pad_w:  # smaller than one patch: quilt a padded tile, crop
+        pad = ((0, pad_h), (0, pad_w))
+        big = quilt(
+            np.pad(labels, pad, mode="edge"),
+            lookup,
+            seed,
+            None if known is None else np.pad(known, (*pad, (0, 0))),
+            None if edit is None else np.pad(edit, pad, constant_values=True),
+            feather,
+        )
+        return big[:h, :w]
+    rng = np.random.default_rng(seed)
+    if known is not None and edit is not None:
+        keep = ~edit
+        locked = keep & ~seam_band(edit, feather)
+        start = known.astype(np.float32) / 255.0
+    else:
+        keep = np.zeros((h, w), dtype=bool)
+        locked = keep
+        start = np.zeros((h, w, 3), dtype=np.float32)
+    out = start.copy()
+    shadow = start.copy()
+    for c in sorted(int(v) for v in np.unique(labels)):
+        mask = labels == c
+        if not (mask & ~locked).any():
+            continue
+        canvas = start.copy()
+        filled = keep & mask
+        quilt_class(c, labels, lookup(c), canvas, filled, locked, rng, shadow)
+        out[mask] = canvas[mask]
+    img: U8 = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    if known is not None and edit is not None:
+        # the patches' own version of the known pixels next to them, against the known
+        # pixels: its low-frequency mismatch is carried into the new pixels (no seam step)
+        ours = np.where(locked[..., None], np.clip(np.rint(shadow * 255.0), 0, 255), img)
+        img = harmonise(ours.astype(np.uint8), known, ~locked, sigma=HARMONISE_SIGMA)
+    return img
