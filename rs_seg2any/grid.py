@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rasterio
+from affine import Affine
 from odc.geo import CRS, BoundingBox, Resolution, resxy_
 from odc.geo.geobox import GeoBox
 from rasterio.errors import RasterioIOError
@@ -245,3 +246,20 @@ def grid_from_bounds(
 
 def _odc_res(res_x: float, res_y: float) -> Resolution:
     return resxy_(res_x, -res_y)
+
+
+METRES_PER_DEGREE = 111_320.0
+
+
+def grid_gsd(transform: Affine, crs: object, height: int) -> float:
+    """Ground sampling distance in metres of a north-up grid (approximate for degrees: the
+    east-west pixel size at the grid's middle latitude, the smaller of the two sides)."""
+    rx, ry = abs(float(transform.a)), abs(float(transform.e))
+    geographic = getattr(crs, "is_geographic", None)  # rasterio CRS; odc CRS: .geographic
+    if geographic is None:
+        geographic = getattr(crs, "geographic", False)
+    if crs is not None and geographic:
+        lat = float(transform.f + transform.e * height / 2)
+        ew = rx * METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 1e-6)
+        return float(min(ew, ry * METRES_PER_DEGREE))
+    return min(rx, ry)

@@ -19,14 +19,14 @@ from shapely.geometry import box
 
 from rs_seg2any.demo import write_demo_layer
 from rs_seg2any.errors import GridError, InputError
-from rs_seg2any.generate_job import run_generate_job
 from rs_seg2any.generators.base import TileCondition
 from rs_seg2any.generators.exemplar.backend import ExemplarBackend, GSDWarning
 from rs_seg2any.generators.registry import generator_from, load_generator
+from rs_seg2any.job.generate_job import run_generate_job
+from rs_seg2any.job.tiling import TilePlan, soft_edge
 from rs_seg2any.layout import load_layout
 from rs_seg2any.params import SamplerParams
 from rs_seg2any.taxonomy import load_taxonomy
-from rs_seg2any.tiling import TilePlan, soft_edge
 
 EXTENT = [300000.0, 2780150.0, 300064.0, 2780214.0]  # 128 x 128 px of the demo town at 0.5 m
 DUBAI = {1: "building", 2: "land", 3: "road", 4: "vegetation", 5: "water", 6: "unlabeled"}

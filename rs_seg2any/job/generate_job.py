@@ -323,7 +323,7 @@ class _TileRenderer:
 
     def _gsd(self) -> float:
         """The grid's pixel size in metres (approximate for degrees), for scale-aware backends."""
-        from .generators.exemplar.reference import grid_gsd
+        from ..grid import grid_gsd
 
         grid = self.layout.grid
         return grid_gsd(grid.affine, grid.crs, grid.shape[0])

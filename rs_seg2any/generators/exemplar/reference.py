@@ -17,25 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import GridError, InputError
+from ...grid import grid_gsd
 from .bank import ExemplarBank, tile_crops
 
 U8 = NDArray[np.uint8]
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".gml", ".kml"}
-METRES_PER_DEGREE = 111_320.0
-
-
-def grid_gsd(transform: Any, crs: Any, height: int) -> float:
-    """Ground sampling distance in metres of a north-up grid (approximate for degrees: the
-    east-west pixel size at the grid's middle latitude, the smaller of the two sides)."""
-    rx, ry = abs(float(transform.a)), abs(float(transform.e))
-    geographic = getattr(crs, "is_geographic", None)  # rasterio CRS; odc CRS: .geographic
-    if geographic is None:
-        geographic = getattr(crs, "geographic", False)
-    if crs is not None and geographic:
-        lat = float(transform.f + transform.e * height / 2)
-        ew = rx * METRES_PER_DEGREE * max(float(np.cos(np.radians(lat))), 1e-6)
-        return float(min(ew, ry * METRES_PER_DEGREE))
-    return min(rx, ry)
 
 
 def _to_u8(data: NDArray[Any]) -> U8:
