@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import binary_opening, gaussian_filter
 
 from ...harmonise import harmonise
-from ...tiling import SOFT_EDGE
+from ...job.tiling import SOFT_EDGE
 from .bank import PATCH, Candidates
 
 U8 = NDArray[np.uint8]
