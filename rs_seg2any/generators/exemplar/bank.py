@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,15 +63,18 @@ class ExemplarBank:
         return int(ids[np.argmax(counts)])
 
     def save(self, path: Path) -> None:
+        """Write the bank as ``.npz`` through the atomic writer (no half-written bank)."""
+        from ...atomic import atomic_write
+
         names = np.array([f"{k}:{v}" for k, v in sorted(self.names.items())])
-        np.savez_compressed(
-            path,
-            rgb=self.rgb,
-            labels=self.labels,
-            gsd=np.float32(self.gsd),
-            names=names,
-            source=np.array(self.source),
-        )
+        arrays: dict[str, Any] = {
+            "rgb": self.rgb,
+            "labels": self.labels,
+            "gsd": np.float32(self.gsd),
+            "names": names,
+            "source": np.array(self.source),
+        }
+        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
     @classmethod
     def load(cls, path: Path) -> ExemplarBank:
