@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .job.runner import JobResult
 from .jobmodel import Job, command_groups, job_from_mapping, load_job
 from .layout import Layout, load_layout
 from .options import LayerOptions
@@ -47,22 +48,13 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(JobResult):
     """Where a finished job's outputs are; ``open``/``to_xarray`` read them on the job grid."""
 
-    out_dir: Path
-    outputs: dict[str, Path] = field(default_factory=dict)
-    tiles_total: int = 0
-    tiles_resumed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the CLI's ``done`` event)."""
-        return {
-            "out_dir": str(self.out_dir),
-            "outputs": {k: str(v) for k, v in self.outputs.items()},
-            "tiles_total": self.tiles_total,
-            "tiles_resumed": self.tiles_resumed,
-        }
+    @classmethod
+    def of(cls, job: JobResult) -> Result:
+        """The result of a finished job (the job core's own record of it)."""
+        return cls(job.out_dir, dict(job.outputs), job.tiles_total, job.tiles_resumed)
 
     def rasters(self) -> dict[str, Path]:
         """The GeoTIFF outputs by name."""
@@ -175,7 +167,7 @@ def rasterize(
         keep_tiles=keep_tiles,
         progress=_progress(progress),
     )
-    return Result(res.out_dir, dict(res.outputs), res.tiles_total, res.tiles_resumed)
+    return Result.of(res)
 
 
 def load_generator(
@@ -411,29 +403,17 @@ def _layout_of(job: Job, progress: Progress | None) -> Layout:
 
 
 def _generate(job: Job, out: Path, progress: Progress | None, generator: Any) -> Result:
-    from .generators.registry import generator_from, resolve_sampler
+    from .generators.registry import generator_from
     from .job.generate_job import run_generate_job
+    from .scenarios.common import GenOptions
 
     layout = _layout_of(job, progress)
     gen = generator if generator is not None else generator_from(job.sampler)
-    steps, guidance = resolve_sampler(job.sampler)
-    s, t = job.sampler, job.tiles
+    opts = GenOptions.from_params(job.sampler, job.tiles)
     res = run_generate_job(
-        layout,
-        out,
-        gen,
-        steps=steps,
-        guidance=guidance,
-        gamma=s.gamma,
-        seed=s.seed,
-        tile_size=t.tile_size,
-        overlap=t.overlap,
-        caption=s.caption,
-        restart=t.restart,
-        keep_tiles=t.keep_tiles,
-        progress=progress,
+        layout, out, gen, keep_tiles=job.tiles.keep_tiles, progress=progress, **opts.job_kwargs()
     )
-    return Result(res.out_dir, dict(res.outputs), res.tiles_total, res.tiles_resumed)
+    return Result.of(res)
 
 
 def _scenario(job: Job, out: Path, progress: Progress | None, generator: Any) -> Result:
@@ -470,7 +450,7 @@ def _scenario(job: Job, out: Path, progress: Progress | None, generator: Any) ->
         inputs._generators[()] = generator
     res = spec.run(inputs, job.params)
     if hasattr(res, "to_dict") and hasattr(res, "tiles_total"):
-        return Result(res.out_dir, dict(res.outputs), res.tiles_total, res.tiles_resumed)
+        return Result.of(res)
     return Result(out, outputs_of(res))
 
 

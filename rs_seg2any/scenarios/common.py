@@ -30,7 +30,7 @@ from ..job.runner import GDAL_CACHE_BYTES, JobResult
 from ..layout import Layout, load_layout
 from ..limits import MAX_SEED, check_sampler, check_tiling
 from ..options import LayerOptions
-from ..params import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from ..params import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, SamplerParams, TileParams
 from ..progress import Progress
 from ..radiometry import MaskReader, Radiometry, analyse_base, mask_from_array
 from ..taxonomy import ClassDef, Taxonomy, load_taxonomy, parse_colour
@@ -72,6 +72,24 @@ class GenOptions:
     def __post_init__(self) -> None:
         check_sampler(steps=self.steps, guidance=self.guidance, gamma=self.gamma, seed=self.seed)
         check_tiling(self.tile_size, self.overlap)
+
+    @classmethod
+    def from_params(cls, sampler: SamplerParams, tiles: TileParams) -> GenOptions:
+        """The settings of typed sampler and tiling params (the backend's sampler defaults
+        where steps or guidance are not given)."""
+        from ..generators.registry import resolve_sampler
+
+        steps, guidance = resolve_sampler(sampler)
+        return cls(
+            steps=steps,
+            guidance=guidance,
+            gamma=sampler.gamma,
+            seed=sampler.seed,
+            tile_size=tiles.tile_size,
+            overlap=tiles.overlap,
+            caption=sampler.caption,
+            restart=tiles.restart,
+        )
 
     def job_kwargs(self, **changes: Any) -> dict[str, Any]:
         """Keyword arguments of ``run_generate_job`` for these settings (``changes``

@@ -43,21 +43,9 @@ class ScenarioInputs:
 
     def options(self) -> Any:
         """The sampler and tiling settings as the scenario functions take them."""
-        from ..generators.registry import resolve_sampler
         from .common import GenOptions
 
-        steps, guidance = resolve_sampler(self.sampler)
-        s, t = self.sampler, self.tiles
-        return GenOptions(
-            steps=steps,
-            guidance=guidance,
-            gamma=s.gamma,
-            seed=s.seed,
-            tile_size=t.tile_size,
-            overlap=t.overlap,
-            caption=s.caption,
-            restart=t.restart,
-        )
+        return GenOptions.from_params(self.sampler, self.tiles)
 
 
 @dataclass(frozen=True)
