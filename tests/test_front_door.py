@@ -208,10 +208,8 @@ def test_plugin_backend_and_scenario_from_api_cli_and_job_file(
     from rs_seg2any.scenarios import registry as scenario_registry
 
     importlib.invalidate_caches()
-    monkeypatch.setattr(backend_registry, "_ENTRY_POINTS_LOADED", False)
-    monkeypatch.setattr(scenario_registry, "_LOADED", False)
-    monkeypatch.setattr(backend_registry, "_REGISTRY", dict(backend_registry._REGISTRY))
-    monkeypatch.setattr(scenario_registry, "_REGISTRY", dict(scenario_registry._REGISTRY))
+    monkeypatch.setattr(backend_registry, "BACKENDS", backend_registry.BACKENDS.fresh())
+    monkeypatch.setattr(scenario_registry, "SCENARIOS", scenario_registry.SCENARIOS.fresh())
     assert "paint" in {s["name"] for s in rs.list_scenarios()}
     layout = rs.load_layout(demo_layer, "landcover", taxonomy="dubai_aerial", resolution=4)
     res = rs.scenario("paint", tmp_path / "api", layout=layout, value=11, backend="toy")

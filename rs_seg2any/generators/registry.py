@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from ..errors import InputError
 from ..params import DEFAULT_BACKEND, SamplerParams
+from ..plugins import Registry
 from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition, weights_digest
 
 ENTRY_POINT_GROUP = "rs_seg2any.backends"
@@ -54,53 +55,22 @@ class BackendSpec:
         }
 
 
-_REGISTRY: dict[str, BackendSpec] = {}
-_ENTRY_POINTS_LOADED = False
+BACKENDS: Registry[BackendSpec] = Registry(BackendSpec, ENTRY_POINT_GROUP, "backend")
 
 
 def register_backend(spec: BackendSpec) -> BackendSpec:
     """Add (or replace) a backend; returns ``spec`` so it can be used as a module constant."""
-    _REGISTRY[spec.name] = spec
-    return spec
+    return BACKENDS.register(spec)
 
 
 def backends() -> dict[str, BackendSpec]:
     """Every backend: the shipped ones, then those other packages declare as entry points."""
-    global _ENTRY_POINTS_LOADED
-    if not _ENTRY_POINTS_LOADED:
-        _ENTRY_POINTS_LOADED = True
-        for spec in load_entry_points(ENTRY_POINT_GROUP, BackendSpec):
-            _REGISTRY.setdefault(spec.name, spec)
-    return dict(_REGISTRY)
-
-
-def load_entry_points(group: str, kind: type[Any]) -> list[Any]:
-    """The objects of an entry-point group (a ``kind`` instance, or a function returning one);
-    a broken plug-in is a one-line error naming it, not a traceback."""
-    found = []
-    for ep in metadata.entry_points(group=group):
-        try:
-            obj = ep.load()
-            obj = obj if isinstance(obj, kind) else obj()
-        except Exception as exc:  # a third-party plug-in: report, do not crash the import
-            raise InputError(
-                f"plug-in '{ep.name}' ({ep.value}) of {group} failed to load: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(obj, kind):
-            raise InputError(
-                f"plug-in '{ep.name}' ({ep.value}) of {group} is not a {kind.__name__}"
-            )
-        found.append(obj)
-    return found
+    return BACKENDS.all()
 
 
 def backend_spec(name: str) -> BackendSpec:
     """The backend called ``name``, or a one-line error listing those available."""
-    table = backends()
-    if name not in table:
-        raise InputError(f"unknown backend '{name}'; available: {', '.join(sorted(table))}")
-    return table[name]
+    return BACKENDS.get(name)
 
 
 def resolve_sampler(params: SamplerParams) -> tuple[int, float]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..plugins import Registry
 from .spec import ScenarioInputs, ScenarioSpec
 
 __all__ = ["ScenarioInputs", "ScenarioSpec", "register_scenario", "scenario_spec", "scenarios"]
@@ -22,35 +22,28 @@ __all__ = ["ScenarioInputs", "ScenarioSpec", "register_scenario", "scenario_spec
 ENTRY_POINT_GROUP = "rs_seg2any.scenarios"
 
 
-_REGISTRY: dict[str, ScenarioSpec] = {}
-_LOADED = False
+def _shipped() -> tuple[ScenarioSpec, ...]:
+    from .builtin import SHIPPED
+
+    return SHIPPED
+
+
+SCENARIOS: Registry[ScenarioSpec] = Registry(ScenarioSpec, ENTRY_POINT_GROUP, "scenario", _shipped)
 
 
 def register_scenario(spec: ScenarioSpec) -> ScenarioSpec:
     """Add (or replace) a scenario; returns ``spec``."""
-    _REGISTRY[spec.name] = spec
-    return spec
+    return SCENARIOS.register(spec)
 
 
 def scenarios() -> dict[str, ScenarioSpec]:
     """Every scenario: the shipped ones, then those declared by other packages."""
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from ..generators.registry import load_entry_points
-        from .builtin import SHIPPED
-
-        for spec in (*SHIPPED, *load_entry_points(ENTRY_POINT_GROUP, ScenarioSpec)):
-            _REGISTRY.setdefault(spec.name, spec)
-    return dict(_REGISTRY)
+    return SCENARIOS.all()
 
 
 def scenario_spec(name: str) -> ScenarioSpec:
     """The scenario called ``name``, or a one-line error listing those available."""
-    table = scenarios()
-    if name not in table:
-        raise InputError(f"unknown scenario '{name}'; available: {', '.join(sorted(table))}")
-    return table[name]
+    return SCENARIOS.get(name)
 
 
 def outputs_of(result: Any) -> dict[str, Path]:
