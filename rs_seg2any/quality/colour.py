@@ -22,29 +22,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from ..lab import srgb_to_lab
+
 U8 = NDArray[np.uint8]
 F64 = NDArray[np.float64]
-
-_SRGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375],
-     [0.2126729, 0.7151522, 0.0721750],
-     [0.0193339, 0.1191920, 0.9503041]]
-)  # fmt: skip
-_D65 = np.array([0.95047, 1.0, 1.08883])
-
-
-def srgb_to_lab(rgb: NDArray[np.generic]) -> F64:
-    """CIELAB (D65) of sRGB uint8 pixels ``(..., 3)``."""
-    c = np.asarray(rgb, dtype=np.float64)[..., :3] / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _SRGB_TO_XYZ.T / _D65
-    eps = (6 / 29) ** 3
-    f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    lab: F64 = np.stack(
-        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
-        axis=-1,
-    )
-    return lab
 
 
 def saturation(image: NDArray[np.generic]) -> F64:

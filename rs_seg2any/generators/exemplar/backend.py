@@ -3,8 +3,9 @@
 Appearance comes from an exemplar bank: the shipped one (Dubai training tiles 1-6, 0.5 m,
 CC0) or one built from the user's ``reference_image`` + ``reference_labels``. Each tile is
 quilted per class (:mod:`.quilt`), its patches matched against the known pixels of earlier
-tiles, so tiles continue their neighbours. Deterministic by seed. Entity descriptions and the
-caption are not used: text does not steer this backend.
+tiles, so tiles continue their neighbours. Deterministic by seed. Entity descriptions steer colour
+(:mod:`.steer`: words such as "dry" or "lush" shift the entity's pixels, relative to its class's
+default description); the caption is not used.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from numpy.typing import NDArray
 from ...errors import InputError
 from ..base import TileCondition
 from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
-from .quilt import quilt
+from .quilt import quilt, seam_band
 from .reference import Reference
+from .steer import apply_shift, entity_shifts, shipped_lexicon
 
 SCALE_RANGE = (0.5, 2.0)
 """Bank GSD / job GSD the bank serves without warning: crops are resampled at most 2x."""
@@ -142,7 +144,26 @@ class ExemplarBackend:
             except LookupError:
                 return bank.candidates(bank.dominant(), scale)
 
-        return quilt(mapped, lookup, seed, cond.known, cond.edit_mask, cond.feather)
+        shifts = entity_shifts(cond.instances, cond.labels, cond.descriptions,
+                               _default_descriptions(cond), shipped_lexicon())  # fmt: skip
+        known = cond.known
+        if known is not None and shifts:  # quilt against the known pixels' unshifted look
+            for mask, shift in shifts:
+                known = apply_shift(known, mask, shift, inverse=True)
+        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather)
+        for mask, shift in shifts:
+            img = apply_shift(img, mask, shift)
+        if cond.known is not None and cond.edit_mask is not None and shifts:
+            locked = ~cond.edit_mask & ~seam_band(cond.edit_mask, cond.feather)
+            img[locked] = cond.known[..., :3][locked]
+        return img
+
+
+def _default_descriptions(cond: TileCondition) -> dict[int, str]:
+    """Class id -> the taxonomy's default description (steering is relative to it)."""
+    tax = cond.extra.get("taxonomy")
+    classes = getattr(tax, "classes", None) or ()
+    return {int(c.id): str(c.description) for c in classes}
 
 
 def _digest(path: Path) -> str:
