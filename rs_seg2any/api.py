@@ -10,7 +10,7 @@ params they belong to, so ``rs.generate(layout, "out", seed=3, tile_size=512)`` 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -310,6 +310,7 @@ def evaluate(
     tiles: TileParams | None = None,
     classifier: bool = True,
     segmenter: str | Path | None = None,
+    copy_reference: Sequence[Any] | None = None,
     progress: Progress | str | None = None,
 ) -> Any:
     """Score generated imagery against real scenes (``real``: GeoTIFF path(s) or arrays;
@@ -346,6 +347,7 @@ def evaluate(
         render_settings=settings,
         classifier=classifier,
         segmenter=segmenter,
+        copy_reference=copy_reference,
         progress=_progress(progress),
     )
 
@@ -379,6 +381,7 @@ def _evaluate(job: Job, out: Path, progress: Progress | None, generator: Any) ->
         tiles=job.tiles,
         classifier=not p.no_classifier,
         segmenter=p.segmenter,
+        copy_reference=list(p.copy_reference) or None,
         progress=progress,
     )
     del report

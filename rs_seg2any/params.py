@@ -174,6 +174,12 @@ class EvaluateParams:
     no_generator: bool = opt(False, "score only the --candidate images, not the generator")
     no_classifier: bool = opt(False, "skip the real-vs-generated classifier (small scenes)")
     segmenter: str | None = opt(None, "segmenter weights for the fidelity column", input=True)
+    copy_reference: tuple[str, ...] = opt(
+        (),
+        "imagery the generator drew from (training tiles, exemplar bank), repeatable: "
+        "reports how close generated blocks come to it (copying), next to real's",
+        input=True,
+    )
 
 
 # --- building params from plain values (job files, keyword arguments) ----------------------

@@ -267,3 +267,31 @@ def test_evaluate_from_the_cli_and_a_job_file(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3 and len(err) == 1 and "NAME=IMAGE" in err[0]
     assert not (bad / "report.json").exists()
+
+
+def test_copying_finds_pasted_blocks_in_any_turn_and_not_fresh_texture() -> None:
+    from rs_seg2any.quality.copying import NEAR, BlockIndex, copy_scores
+
+    source = texture_field((160, 160), 11)
+    index = BlockIndex([source], stride=8)
+    # a collage of the source's blocks, turned and flipped, at the index's 8-px grid
+    collage = np.concatenate(
+        [np.rot90(source[:64, :64], 1), source[32:96, 96:160][:, ::-1]], axis=1
+    )
+    pasted = copy_scores([np.ascontiguousarray(collage)], index)
+    fresh = copy_scores([texture_field((64, 128), 12)], index)
+    assert pasted.median_rmse < 1.0 and pasted.share_near == 1.0
+    assert fresh.median_rmse > 4 * NEAR and fresh.share_near == 0.0
+
+
+def test_evaluate_reports_copying_against_a_reference(tmp_path: Path) -> None:
+    real = texture_field((128, 160), 7)
+    labels = two_class_labels(real.shape[:2])
+    copy = np.ascontiguousarray(real[:, ::-1])
+    report = evaluate({"copy": [copy]}, real, labels, out=tmp_path / "e", classifier=False,
+                      copy_reference=[real])  # fmt: skip
+    rows = json.loads((tmp_path / "e" / "report.json").read_text())["rows"]
+    assert rows["copy"]["copying"]["median_rmse"] < 1.0
+    assert rows[REAL]["copying"]["median_rmse"] < 1.0  # the reference is the real scene here
+    assert rows[BLURRED]["copying"]["median_rmse"] > rows["copy"]["copying"]["median_rmse"]
+    assert "copy" in report.table().splitlines()[0]

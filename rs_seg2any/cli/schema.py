@@ -73,6 +73,7 @@ PATH_DESTS = frozenset(
         "real",  # evaluate: real scenes
         "labels",  # evaluate: their class rasters
         "segmenter",  # evaluate: weights
+        "copy_reference",  # evaluate: imagery the generator drew from
         "zones",
     }
 )

@@ -33,6 +33,7 @@ from ..taxonomy import Taxonomy, load_taxonomy
 from .baselines import FlatPainter, Painter, blurred
 from .c2st import C2STProtocol, C2STResult, Validity, c2st, validity
 from .colour import ColourScores, colour_scores
+from .copying import BlockIndex, CopyScores, copy_scores
 from .picture import label_rgb, picture_grid, save_png
 from .scenes import RenderSettings, layout_from_labels, local_grid, render
 from .seams import TOKEN_PERIOD, SeamScores, mean_seams, seam_scores
@@ -75,6 +76,7 @@ class Scores:
     seams: SeamScores  # mean over scenes
     seams_per_scene: tuple[SeamScores, ...]
     fidelity: dict[str, Any] | None = None
+    copying: CopyScores | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class Scores:
             "seams": self.seams.to_dict(),
             "seams_per_scene": [s.to_dict() for s in self.seams_per_scene],
             "fidelity": self.fidelity,
+            "copying": self.copying.to_dict() if self.copying else None,
         }
 
 
@@ -119,7 +122,7 @@ class EvaluationReport:
         head = (
             f"{'':26s} {'C2ST acc':>13s} {'dE (Lab)':>8s} {'sat/real':>8s} "
             f"{'texture':>7s} {'sharp':>5s} {'tile':>5s} {'tok max':>7s} "
-            f"{'tok mean':>8s} {'fidelity':>8s}"
+            f"{'tok mean':>8s} {'fidelity':>8s} {'copy':>5s}"
         )
         lines = [head]
         for r in self.rows.values():
@@ -130,7 +133,8 @@ class EvaluationReport:
                 f"{r.colour.saturation_ratio:8.2f} {r.texture.mean_distance:7.4f} "
                 f"{r.texture.mean_sharpness:5.2f} {r.seams.tile_worst:5.2f} "
                 f"{r.seams.token_worst:7.2f} {r.seams.token_mean:8.2f} "
-                f"{'-' if fid is None else f'{fid:.2f}':>8s}"
+                f"{'-' if fid is None else f'{fid:.2f}':>8s} "
+                f"{f'{r.copying.median_rmse:.1f}' if r.copying else '-':>5s}"
             )
         state = "valid" if self.validity.valid else "NOT valid: " + "; ".join(self.validity.reasons)
         lines.append(f"classifier test {state}")
@@ -303,6 +307,7 @@ def _scores(
     token_period: int,
     segmenter: Path | None,
     classifier: bool,
+    copy_index: BlockIndex | None = None,
 ) -> Scores:
     real = [s.real for s in scenes]
     labels = [s.labels for s in scenes]
@@ -325,6 +330,7 @@ def _scores(
         seams=mean_seams(list(per_scene)),
         seams_per_scene=per_scene,
         fidelity=fidelity,
+        copying=copy_scores(images, copy_index) if copy_index is not None else None,
     )
 
 
@@ -343,6 +349,7 @@ def evaluate(
     controls: bool = True,
     flat_painter: Painter | None = None,
     segmenter: str | Path | None = None,
+    copy_reference: Sequence[ImageInput] | None = None,
     picture_rows: int = 4,
     picture_crop: int = 512,
     picture_panel: int = 256,
@@ -360,7 +367,9 @@ def evaluate(
     flat-paint (``flat_painter``, default: the real scenes' own class means), blurred-real and
     real-vs-real rows that decide the classifier's validity; without them the report is
     marked not valid. ``segmenter``: weights of the project's segmenter (Dubai classes) for
-    the fidelity column.
+    the fidelity column. ``copy_reference``: the imagery the candidates drew from (training
+    tiles, an exemplar bank's crops) for the copying column (:mod:`.copying`): each row's
+    median RMSE of its 32-px blocks to their nearest reference block, real's as the yardstick.
     """
     progress = progress or NullProgress()
     protocol = protocol or C2STProtocol()
@@ -373,6 +382,9 @@ def evaluate(
     if seg is not None and not seg.is_file():
         raise InputError(f"segmenter weights '{seg}' not found")
     scenes = load_scenes(real, labels, names)
+    copy_index = None
+    if copy_reference is not None:
+        copy_index = BlockIndex([_image(v, "copy reference")[0] for v in copy_reference])
     if classifier:
         _check_classifier_size(scenes, protocol)
     folder = ensure_writable_dir(out) if out is not None else None
@@ -392,7 +404,16 @@ def evaluate(
     for name, (kind, imgs) in images.items():
         progress.message(f"scoring {name}")
         rows[name] = _scores(
-            name, kind, imgs, scenes, protocol, settings, token_period, seg, classifier
+            name,
+            kind,
+            imgs,
+            scenes,
+            protocol,
+            settings,
+            token_period,
+            seg,
+            classifier,
+            copy_index,
         )
         progress.advance()
     valid = validity(
