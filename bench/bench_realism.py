@@ -13,7 +13,9 @@ as the evaluation target). Scored with ``rs_seg2any.quality.evaluate`` in the sa
 Measures: the classifier test (C2ST, fixed protocol, 3 seeds; valid when flat paint and blurred
 real >= 0.95 and real vs real <= 0.6), per-class colour distance (Delta E, CIELAB) and
 saturation ratio, texture distance and sharpness ratio, line scores at the tile lines and the
-16-px token period (real imagery ~1.0-1.2), and with ``--segmenter`` layout fidelity.
+16-px token period (real imagery ~1.0-1.2), copying (median RMSE of 32-px blocks to their
+nearest block of the shipped exemplar bank; real tile_7 blocks are the yardstick), and with
+``--segmenter`` layout fidelity.
 Then one scene again at a second tiling (``--other-tiling``), for its line scores only.
 
 Knobs (defaults: ~14 min of CPU time on one core, 824 s measured: 100 tiles, 15 classifier fits;
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition
+from rs_seg2any.generators.exemplar.bank import ExemplarBank
 from rs_seg2any.generators.registry import load_generator
 from rs_seg2any.geoio import atomic_output
 from rs_seg2any.quality.baselines import ClassPatchFill, FlatPainter
@@ -136,6 +139,7 @@ def main() -> int:
         protocol=protocol,
         flat_painter=flat,
         segmenter=a.segmenter,
+        copy_reference=list(ExemplarBank.shipped().rgb),
         picture_rows=3,
         picture_crop=384,
         picture_panel=192,
