@@ -23,6 +23,7 @@ from ..base import TileCondition
 from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
 from .quilt import quilt, seam_band
 from .reference import Reference
+from .shadows import DUBAI, ShadowModel, estimate_shadows
 from .steer import apply_shift, entity_shifts, shipped_lexicon
 
 SCALE_RANGE = (0.5, 2.0)
@@ -46,6 +47,7 @@ class ExemplarBackend:
     ) -> None:
         self.reference: Reference | None = None
         self._bank: ExemplarBank | None = None
+        self._shadows: ShadowModel | bool | None = False  # False: not measured yet
         self._warned: set[str] = set()
         if reference_image is None and reference_labels is None:
             self._bank = ExemplarBank.shipped()
@@ -150,13 +152,68 @@ class ExemplarBackend:
         if known is not None and shifts:  # quilt against the known pixels' unshifted look
             for mask, shift in shifts:
                 known = apply_shift(known, mask, shift, inverse=True)
-        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather)
+        building = _building_id(cond, bank)
+        objects = None
+        if building is not None:
+            objects = (building, cond.instances, _object_sizes(bank, building, scale))
+        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects)
         for mask, shift in shifts:
             img = apply_shift(img, mask, shift)
-        if cond.known is not None and cond.edit_mask is not None and shifts:
+        img = self._shade(img, cond, bank, scale)
+        if cond.known is not None and cond.edit_mask is not None:
             locked = ~cond.edit_mask & ~seam_band(cond.edit_mask, cond.feather)
             img[locked] = cond.known[..., :3][locked]
         return img
+
+    def _shade(
+        self, img: NDArray[np.uint8], cond: TileCondition, bank: ExemplarBank, scale: float
+    ) -> NDArray[np.uint8]:
+        """Building shadows (:mod:`.shadows`): measured once from the reference, or the
+        Dubai model for the shipped bank; the layout's building and water classes by name."""
+        assert cond.labels is not None
+        names = {int(k): str(v).lower() for k, v in (cond.extra.get("class_names") or {}).items()}
+        build = [c for c, n in names.items() if "build" in n]
+        if not build:
+            return img
+        if self._shadows is False:
+            if self.reference is None:
+                self._shadows = DUBAI
+            else:
+                ids = [c for c, n in bank.names.items() if "build" in n] or build
+                self._shadows = estimate_shadows(list(bank.rgb), list(bank.labels), ids[0])
+        if not isinstance(self._shadows, ShadowModel):
+            return img
+        water = np.isin(cond.labels, [c for c, n in names.items() if "water" in n])
+        buildings = np.isin(cond.labels, build)
+        return self._shadows.apply(img, buildings, np.ones(buildings.shape, bool), scale, water)
+
+
+def _object_sizes(bank: ExemplarBank, cls_id: int, scale: float) -> dict[int, float]:
+    """Per bank crop: the median area (px, at ``scale``) of its ``cls_id`` objects, the
+    connected parts of the class not cut by the crop's border."""
+    key = (cls_id, round(scale, 4))
+    cache: dict[tuple[int, float], dict[int, float]] = bank.__dict__.setdefault("_sizes", {})
+    if key not in cache:
+        from scipy.ndimage import label
+
+        out: dict[int, float] = {}
+        for i, lab in enumerate(bank.labels):
+            parts, n = label(lab == cls_id)
+            if n:
+                edge = set(np.unique(np.concatenate(
+                    [parts[0], parts[-1], parts[:, 0], parts[:, -1]]))) - {0}  # fmt: skip
+                areas = [a for k, a in enumerate(np.bincount(parts.ravel())[1:], 1)
+                         if k not in edge] or list(np.bincount(parts.ravel())[1:])  # fmt: skip
+                out[i] = float(np.median(areas)) * scale**2
+        cache[key] = out
+    return cache[key]
+
+
+def _building_id(cond: TileCondition, bank: ExemplarBank) -> int | None:
+    """The bank's id of the building class (its names, else the layout's: a reference's
+    labels use the layout's ids), or None."""
+    names = bank.names or dict(cond.extra.get("class_names") or {})
+    return next((int(k) for k, v in names.items() if "build" in str(v).lower()), None)
 
 
 def _default_descriptions(cond: TileCondition) -> dict[int, str]:

@@ -40,6 +40,15 @@ class Candidates:
     median: F32  # (3,) the class's median colour over the candidates
     energy: F32  # (n,) mean gradient magnitude of the class's pixels (texture strength)
     median_energy: float
+    source: NDArray[np.int32] | None = None  # (n,) the bank crop each patch was cut from
+
+    def subset(self, keep: NDArray[np.bool_]) -> Candidates:
+        """The candidates under ``keep`` (the class's median look is kept)."""
+        return Candidates(
+            self.rgb[keep], self.labels[keep], self.flat[keep], self.sq[keep], self.mine[keep],
+            self.orient[keep], self.colour[keep], self.median, self.energy[keep],
+            self.median_energy, None if self.source is None else self.source[keep],
+        )  # fmt: skip
 
 
 @dataclass
@@ -94,8 +103,8 @@ class ExemplarBank:
         key = (cls_id, round(scale, 4))
         if key in self._cache:
             return self._cache[key]
-        rgbs, labs = [], []
-        for img, lab in zip(self.rgb, self.labels, strict=True):
+        rgbs, labs, srcs = [], [], []
+        for i, (img, lab) in enumerate(zip(self.rgb, self.labels, strict=True)):
             if not (lab == cls_id).any():
                 continue
             img2, lab2 = _resample(img, lab, scale)
@@ -108,6 +117,7 @@ class ExemplarBank:
                     if (lw == cls_id).mean() >= 0.25:
                         rgbs.append(img2[y : y + PATCH, x : x + PATCH])
                         labs.append(lw)
+                        srcs.append(i)
         if not rgbs:
             raise LookupError(cls_id)
         rgb, lab = np.stack(rgbs), np.stack(labs)
@@ -136,6 +146,7 @@ class ExemplarBank:
             np.median(colour, axis=0).astype(np.float32),
             energy.astype(np.float32),
             float(np.median(energy)),
+            np.asarray(srcs, dtype=np.int32)[base],
         )
         self._cache[key] = out
         return out

@@ -17,7 +17,7 @@ mismatch is carried into the new pixels (:func:`rs_seg2any.harmonise.harmonise`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -198,6 +198,31 @@ def _repair(
         holes[win] &= ~fix
 
 
+MIN_SOURCE_PATCHES = 24  # a crop with fewer patches of the class cannot quilt an object
+
+
+def _one_source(
+    cands: Candidates, start: NDArray[np.float32], known: NDArray[np.bool_], area: float,
+    sizes: Mapping[int, float], rng: np.random.Generator,
+) -> int:  # fmt: skip
+    """The bank crop an object is quilted from: the one whose class colour is nearest the
+    object's known pixels (it continues a neighbour tile's part of it), else one at random
+    among the three crops with enough patches whose objects are nearest its size (a
+    warehouse from a crop of warehouses, a villa from a crop of villas)."""
+    assert cands.source is not None
+    ids, counts = np.unique(cands.source, return_counts=True)
+    ok = ids[counts >= MIN_SOURCE_PATCHES]
+    ok = ok if len(ok) else ids
+    if sizes and known.sum() < 16:
+        gap = np.array([abs(np.log(max(sizes.get(int(i), 1.0), 1.0) / max(area, 1.0))) for i in ok])
+        ok = ok[np.argsort(gap, kind="stable")[:3]]
+    if known.sum() >= 16:
+        want = start[known].mean(0)
+        means = np.stack([cands.colour[cands.source == i].mean(0) for i in ok])
+        return int(ok[int(np.argmin(((means - want) ** 2).sum(1)))])
+    return int(ok[int(rng.integers(len(ok)))])
+
+
 def seam_band(edit: NDArray[np.bool_], feather: int) -> NDArray[np.bool_]:
     """Known pixels the cut may pass through: up to ``feather`` px above a long horizontal run
     of the area to generate, or left of a long vertical one (a tile's top and left overlaps,
@@ -222,10 +247,14 @@ def quilt(
     known: U8 | None = None,
     edit: NDArray[np.bool_] | None = None,
     feather: int = 0,
+    objects: tuple[int, NDArray[np.integer], Mapping[int, float]] | None = None,
 ) -> U8:
     """An RGB tile for class raster ``labels`` (ids the ``lookup`` understands). With
     ``known`` + ``edit`` (True = generate): known pixels are kept exactly and matched by the
-    patches next to them, except in the :func:`seam_band` (``feather`` px)."""
+    patches next to them, except in the :func:`seam_band` (``feather`` px). ``objects`` =
+    (class id, instance raster, bank crop -> typical object area in px at this scale): each
+    instance of that class (a building) is quilted from the patches of one bank crop whose
+    objects are about its size, so it has one roof, not a mosaic of many."""
     h, w = labels.shape
     pad_h, pad_w = max(PATCH - h, 0), max(PATCH - w, 0)
     if pad_h or pad_w:  # smaller than one patch: quilt a padded tile, crop
@@ -237,6 +266,9 @@ def quilt(
             None if known is None else np.pad(known, (*pad, (0, 0))),
             None if edit is None else np.pad(edit, pad, constant_values=True),
             feather,
+            None
+            if objects is None
+            else (objects[0], np.pad(objects[1], pad, mode="edge"), objects[2]),
         )
         return big[:h, :w]
     rng = np.random.default_rng(seed)
@@ -254,9 +286,23 @@ def quilt(
         mask = labels == c
         if not (mask & ~locked).any():
             continue
+        cands = lookup(c)
+        if objects is not None and objects[0] == c and cands.source is not None:
+            inst = objects[1]
+            for e in sorted(int(v) for v in np.unique(inst[mask])):
+                part = mask & (inst == e)
+                if not (part & ~locked).any():
+                    continue
+                src = _one_source(cands, start, keep & part, float(part.sum()), objects[2], rng)
+                sub = cands.subset(cands.source == src)
+                canvas = start.copy()
+                quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
+                            shadow)  # fmt: skip
+                out[part] = canvas[part]
+            continue
         canvas = start.copy()
         filled = keep & mask
-        quilt_class(c, labels, lookup(c), canvas, filled, locked, rng, shadow)
+        quilt_class(c, labels, cands, canvas, filled, locked, rng, shadow)
         out[mask] = canvas[mask]
     img: U8 = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     if known is not None and edit is not None:
