@@ -102,7 +102,9 @@ def test_post_image_changes_only_inside_damage(tmp_path: Path, gen: object, phot
     edited = read(tmp_path / "d" / "after" / "edit_mask.tif")[0].astype(bool)
     assert np.array_equal(post[:, ~edited], pre[:, ~edited])  # bit-identical outside
     assert not np.array_equal(post[:, edited], pre[:, edited])
-    assert np.array_equal(edited, level >= 2)  # damaged = every level above no-damage
+    assert not (edited & (level <= 1)).any()  # only damaged polygons are edited
+    assert edited[level == 4].all()  # a destroyed building is re-rendered whole
+    assert 0.15 < edited[level == 2].mean() < 0.6  # minor: patches of the roof (share 0.3)
     # every building's pixels carry its own level; the area lies under them
     items = gpd.read_file(outs["damage_polygons"])
     assert list(items["level_code"]) == [4, 2, 1, 3, 3]
@@ -112,6 +114,8 @@ def test_post_image_changes_only_inside_damage(tmp_path: Path, gen: object, phot
         assert inside.any()
         if kind == "building":
             assert (level[inside] == code).all()
+        else:
+            assert edited[inside].all()  # an area is re-rendered whole
     assert (level == 0).sum() > 0
     with rasterio.open(outs["damage_level"]) as src:
         assert src.colormap(1)[4][:3] == (214, 39, 40)  # destroyed: red

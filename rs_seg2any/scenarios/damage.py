@@ -6,7 +6,10 @@ xBD scale: no damage, minor, major, destroyed) and how (a type: burnt, collapse,
 Damaged buildings keep their land-cover class and get the preset's damage description;
 damaged areas become their type's class (burned ground, debris, flood water). The post-event
 image is the pre-event image edited through the same edit region every scenario uses, so
-every pixel outside the damaged polygons is the pre-event pixel, bit for bit.
+every pixel outside the damaged polygons is the pre-event pixel, bit for bit. A damaged
+building is re-rendered in patches covering its level's ``rendered_share`` of the roof
+(preset; minor damage stays local, a destroyed building is re-rendered whole), while its
+labels cover the whole footprint, as the benchmarks label buildings.
 
 Outputs (one grid): ``before/`` (pre-event image when rendered, its label mask), ``after/``
 (post-event image, label mask...), ``damage_level.tif`` (uint8 level codes with a colour table
@@ -17,6 +20,7 @@ and class names; areas under buildings, higher levels on top), ``damage_level.qm
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from odc.geo.geobox import GeoBox
 
 from ..atomic import atomic_output
@@ -122,16 +127,55 @@ def damage(
     if damaged.empty:
         raise ScenarioError("no building or area is damaged: nothing of the image would change "
                             "(all no-damage, or a recipe that spared everything)")  # fmt: skip
-    after = _after_layer(polygons, grid, damaged, cfg)
+    rendered = rendered_parts(damaged, cfg, opts.seed, abs(grid.resolution.x))
+    after = _after_layer(polygons, grid, rendered, cfg)
     after.layout(grid)  # validated before anything is written
     out = ensure_writable_dir(out)
     base = scenario_base(base_image, polygons, grid, out, generator, opts, progress)
     before_label = _before_label(out, base_image, polygons, grid, progress)
-    mask = as_bool(PolygonMask(damaged, grid))
+    mask = as_bool(PolygonMask(rendered, grid))
     job = edit_job(after, grid, base, mask, out / "after", generator, opts, progress)
     level_path, style_path = write_damage_level(out, items, cfg, grid)
     gpkg, geojson = write_damage_polygons(out, items)
     return DamageResult(base, before_label, job, level_path, style_path, gpkg, geojson)
+
+
+def rendered_parts(
+    damaged: gpd.GeoDataFrame, cfg: DamagePreset, seed: int, pixel: float
+) -> gpd.GeoDataFrame:
+    """What is re-rendered of each damaged polygon: a building's roof in patches covering
+    its level's ``rendered_share`` (drawn by seed and damage id), an area whole."""
+    parts = damaged.copy()
+    geoms = []
+    for geom, kind, code, ident in zip(parts.geometry, parts["kind"], parts["level_code"],
+                                       parts["damage_id"], strict=True):  # fmt: skip
+        share = cfg.rendered_share.get(int(code), 1.0)
+        if kind != "building" or share >= 1.0:
+            geoms.append(geom)
+            continue
+        rng = np.random.default_rng([seed, 18, int(ident)])
+        geoms.append(_patches(geom, share, rng, pixel))
+    parts["geometry"] = geoms
+    return parts
+
+
+def _patches(geom: Any, share: float, rng: np.random.Generator, pixel: float) -> Any:
+    """Round patches inside ``geom`` until they cover ``share`` of it (the whole building
+    when it is too small to hold a patch of a few pixels)."""
+    target = share * geom.area
+    radius = max(0.5 * math.sqrt(target / math.pi), 1.5 * pixel)
+    if target < 4 * math.pi * radius**2 / 4 or geom.area < 16 * pixel**2:
+        return geom
+    x0, y0, x1, y1 = geom.bounds
+    patch = shapely.Polygon()
+    for _ in range(200):
+        centre = shapely.Point(rng.uniform(x0, x1), rng.uniform(y0, y1))
+        if not geom.contains(centre):
+            continue
+        patch = patch.union(centre.buffer(radius).intersection(geom))
+        if patch.area >= target:
+            break
+    return patch if not patch.is_empty else geom
 
 
 def _after_layer(

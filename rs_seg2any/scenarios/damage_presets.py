@@ -50,6 +50,8 @@ class DamagePreset:
     building_classes: dict[str, str] = field(default_factory=dict)
     ground_classes: dict[str, list[str]] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
+    rendered_share: dict[int, float] = field(default_factory=dict)
+    """The share of a damaged building re-rendered, by level code (missing: 1.0)."""
 
     @property
     def no_damage(self) -> int:
@@ -227,6 +229,15 @@ def _parse(data: dict[str, Any], where: str) -> DamagePreset:
     for key, value in recipe.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{where}: recipe '{key}' must be finite")
+    shares: dict[int, float] = {}
+    for level, share in _mapping(data, "rendered_share", where, required=False).items():
+        code = levels.resolve(level)
+        ok = isinstance(share, int | float) and not isinstance(share, bool) and 0 < share <= 1
+        if code is None or not ok:
+            raise InputError(
+                f"{where}: rendered_share '{level}: {share}' must map a level to a share in (0, 1]"
+            )
+        shares[code] = float(share)
     return DamagePreset(
         where=where,
         disaster=str(data.get("disaster") or "custom"),
@@ -236,4 +247,5 @@ def _parse(data: dict[str, Any], where: str) -> DamagePreset:
         building_classes={str(k): str(v) for k, v in buildings.items()},
         ground_classes={str(k): [str(n) for n in v] for k, v in ground.items()},
         recipe=dict(recipe),
+        rendered_share=shares,
     )
