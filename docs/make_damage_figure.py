@@ -139,6 +139,10 @@ def main() -> None:
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 1), h_pad=1.5)
     fig.savefig(args.out, dpi=90)
+    rgb = Image.open(args.out).convert("RGB")  # 256 colours: a third of the bytes
+    rgb.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+        args.out, optimize=True
+    )
     print(f"wrote {args.out}")
 
 

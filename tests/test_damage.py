@@ -243,3 +243,17 @@ def test_cli_api_and_job_file(tmp_path: Path, tiny_random_weights: Path, town: P
            "--progress", "none"]  # fmt: skip
     assert main(bad) == InputError.exit_code  # the layout has no damage level field
     assert not (tmp_path / "bad" / "after").exists()
+
+
+def test_photo_without_layout(tmp_path: Path, gen: object, photo: Path) -> None:
+    """A real pre-event image alone: the damage polygons are the whole post-event layout
+    (in the default taxonomy, WorldCover: damaged buildings are built-up)."""
+    res = damage(tmp_path / "d", gen, damage_layer=damage_frame(), disaster="earthquake",  # type: ignore[arg-type]
+                 base_image=photo, opts=OPTS)  # fmt: skip
+    outs = res.outputs()
+    assert "before_label" not in outs
+    pre, post = read(photo), read(outs["image"])
+    level = read(outs["damage_level"])[0]
+    assert np.array_equal(post[:, level <= 1], pre[:, level <= 1])
+    label = read(outs["label"])[0]
+    assert set(np.unique(label[level == 4]).tolist()) == {50}  # built-up (default taxonomy)
