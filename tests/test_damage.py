@@ -257,3 +257,51 @@ def test_photo_without_layout(tmp_path: Path, gen: object, photo: Path) -> None:
     assert np.array_equal(post[:, level <= 1], pre[:, level <= 1])
     label = read(outs["label"])[0]
     assert set(np.unique(label[level == 4]).tolist()) == {50}  # built-up (default taxonomy)
+
+
+def test_presets_ship_per_disaster_and_extend(tmp_path: Path) -> None:
+    for disaster in ("fire", "earthquake", "flood"):
+        cfg = load_damage_preset(disaster)
+        assert cfg.level_names() == ["no-damage", "minor-damage", "major-damage", "destroyed"]
+        assert cfg.level_code("minor") == 2 and cfg.level_code(4) == 4
+        assert {t.kind for t in cfg.types.values()} == {"building", "area"}
+    own = tmp_path / "mine.yaml"
+    own.write_text(
+        "extends: fire\n"
+        "types:\n  smoke stained:\n    kind: building\n    levels:\n"
+        "      minor-damage: grey smoke stains\n      major-damage: black smoke stains\n"
+        "      destroyed: a burned shell\n"
+        "  burnt:\n    levels: {destroyed: nothing but ash}\n"
+    )
+    cfg = load_damage_preset(own)
+    assert cfg.describe("smoke stained", 2) == "grey smoke stains"
+    assert cfg.describe("burnt", 4) == "nothing but ash"  # merged key by key
+    assert cfg.describe("burnt", 3).startswith("a fire-gutted building")  # kept
+    assert cfg.default_types[4] == "burnt"
+    bad = {
+        "extends: tornado\n": "extends",
+        "extends: fire\ntypes:\n  hail: {kind: building, levels: {destroyed: gone}}\n": "hail",
+        "extends: fire\nlevels:\n  destroyed: {code: 1}\n": "increase",
+        "extends: fire\nrendered_share: {minor-damage: 1.5}\n": "rendered_share",
+        "levels: [1, 2]\n": "levels",
+        "a: [unclosed\n": "mine.yaml",
+    }
+    for text, where in bad.items():
+        own.write_text(text)
+        with pytest.raises(InputError, match=where):
+            load_damage_preset(own)
+    with pytest.raises(InputError, match="unknown damage preset"):
+        load_damage_preset("tornado")
+
+
+def test_recipe_parameters_are_checked(town: Polygons) -> None:
+    cfg = load_damage_preset("fire")
+    inputs = recipe_inputs(town, GRID, cfg, 1)
+    with pytest.raises(ScenarioError, match="no parameters \\['speed'\\]"):
+        apply_recipe("fire", inputs, {"speed": 3})
+    with pytest.raises(ScenarioError, match="front"):
+        apply_recipe("fire", inputs, {"front": 2.0})
+    with pytest.raises(InputError, match="--dem"):
+        apply_recipe("flood", recipe_inputs(town, GRID, load_damage_preset("flood"), 1), {})
+    with pytest.raises(InputError, match="layout"):
+        recipe_inputs(None, GRID, cfg, 1)
