@@ -50,7 +50,7 @@ from .common import (
 )
 from .damage_layer import ITEM_COLUMNS, ValueRaster, damage_items, drawing_order, read_damage_layer
 from .damage_presets import DamagePreset, load_damage_preset
-from .damage_recipes import apply_recipe, recipe_inputs
+from .damage_recipes import RECIPES, apply_recipe, recipe_inputs
 from .masks import PolygonMask, as_bool, write_windows
 from .planning import _zones_on_top
 
@@ -106,7 +106,9 @@ def damage(
     """Render the post-event image of a damage layer (or of the ``disaster``'s recipe drawn
     from ``polygons``) over a base image, or over one generated from ``polygons`` on ``grid``.
 
-    ``flood``: a :class:`~rs_seg2any.scenarios.flood.DemFlood` for the flood recipe;
+    The recipe is the preset's ``disaster`` (a user preset extending ``earthquake`` draws
+    earthquakes whatever ``disaster`` says); ``flood``: a
+    :class:`~rs_seg2any.scenarios.flood.DemFlood` for the flood recipe;
     ``origin``: the earthquake's epicentre (x, y in the grid's CRS; else drawn by seed).
     Everything is checked before anything is written.
     """
@@ -121,7 +123,8 @@ def damage(
                              description_field=description_field)  # fmt: skip
     else:
         inputs = recipe_inputs(polygons, grid, cfg, opts.seed, origin, flood)
-        drawn = apply_recipe(disaster, inputs, dict(recipe_params or {}))
+        recipe = cfg.disaster if cfg.disaster in RECIPES else disaster  # a preset's own
+        drawn = apply_recipe(recipe, inputs, dict(recipe_params or {}))
         items = damage_items(drawn, cfg, grid, strict=False)
     damaged = items[items["level_code"] != cfg.no_damage]
     if damaged.empty:
