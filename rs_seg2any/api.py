@@ -32,6 +32,7 @@ __all__ = [
     "Result",
     "change",
     "cloudfill",
+    "damage",
     "evaluate",
     "flood",
     "generate",
@@ -250,6 +251,12 @@ def change(out: str | Path, **options: Any) -> Result:
 def cloudfill(out: str | Path, **options: Any) -> Result:
     """Fill the ``clouds`` of a real ``image`` from a ``layout``; clear pixels stay exact."""
     return scenario("cloudfill", out, **options)
+
+
+def damage(out: str | Path, **options: Any) -> Result:
+    """Disaster damage pairs: a ``damage_layer`` (levels, types) or the ``disaster``'s recipe
+    over an ``image`` or a rendered ``layout``; only damaged buildings and areas change."""
+    return scenario("damage", out, **options)
 
 
 def run(job: str | Path | Job, *, progress: Progress | str | None = None) -> Result:

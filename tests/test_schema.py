@@ -186,6 +186,10 @@ def scenario_specs(tmp: str) -> dict[str, ScenarioSpec]:
         "cloudfill": ScenarioSpec(command="cloudfill", out_dir=f"{tmp}/cf",
                                   image=f"{tmp}/b.tif", clouds=f"{tmp}/clouds.tif",
                                   **layout, **gen, extra={"unknown_class": "skip"}),
+        "damage": ScenarioSpec(command="damage", out_dir=f"{tmp}/d", **layout, **grid, **gen,
+                               disaster="earthquake", origin=(300010.0, 2.5),
+                               params={"decay": "0.3"},
+                               extra={"damage_description_field": "note"}),
     }  # fmt: skip
 
 
@@ -220,6 +224,9 @@ def test_every_scenario_argv_built_from_the_schema_is_accepted(schema: CliSchema
     assert change.overlap == 8
     cloudfill = parse_args(specs["cloudfill"].to_args(schema))
     assert (cloudfill.image, cloudfill.clouds) == ("/data/b.tif", "/data/clouds.tif")
+    damage = parse_args(specs["damage"].to_args(schema))
+    assert (damage.disaster, damage.origin, damage.param) == (
+        "earthquake", "300010,2.5", ["decay=0.3"])  # fmt: skip
 
 
 def test_layout_and_generate_argv_built_from_the_schema_are_accepted(schema: CliSchema) -> None:

@@ -50,6 +50,7 @@ ACTIONS = (
     ActionDef("seasons", "Seasons…", "seasons.svg"),
     ActionDef("change", "Change pair…", "change.svg"),
     ActionDef("cloudfill", "Cloud fill…", "cloudfill.svg"),
+    ActionDef("damage", "Damage pair…", "damage.svg"),
     ActionDef(
         "detection", "Detection dataset…", "detection.svg",
         "Coming with the detection dataset export (boxes from instances, not built yet)",

@@ -1,5 +1,5 @@
-"""The scenario commands (``flood``, ``plan``, ``seasons``, ``change``, ``cloudfill``) as
-one value, and which of their outputs become layers.
+"""The scenario commands (``flood``, ``plan``, ``seasons``, ``change``, ``cloudfill``,
+``damage``) as one value, and which of their outputs become layers.
 
 Like ``jobs``, free of QGIS imports: the dialogs, the Processing algorithms and the tests
 build a ``ScenarioSpec``; its ``values`` are keyed by the CLI's dests and the backend's schema
@@ -23,6 +23,7 @@ COMMANDS = {
     "seasons": "Seasons",
     "change": "Change pair",
     "cloudfill": "Cloud fill",
+    "damage": "Damage pair",
 }
 #: commands whose base is a layout only (no image), and the one that needs both
 LAYOUT_ONLY = ("seasons", "change")
@@ -63,6 +64,13 @@ class ScenarioSpec(CliOptions):
     roles: str | None = None
     # cloudfill: a mask raster or polygons
     clouds: str | None = None
+    # damage: a damage layer (levels, types), or the disaster's recipe (params, origin; the
+    # flood recipe reads dem, level and seed_xy)
+    damage_layer: str | None = None
+    damage_level_field: str | None = None
+    damage_type_field: str | None = None
+    disaster: str | None = None
+    origin: tuple[float, float] | None = None
 
     def problems(self) -> list[str]:
         """Mistakes the CLI would reject, caught before a process is started."""
@@ -114,6 +122,13 @@ class ScenarioSpec(CliOptions):
     def _cloudfill_problems(self) -> list[str]:
         return [] if self.clouds else ["choose the cloud mask (raster or polygons)"]
 
+    def _damage_problems(self) -> list[str]:
+        if self.damage_layer:
+            return []
+        if not self.layout:
+            return ["choose a damage layer, or a layout for the recipe to draw buildings from"]
+        return []
+
     def verb(self) -> str:
         return COMMANDS.get(self.command, self.command)
 
@@ -162,6 +177,19 @@ class ScenarioSpec(CliOptions):
 
     def _cloudfill_values(self) -> dict[str, Any]:
         return {"clouds": self.clouds}
+
+    def _damage_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"disaster": self.disaster, "damage_layer": self.damage_layer}
+        if self.damage_layer:
+            values |= {"damage_level_field": self.damage_level_field,
+                       "damage_type_field": self.damage_type_field}  # fmt: skip
+            return values
+        values["param"] = [f"{k}={v}" for k, v in self.params.items()]
+        values["origin"] = self.origin  # x,y as the CLI writes numbers
+        if self.dem:
+            values |= {"dem": self.dem, "level": self.level, "seed_xy": list(self.seed_xy),
+                       "dem_resample": self.dem_resample}  # fmt: skip
+        return values
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -217,7 +245,15 @@ def result_layers(command: str, outputs: dict[str, str]) -> list[ResultLayer]:
         return _seasons_layers(outputs)
     if command == "change":
         return _change_layers(outputs)
-    if command == "cloudfill":
+    if command == "damage":
+        plan = [
+            ResultLayer("damage_level", "damage level", "label"),
+            ResultLayer("label", "label (post-event)", "label"),
+            ResultLayer("image", "post-event", "image", True),
+            ResultLayer("before_label", "label (pre-event)", "label"),
+            ResultLayer("before", "pre-event", "image"),
+        ]
+    elif command == "cloudfill":
         plan = [
             ResultLayer("label", "label (filled)", "label"),
             ResultLayer("image", "cloud-free", "image", True),

@@ -58,6 +58,7 @@ PATH_DESTS = frozenset(
         "after_like",  # change: grid raster of the after layout
         "clouds",  # cloudfill: mask raster or polygons
         "config",  # train-base: YAML
+        "damage_layer",  # damage: polygons with levels and types
         "dem",
         "flood_polygons",
         "image",
@@ -103,6 +104,10 @@ TEXT_DESTS = frozenset(
         "taxonomy",  # a shipped name or a YAML path
         "zone_class_field",
         "zone_description_field",
+        "damage_level_field",
+        "damage_type_field",
+        "damage_description_field",
+        "origin",  # X,Y
     }
 )
 """Options whose value is free text (names, comma lists, CRSs) though some name a file too."""

@@ -20,6 +20,7 @@ from .spec import ScenarioInputs, ScenarioSpec
 
 BASE_IMAGE_HELP = "base GeoTIFF (else the layout is rendered first)"
 CHANGE_RECIPES = tuple(RECIPES)  # the recipe names, from the one table of recipes
+DAMAGE_DISASTERS = ("fire", "earthquake", "flood")  # damage_presets.DISASTERS
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,99 @@ def _cloudfill(inputs: ScenarioInputs, p: CloudfillParams) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class DamageParams:
+    """Disaster damage: a damage layer (levels and types), or the disaster's recipe."""
+
+    image: str | None = opt(None, BASE_IMAGE_HELP, input=True)
+    disaster: str = opt(
+        "fire", "disaster: its preset's levels, types and recipe", choices=DAMAGE_DISASTERS
+    )
+    damage_layer: str | None = opt(
+        None,
+        "polygons (buildings, areas) with a damage level and type (else the recipe draws them)",
+        input=True,
+        group="damage layer",
+    )
+    damage_level_field: str = opt(
+        "level",
+        "level field: no-damage, minor-damage, major-damage, destroyed (or 1-4)",
+        group="damage layer",
+    )
+    damage_type_field: str | None = opt(
+        "type",
+        "type field: roof damage, collapse, burnt, debris... (empty: by level)",
+        group="damage layer",
+    )
+    damage_description_field: str | None = opt(
+        None, "optional description field (else the preset's)", group="damage layer"
+    )
+    origin: str | None = opt(
+        None,
+        "earthquake epicentre in the image CRS (default: drawn by seed)",
+        metavar="X,Y",
+        group="recipe",
+    )
+    param: dict[str, Any] | None = field(
+        default=None,
+        metadata=meta(
+            "recipe parameter, e.g. direction_deg=45, front=0.6, decay=0.3",
+            metavar="KEY=VALUE",
+            group="recipe",
+        ),
+    )
+    dem: str | None = opt(None, "flood recipe: DEM GeoTIFF (metres)", input=True, group="recipe")
+    level: float | None = opt(None, "flood recipe: water surface elevation (m)", group="recipe")
+    seed_xy: tuple[str, ...] = opt(
+        (), "flood recipe: where water enters (repeatable)", metavar="X,Y", group="recipe"
+    )
+    dem_resample: str | None = opt(
+        None,
+        "flood recipe: resample a DEM on another grid (default: refuse)",
+        choices=("nearest", "bilinear", "cubic"),
+        group="recipe",
+    )
+    preset: str | None = opt(
+        None, "damage preset: fire, earthquake, flood or a YAML path (default: --disaster)"
+    )
+
+    def __post_init__(self) -> None:
+        check("level", self.level)
+        for xy in (*self.seed_xy, *([self.origin] if self.origin else [])):
+            check_number_list(xy, "--seed-xy or --origin", 2)
+        if self.dem and self.level is None:
+            raise InputError("--dem needs --level (water surface elevation in metres)")
+
+
+def _damage(inputs: ScenarioInputs, p: DamageParams) -> Any:
+    from .damage import damage
+    from .flood import DemFlood
+
+    flood = None
+    if p.dem:
+        seeds = [tuple(check_number_list(xy, "--seed-xy", 2)) for xy in p.seed_xy]
+        flood = DemFlood(Path(p.dem), float(p.level or 0.0), seeds, p.dem_resample)  # type: ignore[arg-type]
+    origin = tuple(check_number_list(p.origin, "--origin", 2)) if p.origin else None
+    return damage(
+        inputs.out,
+        inputs.generator(),
+        damage_layer=p.damage_layer,
+        disaster=p.disaster,
+        level_field=p.damage_level_field,
+        type_field=p.damage_type_field,
+        description_field=p.damage_description_field,
+        recipe_params=dict(p.param or {}),
+        origin=origin,  # type: ignore[arg-type]
+        flood=flood,
+        base_image=p.image,
+        polygons=inputs.polygons,
+        grid=inputs.grid,
+        opts=inputs.options(),
+        preset=p.preset,
+        progress=inputs.progress,
+    )
+
+
 def parse_param(text: str) -> tuple[str, Any]:
     """One ``KEY=VALUE`` recipe parameter from the command line (the value read as YAML)."""
     if "=" not in text:
@@ -290,6 +384,13 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         layout="required",
         grid=False,
         help="fill the clouds of a real image from a layout",
+    ),
+    ScenarioSpec(
+        "damage",
+        DamageParams,
+        _damage,
+        help="disaster damage pairs (fire, earthquake, flood) with per-building damage labels",
+        presets=("damage_fire", "damage_earthquake", "damage_flood"),
     ),
 )
 """The shipped scenarios, in the order the CLI lists them."""

@@ -7,10 +7,11 @@ from typing import Any
 
 from qgis.core import QgsApplication
 
-ENABLED = ("generate", "flood", "planning", "seasons", "change", "cloudfill", "settings")
+ENABLED = ("generate", "flood", "planning", "seasons", "change", "cloudfill", "damage",
+           "settings")  # fmt: skip
 COMING = ("detection",)
 ALGORITHMS = ("rasterise_layout", "generate_imagery", "flood", "planning_zones", "seasons",
-              "change_pair", "cloud_fill")  # fmt: skip
+              "change_pair", "cloud_fill", "damage_pair")  # fmt: skip
 
 
 def test_class_factory_and_init_gui_create_every_action(plugin: Any) -> None:
@@ -46,7 +47,7 @@ def test_processing_provider_registers_every_algorithm(plugin: Any) -> None:
     assert {"SEED", "STEPS", "MODEL"} <= {p.name() for p in generate.parameterDefinitions()}
 
 
-def test_processing_registers_the_five_scenarios(plugin: Any) -> None:
+def test_processing_registers_the_scenarios(plugin: Any) -> None:
     registry = QgsApplication.processingRegistry()
     own = {
         "flood": {"IMAGE", "FLOOD_POLYGONS", "DEM", "LEVEL", "SEED_XY", "DEM_RESAMPLE"},
@@ -54,12 +55,22 @@ def test_processing_registers_the_five_scenarios(plugin: Any) -> None:
         "seasons": {"SEASONS"},
         "change_pair": {"RECIPE", "PARAMS", "PAIRS", "ROLES", "AFTER"},
         "cloud_fill": {"IMAGE", "CLOUDS"},
+        "damage_pair": {
+            "IMAGE",
+            "DISASTER",
+            "DAMAGE_LAYER",
+            "LEVEL_FIELD",
+            "TYPE_FIELD",
+            "ORIGIN",
+            "PARAMS",
+        },
     }
     outputs = {"flood": {"BEFORE", "IMAGE", "LABEL", "FLOOD_MASK", "FLOOD_DEPTH"},
                "planning_zones": {"BEFORE", "IMAGE", "LABEL"},
                "seasons": {"SPRING_IMAGE", "WINTER_LABEL"},
                "change_pair": {"T1_IMAGE", "T2_IMAGE", "CHANGE_MASK", "CHANGE_FROMTO"},
-               "cloud_fill": {"IMAGE", "LABEL"}}  # fmt: skip
+               "cloud_fill": {"IMAGE", "LABEL"},
+               "damage_pair": {"BEFORE", "IMAGE", "LABEL", "DAMAGE_LEVEL"}}  # fmt: skip
     for name, params in own.items():
         alg = registry.algorithmById(f"rs_seg2any:{name}")
         assert alg is not None, name

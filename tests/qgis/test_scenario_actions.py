@@ -30,7 +30,8 @@ GRID = (300000.0, 2780150.0, 300048.0, 2780198.0)  # 96 x 96 px at 0.5 m
 EXTENT = "300000,300048,2780150,2780198 [EPSG:32640]"  # Processing's order: x, x, y, y
 FLOOD_BOX = (300010.0, 2780160.0, 300030.0, 2780180.0)
 SCENARIOS = {"flood": "Flood", "planning": "Planning zones", "seasons": "Seasons",
-             "change": "Change pair", "cloudfill": "Cloud fill"}  # fmt: skip
+             "change": "Change pair", "cloudfill": "Cloud fill",
+             "damage": "Damage pair"}  # fmt: skip
 
 
 def write_raster(path: Path, bands: list[list[float]], data_type: int) -> Path:
@@ -267,6 +268,39 @@ def test_planning_zones_via_processing(
     })  # fmt: skip
     check_on_grid(QgsRasterLayer(result["IMAGE"], "after", "gdal"))
     check_on_grid(QgsRasterLayer(result["LABEL"], "label", "gdal"))
+
+
+def test_damage_pair_via_processing(
+    plugin: Any, qgis_processing: None, base_image: Path, weights: Path, tmp_path: Path
+) -> None:
+    import processing
+
+    damaged = QgsVectorLayer("Polygon?crs=EPSG:32640&field=level:string&field=type:string",
+                             "assessed", "memory")  # fmt: skip
+    feature = QgsFeature(damaged.fields())
+    feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(*FLOOD_BOX)))
+    feature.setAttribute("level", "destroyed")
+    feature.setAttribute("type", "collapse")
+    damaged.dataProvider().addFeatures([feature])
+    result = processing.run("rs_seg2any:damage_pair", {
+        "IMAGE": str(base_image), "DISASTER": 1, "DAMAGE_LAYER": damaged,  # earthquake
+        "LEVEL_FIELD": "level", "TYPE_FIELD": "type", "MODEL": str(weights), "STEPS": 2,
+        "TILE_SIZE": 64, "OUTPUT": str(tmp_path / "damage"),
+    })  # fmt: skip
+    level = QgsRasterLayer(result["DAMAGE_LEVEL"], "damage level", "gdal")
+    check_on_grid(level)
+    stats = level.dataProvider().bandStatistics(1, QgsRasterBandStats.All)
+    assert stats.maximumValue == 4  # destroyed
+    check_on_grid(QgsRasterLayer(result["IMAGE"], "post", "gdal"))
+
+    from rs_seg2any_qgis.layers import add_results
+
+    files = {k.lower(): result[k] for k in ("IMAGE", "DAMAGE_LEVEL")}
+    _group, added, problems = add_results(files, "damage", command="damage")
+    assert not problems
+    styled = {layer.name(): layer for layer in added}["damage level"]
+    labels = {c.label for c in styled.renderer().classes()}  # from damage_level.qml
+    assert {"no-damage", "destroyed"} <= labels
 
 
 def test_seasons_action_adds_one_image_per_season(

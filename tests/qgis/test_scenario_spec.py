@@ -52,6 +52,22 @@ def test_plan_seasons_and_change_arguments(schema: Any) -> None:
     assert "--after" in after and "--param" not in after and "--pairs" not in after
 
 
+def test_damage_arguments(schema: Any) -> None:
+    layer = " ".join(args_of(schema, command="damage", out_dir="/o", image="/b.tif",
+                             damage_layer="/d.gpkg", damage_level_field="lvl",
+                             damage_type_field="kind", disaster="earthquake",
+                             origin=(1.0, 2.0), params={"decay": "0.3"}))  # fmt: skip
+    assert "--disaster earthquake --damage-layer /d.gpkg --damage-level-field lvl" in layer
+    assert "--damage-type-field kind" in layer
+    assert "--origin" not in layer and "--param" not in layer  # a layer needs no recipe
+    recipe = " ".join(args_of(schema, command="damage", out_dir="/o", layout="/l.gpkg",
+                              class_field="lc", disaster="flood", dem="/dem.tif", level=4.0,
+                              seed_xy=[(1.0, 2.0)], params={"vulnerability": "0"},
+                              resolution=0.5))  # fmt: skip
+    assert "--disaster flood --param vulnerability=0 --dem /dem.tif --level 4" in recipe
+    assert "--seed-xy 1,2" in recipe and "--damage-layer" not in recipe
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
@@ -67,6 +83,7 @@ def test_plan_seasons_and_change_arguments(schema: Any) -> None:
          "after layout or a change recipe"),
         ({"command": "change", "layout": "/l", "class_field": "c", "recipe": "new_buildings"},
          "resolution"),
+        ({"command": "damage", "image": "/b.tif"}, "damage layer, or a layout"),
     ],
 )  # fmt: skip
 def test_problems_before_a_process_starts(kwargs: dict[str, object], problem: str) -> None:
@@ -110,6 +127,11 @@ def test_result_layers_per_scenario() -> None:
     assert [r.name for r in layers] == ["change mask #000", "T2 (after) #000", "change mask #001",
                                         "T2 (after) #001", "T1 (before)"]  # fmt: skip
     assert [r.key for r in layers if r.visible] == ["t2_000_image"]
+    damage = {k: "/x" for k in ("before", "before_label", "image", "label", "damage_level",
+                                 "damage_polygons")}  # fmt: skip
+    assert [(r.name, r.visible) for r in result_layers("damage", damage)] == [
+        ("damage level", False), ("label (post-event)", False), ("post-event", True),
+        ("label (pre-event)", False), ("pre-event", False)]  # fmt: skip
     generate = {k: "/x" for k in ("image", "label", "contour")}
     assert [(r.name, r.visible) for r in result_layers("generate", generate)] == [
         ("contour", True), ("label", False), ("image", True)]  # fmt: skip

@@ -140,7 +140,7 @@ def test_the_schema_is_asked_again_after_an_upgrade(tmp_path: Path) -> None:
 def fill(dialog: Any, key: str, rasters: Any, polygons: Any, town: Any, out: Path) -> None:
     """The smallest complete form of each scenario, using the backend's choices."""
     image, dem = rasters
-    if key in ("seasons", "change", "cloudfill"):
+    if key in ("seasons", "change", "cloudfill", "damage"):
         dialog.layer.setLayer(town)
         dialog.class_field.setField("landcover")
         dialog.taxonomy.setCurrentText("dubai_aerial")
@@ -169,6 +169,11 @@ def fill(dialog: Any, key: str, rasters: Any, polygons: Any, town: Any, out: Pat
         dialog.pairs.setValue(2)
     elif key == "cloudfill":
         dialog.clouds.setLayer(polygons)
+    elif key == "damage":
+        dialog.by_recipe.setChecked(True)
+        dialog.disaster.setCurrentIndex(dialog.disaster.findData("earthquake"))
+        dialog.origin.setText("300010,2780170")
+        dialog.params.setText("decay=0.3")
     dialog.steps.setValue(2)
     dialog.out_dir.setFilePath(str(out))
 
@@ -181,7 +186,7 @@ def test_every_scenario_dialog_builds_its_argv_from_the_schema(
 
     town = add_layer(demo_town, "demo_town")
     commands = {key: dialog.command for key, dialog in DIALOGS.items()}
-    assert set(commands.values()) == {"flood", "plan", "seasons", "change", "cloudfill"}
+    assert set(commands.values()) == {"flood", "plan", "seasons", "change", "cloudfill", "damage"}
     for key, command in commands.items():
         dialog = plugin.show_scenario(key)
         assert dialog.schema is schema
@@ -209,6 +214,10 @@ def test_every_scenario_dialog_builds_its_argv_from_the_schema(
         elif key == "change":
             assert (args["recipe"], args["param"], args["pairs"]) == (
                 "urban_growth", ["percent=15"], 2)  # fmt: skip
+        elif key == "damage":
+            assert (args["disaster"], args["origin"], args["param"]) == (
+                "earthquake", "300010,2780170", ["decay=0.3"])  # fmt: skip
+            assert args["image"].endswith("base.tif") and args["damage_layer"] is None
         else:
             assert Path(args["clouds"]).is_file() and args["image"].endswith("base.tif")
             assert "like" not in args and args["layout"] == str(demo_town)  # no grid options

@@ -36,7 +36,7 @@ from rs_seg2any.scenarios.common import Polygons
 
 LAYER_FLAGS = {"--layer", "--class-field", "--description-field", "--priority-field",
                "--taxonomy", "--unknown-class", "--layer-crs"}  # fmt: skip
-COMMANDS = ["layout", "generate", "flood", "plan", "seasons", "change", "cloudfill"]
+COMMANDS = ["layout", "generate", "flood", "plan", "seasons", "change", "cloudfill", "damage"]
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:

@@ -15,7 +15,8 @@ PROVIDER_ID = "rs_seg2any"
 
 class RsSeg2AnyProvider(QgsProcessingProvider):
     """Algorithms: ``rs_seg2any:rasterise_layout``, ``rs_seg2any:generate_imagery`` and the
-    scenarios ``flood``, ``planning_zones``, ``seasons``, ``change_pair`` and ``cloud_fill``."""
+    scenarios ``flood``, ``planning_zones``, ``seasons``, ``change_pair``, ``cloud_fill`` and
+    ``damage_pair``."""
 
     def id(self) -> str:
         return PROVIDER_ID

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Processing algorithms for the scenarios: flood, planning zones, seasons, change pair,
-cloud fill.
+cloud fill, damage pair.
 
 Same backend and parameters as the layout/generate algorithms (``params``), plus each
 scenario's own, plus every other option of the command from the backend's schema (advanced);
@@ -502,10 +502,96 @@ class CloudFillAlgorithm(_ScenarioAlgorithm):
             spec.clouds = layer.source()
 
 
+DAMAGE_LAYER, DISASTER = "DAMAGE_LAYER", "DISASTER"
+LEVEL_FIELD, TYPE_FIELD, ORIGIN = "LEVEL_FIELD", "TYPE_FIELD", "ORIGIN"
+
+
+class DamagePairAlgorithm(_ScenarioAlgorithm):
+    """``rs-seg2any damage``: the post-event image of a damage layer or a disaster recipe."""
+
+    command = "damage"
+    own_dests = ("disaster", "damage_layer", "damage_level_field", "damage_type_field",
+                 "origin", "param")  # fmt: skip
+    results = (
+        ("BEFORE", ("before",), "Pre-event image"),
+        ("IMAGE", ("image",), "Post-event image"),
+        ("LABEL", ("label",), "Label map after the disaster"),
+        ("DAMAGE_LEVEL", ("damage_level",), "Damage level per pixel (1 = no damage .. 4)"),
+    )
+
+    def name(self) -> str:
+        return "damage_pair"
+
+    def displayName(self) -> str:
+        return "Damage pair"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Renders the post-event image of a disaster over a base image (or one rendered "
+            "from the layout first): damaged buildings and areas are re-rendered with the "
+            "preset's damage descriptions, every other pixel is copied. The damage comes from "
+            "DAMAGE_LAYER (polygons with a level: no-damage, minor-damage, major-damage, "
+            "destroyed, and an optional type), or from the DISASTER's recipe drawn from the "
+            "layout's buildings (fire front, earthquake from ORIGIN, or a DEM flood: DEM and "
+            "LEVEL among the advanced options). Outputs: pre- and post-event images, the label "
+            "map, the damage-level raster, and damage.gpkg with one polygon per building."
+        )
+
+    def add_scenario_params(self) -> None:
+        self.disasters = config.choices(self.command, "disaster") or ["fire"]
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                DISASTER, "Disaster (preset and recipe)", options=self.disasters, defaultValue=0
+            )
+        )
+        self.addParameter(_vector(DAMAGE_LAYER, "Damage layer (empty: the recipe draws it)"))
+        self.addParameter(
+            QgsProcessingParameterField(
+                LEVEL_FIELD, "Damage level field", "level", DAMAGE_LAYER, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                TYPE_FIELD, "Damage type field", "type", DAMAGE_LAYER, optional=True
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterString(
+                    ORIGIN, "Earthquake epicentre: x,y (output CRS)", optional=True
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterString(
+                    PARAMS, "Recipe parameters: key=value, ...", optional=True
+                )
+            )
+        )
+
+    def read_scenario(
+        self, parameters: Params, context: QgsProcessingContext, spec: ScenarioSpec, folder: Path
+    ) -> None:
+        spec.disaster = self.disasters[self.parameterAsEnum(parameters, DISASTER, context)]
+        layer = self.parameterAsVectorLayer(parameters, DAMAGE_LAYER, context)
+        if layer is not None:
+            spec.damage_layer = single_layer_file(layer, folder)
+            spec.damage_level_field = (
+                self.parameterAsString(parameters, LEVEL_FIELD, context) or None
+            )
+            spec.damage_type_field = self.parameterAsString(parameters, TYPE_FIELD, context) or None
+            return
+        points = parse_points(self.parameterAsString(parameters, ORIGIN, context) or "")
+        spec.origin = points[0] if points else None
+        spec.params = parse_params(self.parameterAsString(parameters, PARAMS, context) or "")
+
+
 SCENARIO_ALGORITHMS = (
     FloodAlgorithm,
     PlanningZonesAlgorithm,
     SeasonsAlgorithm,
     ChangePairAlgorithm,
     CloudFillAlgorithm,
+    DamagePairAlgorithm,
 )

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The scenario dialogs: Flood, Planning zones, Seasons, Change pair and Cloud fill.
+"""The scenario dialogs: Flood, Planning zones, Seasons, Change pair, Cloud fill and Damage
+pair.
 
 One base class (``base``) holds what they share (base image or layout, target grid,
 generator, output; validation, remembered values, exporting file-less layers); each
@@ -13,6 +14,7 @@ from __future__ import annotations
 from .base import ScenarioDialog
 from .change import ChangeDialog
 from .cloudfill import CloudfillDialog
+from .damage import DamageDialog
 from .flood import FloodDialog
 from .planning import PlanDialog
 from .seasons import SeasonsDialog
@@ -23,12 +25,14 @@ DIALOGS: dict[str, type[ScenarioDialog]] = {
     "seasons": SeasonsDialog,
     "change": ChangeDialog,
     "cloudfill": CloudfillDialog,
+    "damage": DamageDialog,
 }
 
 __all__ = [
     "DIALOGS",
     "ChangeDialog",
     "CloudfillDialog",
+    "DamageDialog",
     "FloodDialog",
     "PlanDialog",
     "ScenarioDialog",
