@@ -254,6 +254,10 @@ def _load_exemplar(
 
 
 def _load_flux(model: str | Path | None, threads: int | None = None, **options: Any) -> Generator:
+    if options.get("lora"):  # an adapter trained for another backend: a clear refusal
+        from ..lora.runtime import refuse_foreign_backend
+
+        refuse_foreign_backend("flux", options["lora"])
     if model is None:
         raise InputError("the flux backend needs --model: a FLUX folder or hub id")
     from .flux.backend import FluxBackend

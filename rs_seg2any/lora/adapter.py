@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,7 +379,9 @@ def apply_adapters(model: nn.Module, adapters: Sequence[tuple[Adapter, float]]) 
     names = []
     for i, (adapter, _w) in enumerate(adapters):
         name = f"lora{i}"
-        model = inject(model, lora_config(adapter.rank, adapter.alpha, adapter.targets), name)
+        with warnings.catch_warnings():  # a second adapter on one model is the point here
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            model = inject(model, lora_config(adapter.rank, adapter.alpha, adapter.targets), name)
         state = {k.removeprefix(PEFT_PREFIX): v for k, v in adapter.state.items()}
         result: Any = set_peft_model_state_dict(model, state, adapter_name=name)
         missing = [k for k in result.missing_keys if f".{name}." in k and "lora_" in k]

@@ -194,7 +194,16 @@ class TinyLoraTrainer:
         return random.Random(key), torch.Generator().manual_seed(key)
 
     def train_step(self) -> float:
-        step = self.hist.step
+        loss, total = self.losses(self.hist.step)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(self.trainable(), 1.0)
+        self.opt.step()
+        self.hist.step += 1
+        return float(loss.item())
+
+    def losses(self, step: int) -> tuple[Tensor, Tensor]:
+        """The masked flow loss of ``step``'s batch, and the total with the band loss."""
         rng, gen = self.step_rngs(step)
         crops = random_crops(self.data.train, self.data.crop, self.p.batch, rng)
         x, valid, cond = collate(crops, self.encoder, self.data)
@@ -208,13 +217,7 @@ class TinyLoraTrainer:
         noise = torch.randn(z0.shape, generator=gen)
         keep = latent_keep(valid, self.model.cfg.downsample)
         loss = masked_flow_loss(self.model, z0, cond, t, noise, keep)
-        total = loss + self.band_loss(x, valid)
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(self.trainable(), 1.0)
-        self.opt.step()
-        self.hist.step += 1
-        return float(loss.item())
+        return loss, loss + self.band_loss(x, valid)
 
     def band_loss(self, x: Tensor, valid: Tensor) -> Tensor:
         """Masked reconstruction of all bands through the frozen autoencoder (band adapter)."""

@@ -7,7 +7,7 @@ trainer (the embedded model on CPU here, FLUX in :mod:`rs_seg2any.lora.flux`).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ class LoraResult:
     out_dir: Path
     outputs: dict[str, Path]
     metrics: dict[str, Any]
+    trainer: Any = field(default=None, repr=False, compare=False)  # the adapted model in memory
 
 
 def train_lora(
@@ -97,7 +98,7 @@ def _train_tiny(
     outputs["metrics"] = write_json(out / "metrics.json", {"metrics": metrics, **history})
     outputs["adapter"] = out / "adapter_model.safetensors"
     outputs["card"] = out / "README.md"
-    return LoraResult(out, outputs, metrics)
+    return LoraResult(out, outputs, metrics, tr)
 
 
 def make_card(
