@@ -45,7 +45,10 @@ S2_BANDS = [
 ]
 
 
-def write_scene(data: Path, dest: Path, scene: int = 0) -> Path:
+SCENE = 4  # of the five: 0 is hazy (B02-B04 ~0.28), 1 thin haze, 2-4 clear summer scenes
+
+
+def write_scene(data: Path, dest: Path, scene: int = SCENE) -> Path:
     """The patch's Sentinel-2 scene as a 13-band float32 GeoTIFF on its real grid."""
     import rasterio
     from rasterio.transform import from_bounds
@@ -154,7 +157,7 @@ def slovenia(
     minutes: float, out: Path, bands: str, seeds: int, ms_minutes: float
 ) -> dict[str, Any]:
     from rs_seg2any.lora.data import grid_crops, load_training_data
-    from rs_seg2any.lora.evaluate import class_index, real_rgb
+    from rs_seg2any.lora.evaluate import class_index, picture_grid, real_rgb, set_lora
     from rs_seg2any.lora.params import LoraTrainParams
     from rs_seg2any.lora.tiny import TinyLoraTrainer
     from rs_seg2any.options import LayerOptions
@@ -195,6 +198,10 @@ def slovenia(
         secs = time.perf_counter() - t0
         state, best, best_step = tr.final_state()
         tr.load_state(state)
+        flow_after = tr.val_flow_loss()
+        set_lora(tr.model, False)
+        flow_before = tr.val_flow_loss()
+        set_lora(tr.model, True)
         crops = grid_crops(data.val, data.crop, 64)
         real = real_rgb(tr, crops) * seeds
         labels = [class_index(data, c.labels, c.valid) for c in crops] * seeds
@@ -202,13 +209,17 @@ def slovenia(
             "steps": hist.step,
             "train_s": round(secs, 1),
             "steps_per_s": hist.step / secs,
+            "val_flow_loss_before": flow_before,
+            "val_flow_loss_after": flow_after,
             "val_loss_before": hist.val[0][1],
             "val_loss_after": best,
             "best_step": best_step,
             "classes": {i + 1: data.class_names()[c] for i, c in enumerate(data.classes)},
         }
+        columns = {"real": real_rgb(tr, crops)}
         for name, adapted in (("before", False), ("after", True)):
             gen = _render_many(tr, crops, adapted, seeds)
+            columns["base" if name == "before" else "LoRA"] = gen[: len(crops)]
             col = colour_scores(gen, real, labels, erode=1, min_pixels=64)
             tex = texture_scores(gen, real, labels, erode=1, min_pixels=64)
             row[f"colour_delta_e_{name}"] = col.delta_e
@@ -217,6 +228,7 @@ def slovenia(
             row[f"mean_texture_{name}"] = tex.mean_distance
             if tr.bands is not None:
                 row[f"bands_{name}"] = band_stats(tr, crops, gen, data)
+        picture_grid(out / f"{run}_grid.png", data, crops, columns, rows=6)
         report[run] = row
         print(json.dumps({run: row}, default=str), flush=True)
     return report

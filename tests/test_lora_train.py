@@ -35,9 +35,18 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def params(folder: Path, weights: Path, image: str = "img.tif", **kw: Any) -> LoraTrainParams:
-    base: dict[str, Any] = dict(images=(str(folder / image),), labels=str(folder / "labels.gpkg"),
-                                model=str(weights), max_steps=4, val_every=2, ckpt_every=1,
-                                batch=2, crop=32, segmenter_steps=0, lr=5e-3)  # fmt: skip
+    base: dict[str, Any] = dict(
+        images=(str(folder / image),),
+        labels=str(folder / "labels.gpkg"),
+        model=str(weights),
+        max_steps=4,
+        val_every=2,
+        ckpt_every=1,
+        batch=2,
+        crop=32,
+        segmenter_steps=0,
+        lr=5e-3,
+    )
     return LoraTrainParams(**{**base, **kw})
 
 
@@ -89,8 +98,11 @@ def test_early_stopping_keeps_the_best_validation(
     scene: Path, tiny_random_weights: Path, tmp_path: Path
 ) -> None:
     # a learning rate far too high: validation worsens, patience 1 stops the run
-    res = train_lora(params(scene, tiny_random_weights, lr=0.9, max_steps=40, val_every=1,
-                           patience=1), LAYER, tmp_path / "es")  # fmt: skip
+    res = train_lora(
+        params(scene, tiny_random_weights, lr=0.9, max_steps=40, val_every=1, patience=1),
+        LAYER,
+        tmp_path / "es",
+    )
     tr = res.trainer
     assert tr.hist.stopped_early and tr.hist.step < 40
     assert res.metrics["val_loss_after"] == min(v for _, v in tr.hist.val)

@@ -125,17 +125,19 @@ def list_adapters(homes: Sequence[Path] | None = None) -> list[dict[str, Any]]:
             except WeightsError as exc:
                 found.append({"name": folder.name, "path": str(folder), "error": str(exc)})
                 continue
-            found.append({
-                "name": folder.name,
-                "path": str(folder),
-                "backend": card.get("backend"),
-                "bands": [b.get("name") for b in card.get("bands", []) if isinstance(b, dict)],
-                "taxonomy": card.get("taxonomy"),
-                "classes": card.get("classes"),
-                "gsd_m": card.get("gsd_m"),
-                "steps": card.get("steps"),
-                "licence": card.get("licence"),
-            })  # fmt: skip
+            found.append(
+                {
+                    "name": folder.name,
+                    "path": str(folder),
+                    "backend": card.get("backend"),
+                    "bands": [b.get("name") for b in card.get("bands", []) if isinstance(b, dict)],
+                    "taxonomy": card.get("taxonomy"),
+                    "classes": card.get("classes"),
+                    "gsd_m": card.get("gsd_m"),
+                    "steps": card.get("steps"),
+                    "licence": card.get("licence"),
+                }
+            )
     return found
 
 
@@ -211,8 +213,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- Base weights: `{card['base']['weights']}` (sha256 {card['base']['sha256'][:16]}...)",
         f"- Rank {card['rank']}, alpha {card['alpha']}, {card['steps']} steps "
         f"(best validation at step {card['best_step']})",
-        f"- Bands: {bands}" + (" — band adapter in/out projections" if card["band_adapter"]
-                                else ""),
+        f"- Bands: {bands}"
+        + (" — band adapter in/out projections" if card["band_adapter"] else ""),
         f"- Taxonomy `{card['taxonomy']}`, classes: {classes}",
         f"- Ground sampling distance: {card['gsd_m']:.3g} m",
         f"- Data licence (as declared by the user): {card['licence']}",
@@ -221,11 +223,13 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "| image | CRS | size (px) | bounds | valid |",
         "|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for s in card["footprint"]:
         b = ", ".join(f"{v:.6g}" for v in s["bounds"])
-        lines.append(f"| {Path(s['path']).name} | {s['crs']} | {s['shape'][1]} x {s['shape'][0]}"
-                     f" | {b} | {s['valid_share']:.1%} |")  # fmt: skip
+        lines.append(
+            f"| {Path(s['path']).name} | {s['crs']} | {s['shape'][1]} x {s['shape'][0]}"
+            f" | {b} | {s['valid_share']:.1%} |"
+        )
     lines += ["", "## Metrics (validation area)", ""]
     for k, v in card["metrics"].items():
         lines.append(f"- {k}: {v if not isinstance(v, float) else round(v, 5)}")

@@ -1,15 +1,18 @@
 """Band adapters: how an RGB model is trained and run on other band sets.
 
 The embedded model (its autoencoder and flow transformer) is RGB and stays RGB. For imagery
-with other bands, a LoRA carries two small learned maps: ``inp`` (1x1, N bands -> the model's
-3 channels, initialised to pick the chosen red/green/blue bands) and ``out`` (per pixel,
-3 channels -> N bands: a linear map initialised to put R, G, B back where they came from,
-plus a small zero-initialised MLP for what is not linear in RGB, e.g. near-infrared over
-vegetation). Both are trained on a masked reconstruction loss through the frozen autoencoder;
-the flow LoRA learns on the ``inp`` view. What this can and cannot do: extra bands are a
-per-pixel function of the generated RGB-like image, so their spatial texture is the RGB
-texture, and a band that carries information invisible in any RGB combination (SWIR moisture,
-thermal) is only predicted from what correlates with it.
+with other bands, an adapter carries two per-pixel maps: ``inp`` (N bands -> the model's 3
+channels) is the fixed choice of the ``--rgb`` bands (or their mean for fewer than three
+bands), so the flow LoRA learns on an image the model can read; ``out`` (3 channels -> N bands)
+is learned: a linear map initialised to put R, G, B back where they came from, plus a small
+zero-initialised MLP for what is not linear in RGB (near-infrared over vegetation, red edge),
+trained on a masked reconstruction of all bands through the frozen autoencoder.
+
+What this can and cannot do: every extra band is a per-pixel function of the generated RGB
+view, so its spatial texture is that view's texture, and a band carrying information no RGB
+combination shows (SWIR moisture, thermal, the atmosphere bands B01/B09/B10) is only
+predicted from what correlates with the visible bands. A generator with native multispectral
+channels would need its autoencoder retrained on N bands, which this adapter does not do.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class BandAdapter(nn.Module):
             else:  # fewer than three bands: every model channel sees their mean
                 self.inp.weight[:] = 1.0 / n_bands
                 self.lin.weight[:] = 1.0 / 3
+        self.inp.requires_grad_(False)  # the fixed RGB view (see the module text)
 
     def to_model(self, x: Tensor) -> Tensor:
         """(B, N, H, W) bands in [-1, 1] -> the model's (B, 3, H, W)."""
@@ -53,3 +57,6 @@ class BandAdapter(nn.Module):
         mod = cls(n, None, hidden)
         mod.load_state_dict(state)
         return mod.eval().requires_grad_(False)
+
+    def trainable(self) -> list[nn.Parameter]:
+        return [*self.lin.parameters(), *self.mlp.parameters()]

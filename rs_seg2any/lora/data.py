@@ -93,8 +93,10 @@ def _default_rgb(src: Any, bands: tuple[int, ...]) -> tuple[int, int, int] | Non
     from rasterio.enums import ColorInterp
 
     interp = {b: src.colorinterp[b - 1] for b in bands}
-    found = [next((i for i, b in enumerate(bands) if interp[b] == c), None)
-             for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)]  # fmt: skip
+    found = [
+        next((i for i, b in enumerate(bands) if interp[b] == c), None)
+        for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    ]
     if all(v is not None for v in found):
         return (int(found[0]), int(found[1]), int(found[2]))  # type: ignore[arg-type]
     return (0, 1, 2) if len(bands) >= 3 else None
@@ -120,10 +122,16 @@ def _read_image(
         data = src.read(list(chosen)).astype(np.float32)
         valid = (src.read_masks(list(chosen)) > 0).all(axis=0) & np.isfinite(data).all(axis=0)
         info = src
-        meta = {"crs": src.crs, "transform": src.transform, "shape": (src.height, src.width),
-                "gsd": _gsd(src), "bounds": tuple(src.bounds), "dtype": src.dtypes[0],
-                "names": [src.descriptions[b - 1] or f"band {b}" for b in chosen],
-                "rgb": _default_rgb(src, chosen)}  # fmt: skip
+        meta = {
+            "crs": src.crs,
+            "transform": src.transform,
+            "shape": (src.height, src.width),
+            "gsd": _gsd(src),
+            "bounds": tuple(src.bounds),
+            "dtype": src.dtypes[0],
+            "names": [src.descriptions[b - 1] or f"band {b}" for b in chosen],
+            "rgb": _default_rgb(src, chosen),
+        }
         del info
     if mask is not None:
         with rasterio.open(mask) as msrc:
@@ -183,21 +191,36 @@ def load_training_data(
         mask = Path(params.ignore_mask[i]) if params.ignore_mask else None
         data, valid, meta, chosen_i = _read_image(Path(path), bands, mask, params.border)
         if chosen and chosen_i != chosen:
-            raise InputError(f"--images: '{path}' has other bands than the first image; "
-                             "give --bands")  # fmt: skip
+            raise InputError(
+                f"--images: '{path}' has other bands than the first image; give --bands"
+            )
         chosen, rgb = chosen_i, rgb or meta["rgb"]
         layout = load_layout(params.labels, layer.class_field, like=path, **layer.layout_kwargs())
         taxonomy = layout.taxonomy
         h, w = meta["shape"]
         feats = layout.features(layout.grid.boundingbox)
-        texts = dict(zip(feats["instance_id"].astype(int).tolist(),
-                         feats["description"].tolist(), strict=True))  # fmt: skip
+        texts = dict(
+            zip(
+                feats["instance_id"].astype(int).tolist(),
+                feats["description"].tolist(),
+                strict=True,
+            )
+        )
         lm = rasterize_window(layout, slice(0, h), slice(0, w), features=feats)
         maps.append((lm.label, lm.instance.astype(np.int64), texts))
         raw.append((data, valid, meta))
-        scenes.append(SceneInfo(str(path), meta["crs"].to_string(), (h, w), meta["gsd"],
-                                meta["bounds"], meta["names"], meta["dtype"],
-                                float(valid.mean())))  # fmt: skip
+        scenes.append(
+            SceneInfo(
+                str(path),
+                meta["crs"].to_string(),
+                (h, w),
+                meta["gsd"],
+                meta["bounds"],
+                meta["names"],
+                meta["dtype"],
+                float(valid.mean()),
+            )
+        )
     assert taxonomy is not None
     if params.rgb:
         given = parse_bands(params.rgb, "--rgb") or ()
@@ -207,15 +230,18 @@ def load_training_data(
     val: list[Region] = []
     for (data, valid, _meta), (lab, inst, texts) in zip(raw, maps, strict=True):
         scaled = np.clip((data - lo) / np.maximum(hi - lo, 1e-12) * 2 - 1, -1, 1).astype(np.float32)
-        for sl, dest in zip(split_slices(lab.shape, params.val_side, params.val_fraction),
-                            (train, val), strict=True):  # fmt: skip
+        for sl, dest in zip(
+            split_slices(lab.shape, params.val_side, params.val_fraction), (train, val), strict=True
+        ):
             v = valid[sl]
             if v.sum() < 16:
                 continue
             dest.append(Region(fill_invalid(scaled[sl], v), v, lab[sl], inst[sl], texts))
     if not train or not val:
-        raise InputError("the images have too few valid pixels for a training and a validation "
-                         "area; check nodata, --ignore-mask and --val-fraction")  # fmt: skip
+        raise InputError(
+            "the images have too few valid pixels for a training and a validation "
+            "area; check nodata, --ignore-mask and --val-fraction"
+        )
     smallest = min(min(r.labels.shape) for r in train + val)
     crop = min(params.crop, smallest) // multiple * multiple
     if crop < multiple:
@@ -226,8 +252,9 @@ def load_training_data(
     classes = sorted({int(c) for r in train for c in np.unique(r.labels[r.valid]) if c > 0})
     if not classes:
         raise InputError("no polygon covers a valid training pixel; check --labels and CRS")
-    return TrainingData(train, val, scenes, chosen, rgb, lo.tolist(), hi.tolist(), taxonomy,
-                        classes, crop)  # fmt: skip
+    return TrainingData(
+        train, val, scenes, chosen, rgb, lo.tolist(), hi.tolist(), taxonomy, classes, crop
+    )
 
 
 def _scaling(raw: list[tuple[F32, NDArray[np.bool_], Any]], params: LoraTrainParams) -> Any:
@@ -255,11 +282,20 @@ class Crop:
     descriptions: list[str]
 
 
-def cut(region: Region, y: int, x: int, size: int, k: int = 0, flip: bool = False,
-        max_entities: int = 32) -> Crop:  # fmt: skip
+def cut(
+    region: Region,
+    y: int,
+    x: int,
+    size: int,
+    k: int = 0,
+    flip: bool = False,
+    max_entities: int = 32,
+) -> Crop:
     """One crop (rotated ``k`` quarter turns, optionally flipped) with local entity ids."""
-    parts = [a[y : y + size, x : x + size] for a in
-             (region.image, region.valid, region.labels, region.instances)]  # fmt: skip
+    parts = [
+        a[y : y + size, x : x + size]
+        for a in (region.image, region.valid, region.labels, region.instances)
+    ]
     parts = [np.rot90(a, k) for a in parts]
     if flip:
         parts = [a[:, ::-1] for a in parts]

@@ -39,8 +39,15 @@ def set_lora(model: torch.nn.Module, enabled: bool) -> None:
 
 
 @torch.no_grad()
-def render(tr: TinyLoraTrainer, crops: list[Crop], *, adapted: bool, seed: int = 0,
-           steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE) -> list[U8]:  # fmt: skip
+def render(
+    tr: TinyLoraTrainer,
+    crops: list[Crop],
+    *,
+    adapted: bool,
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
+) -> list[U8]:
     """Generated RGB of each crop's layout, with or without the adapter."""
     set_lora(tr.model, adapted)
     try:
@@ -55,7 +62,7 @@ def render(tr: TinyLoraTrainer, crops: list[Crop], *, adapted: bool, seed: int =
 
 
 @torch.no_grad()
-def real_rgb(tr: TinyLoraTrainer, crops: list[Crop]) -> list[U8]:
+def real_rgb(tr: Any, crops: list[Crop]) -> list[U8]:
     x = torch.from_numpy(np.stack([c.image for c in crops])).permute(0, 3, 1, 2).float()
     return to_u8(tr.to_model(x))
 
@@ -71,7 +78,7 @@ def class_index(data: TrainingData, labels: NDArray[np.integer], valid: Any = No
     return out
 
 
-def train_segmenter(tr: TinyLoraTrainer, steps: int, seed: int) -> Any:
+def train_segmenter(tr: Any, steps: int, seed: int) -> Any:
     from ..train.segmenter import SegConfig, fit
 
     images, labels = [], []
@@ -79,18 +86,25 @@ def train_segmenter(tr: TinyLoraTrainer, steps: int, seed: int) -> Any:
         x = torch.from_numpy(r.image).permute(2, 0, 1)[None].float()
         images.append(real_rgb_tensor(tr, x))
         labels.append(class_index(tr.data, r.labels, r.valid))
-    model, _ = fit(images, labels, steps=steps, size=tr.data.crop, batch=8,
-                   cfg=SegConfig(n_classes=len(tr.data.classes)), seed=seed)  # fmt: skip
+    model, _ = fit(
+        images,
+        labels,
+        steps=steps,
+        size=tr.data.crop,
+        batch=8,
+        cfg=SegConfig(n_classes=len(tr.data.classes)),
+        seed=seed,
+    )
     return model
 
 
-def real_rgb_tensor(tr: TinyLoraTrainer, x: torch.Tensor) -> U8:
+def real_rgb_tensor(tr: Any, x: torch.Tensor) -> U8:
     with torch.no_grad():
         return to_u8(tr.to_model(x))[0]
 
 
 def scores(
-    tr: TinyLoraTrainer, crops: list[Crop], real: list[U8], generated: list[U8], seg: Any
+    tr: Any, crops: list[Crop], real: list[U8], generated: list[U8], seg: Any
 ) -> dict[str, float]:
     """Fidelity ratio (when a segmenter exists), per-class colour and texture distances."""
     from ..quality.colour import colour_scores

@@ -69,9 +69,16 @@ class AdaptedTiny:
         return [f"{b['name']} (source band {b['source_band']})" for b in self.card["bands"]]
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"name": a.name, "weight": w, "folder": str(a.folder),
-                 "steps": a.card.get("steps"), "licence": a.card.get("licence")}
-                for a, w in self.adapters]  # fmt: skip
+        return [
+            {
+                "name": a.name,
+                "weight": w,
+                "folder": str(a.folder),
+                "steps": a.card.get("steps"),
+                "licence": a.card.get("licence"),
+            }
+            for a, w in self.adapters
+        ]
 
     def check_layout(self, taxonomy: str, classes: Sequence[int]) -> None:
         check_classes([a for a, _ in self.adapters], taxonomy, classes)

@@ -99,95 +99,32 @@ def latent_keep(valid: Tensor, ds: int) -> Tensor:
     return F.max_pool2d((~valid)[:, None].float(), ds)[:, 0] == 0
 
 
-class TinyLoraTrainer:
-    """Owns the adapted model, optimiser, fixed validation batch and checkpoint of one run."""
+class LoraLoop:
+    """The backend-neutral part of a LoRA run: schedule, validation and early stopping,
+    checkpoints and resume. A trainer provides the tensors and the losses."""
 
-    def __init__(
-        self,
-        params: LoraTrainParams,
-        data: TrainingData,
-        out: Path,
-        *,
-        encoder: TextEncoder | None = None,
-        progress: Progress | None = None,
-    ) -> None:
-        from ..generators.registry import shipped_weights
-
-        self.p, self.data, self.out = params, data, out
-        self.progress = progress or NullProgress()
-        torch.set_num_threads(params.threads or 1)
-        self.weights = Path(params.model) if params.model else shipped_weights()
-        self.base_sha = weights_digest(self.weights)
-        model, ae = load_generator_parts(self.weights)
-        self.ae: TinyAE | None = ae
-        torch.manual_seed(params.seed)
-        self.model: TinySeg2Any = inject(  # type: ignore[assignment]
-            model, lora_config(params.rank, params.lora_alpha), "default"
-        )
-        for name, prm in self.model.named_parameters():
-            prm.requires_grad_("lora_" in name)
-        rgb = data.rgb
-        self.bands = (
-            BandAdapter(data.n_bands, rgb) if data.n_bands != 3 or rgb != (0, 1, 2) else None
-        )
-        self.encoder = encoder or default_encoder()
-        self.opt = torch.optim.AdamW(self.trainable(), lr=params.lr, weight_decay=0.0)
-        self.hist = History()
-        self.best_state = self.state()
-        self.val = self._fixed_val()
-
-    # --- tensors --------------------------------------------------------------------------
+    p: LoraTrainParams
+    out: Path
+    progress: Progress
+    opt: torch.optim.Optimizer
+    hist: History
+    best_state: dict[str, Tensor]
+    base_sha: str
 
     def trainable(self) -> list[nn.Parameter]:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return params + (list(self.bands.parameters()) if self.bands is not None else [])
+        raise NotImplementedError
 
     def state(self) -> dict[str, Tensor]:
-        """Every trained tensor (LoRA in peft's keys, band adapter prefixed ``bands.``)."""
-        out = lora_state(self.model, "default")
-        if self.bands is not None:
-            out.update(
-                {f"bands.{k}": v.detach().clone() for k, v in self.bands.state_dict().items()}
-            )
-        return out
+        raise NotImplementedError
 
     def load_state(self, state: dict[str, Tensor]) -> None:
-        from peft.utils import set_peft_model_state_dict
+        raise NotImplementedError
 
-        lora = {k.removeprefix("base_model.model."): v for k, v in state.items()
-                if not k.startswith("bands.")}  # fmt: skip
-        set_peft_model_state_dict(self.model, lora, adapter_name="default")
-        if self.bands is not None:
-            self.bands.load_state_dict(
-                {k[6:]: v for k, v in state.items() if k.startswith("bands.")}
-            )
+    def losses(self, step: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
 
-    # --- data in model space ---------------------------------------------------------------
-
-    def to_model(self, x: Tensor, grad: bool = False) -> Tensor:
-        """Bands -> the RGB model's input (band adapter), without gradient unless asked."""
-        if self.bands is None:
-            return x
-        with torch.set_grad_enabled(grad):
-            return self.bands.to_model(x)
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        return x if self.ae is None else self.ae.encode(x)
-
-    def _fixed_val(self) -> list[tuple[Tensor, Tensor, Condition, Tensor, Tensor]]:
-        crops = grid_crops(self.data.val, self.data.crop, VAL_CROPS)
-        gen = torch.Generator().manual_seed(1234)
-        out = []
-        for i in range(0, len(crops), 8):
-            x, valid, cond = collate(crops[i : i + 8], self.encoder, self.data)
-            t = sample_t(x.shape[0], gen)
-            ds = self.model.cfg.downsample
-            shape = (x.shape[0], self.model.cfg.channels, x.shape[2] // ds, x.shape[3] // ds)
-            out.append((x, valid, cond, t, torch.randn(shape, generator=gen)))
-        return out
-
-    # --- steps -------------------------------------------------------------------------------
+    def val_loss(self) -> float:
+        raise NotImplementedError
 
     def step_rngs(self, step: int) -> tuple[random.Random, torch.Generator]:
         key = self.p.seed * 1_000_003 + step
@@ -201,44 +138,6 @@ class TinyLoraTrainer:
         self.opt.step()
         self.hist.step += 1
         return float(loss.item())
-
-    def losses(self, step: int) -> tuple[Tensor, Tensor]:
-        """The masked flow loss of ``step``'s batch, and the total with the band loss."""
-        rng, gen = self.step_rngs(step)
-        crops = random_crops(self.data.train, self.data.crop, self.p.batch, rng)
-        x, valid, cond = collate(crops, self.encoder, self.data)
-        n = x.shape[0]
-        cond.drop_text = torch.rand(n, generator=gen) < P_DROP
-        cond.drop_cond = torch.rand(n, generator=gen) < P_DROP
-        t = sample_t(n, gen)
-        near = torch.rand(n, generator=gen) < T_NOISE_FRAC
-        t = torch.where(near, torch.rand(n, generator=gen) * 0.1, t)
-        z0 = self.encode(self.to_model(x))
-        noise = torch.randn(z0.shape, generator=gen)
-        keep = latent_keep(valid, self.model.cfg.downsample)
-        loss = masked_flow_loss(self.model, z0, cond, t, noise, keep)
-        return loss, loss + self.band_loss(x, valid)
-
-    def band_loss(self, x: Tensor, valid: Tensor) -> Tensor:
-        """Masked reconstruction of all bands through the frozen autoencoder (band adapter)."""
-        if self.bands is None:
-            return torch.zeros(())
-        rgb = self.bands.to_model(x)
-        if self.ae is not None:
-            rgb = self.ae.decode(self.ae.encode(rgb))
-        w = valid[:, None].to(x.dtype)
-        err = (self.bands.to_bands(rgb) - x) ** 2 * w
-        return err.sum() / (w.sum() * x.shape[1]).clamp_min(1.0)
-
-    @torch.no_grad()
-    def val_loss(self) -> float:
-        total, n = 0.0, 0
-        for x, valid, cond, t, noise in self.val:
-            z0 = self.encode(self.to_model(x))
-            keep = latent_keep(valid, self.model.cfg.downsample)
-            total += float(masked_flow_loss(self.model, z0, cond, t, noise, keep)) * x.shape[0]
-            n += x.shape[0]
-        return total / max(n, 1)
 
     # --- checkpoint --------------------------------------------------------------------------
 
@@ -279,9 +178,15 @@ class TinyLoraTrainer:
         self.best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         self.opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         h = saved["history"]
-        self.hist = History(h["step"], float(h["best"]), h["best_step"], h["bad"],
-                            h["stopped_early"], [tuple(v) for v in h["val"]],  # type: ignore[misc]
-                            [tuple(v) for v in h["loss"]])  # type: ignore[misc]  # fmt: skip
+        self.hist = History(
+            h["step"],
+            float(h["best"]),
+            h["best_step"],
+            h["bad"],
+            h["stopped_early"],
+            [tuple(v) for v in h["val"]],  # type: ignore[misc]
+            [tuple(v) for v in h["loss"]],
+        )  # type: ignore[misc]
         return True
 
     # --- the loop ------------------------------------------------------------------------------
@@ -331,6 +236,152 @@ class TinyLoraTrainer:
             if v < self.hist.best - 1e-7:
                 return self.state(), v, self.hist.step
         return self.best_state, self.hist.best, self.hist.best_step
+
+
+class TinyLoraTrainer(LoraLoop):
+    """Owns the adapted model, optimiser, fixed validation batch and checkpoint of one run."""
+
+    def __init__(
+        self,
+        params: LoraTrainParams,
+        data: TrainingData,
+        out: Path,
+        *,
+        encoder: TextEncoder | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        from ..generators.registry import shipped_weights
+
+        self.p, self.data, self.out = params, data, out
+        self.progress = progress or NullProgress()
+        torch.set_num_threads(params.threads or 1)
+        self.weights = Path(params.model) if params.model else shipped_weights()
+        self.base_sha = weights_digest(self.weights)
+        model, ae = load_generator_parts(self.weights)
+        self.ae: TinyAE | None = ae
+        torch.manual_seed(params.seed)
+        self.model: TinySeg2Any = inject(  # type: ignore[assignment]
+            model, lora_config(params.rank, params.lora_alpha), "default"
+        )
+        for name, prm in self.model.named_parameters():
+            prm.requires_grad_("lora_" in name)
+        rgb = data.rgb
+        self.bands = (
+            BandAdapter(data.n_bands, rgb) if data.n_bands != 3 or rgb != (0, 1, 2) else None
+        )
+        self.encoder = encoder or default_encoder()
+        self.opt = torch.optim.AdamW(self.trainable(), lr=params.lr, weight_decay=0.0)
+        self.hist = History()
+        self.best_state = self.state()
+        self.val = self._fixed_val()
+
+    # --- tensors --------------------------------------------------------------------------
+
+    def trainable(self) -> list[nn.Parameter]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return params + (self.bands.trainable() if self.bands is not None else [])
+
+    def state(self) -> dict[str, Tensor]:
+        """Every trained tensor (LoRA in peft's keys, band adapter prefixed ``bands.``)."""
+        out = lora_state(self.model, "default")
+        if self.bands is not None:
+            out.update(
+                {f"bands.{k}": v.detach().clone() for k, v in self.bands.state_dict().items()}
+            )
+        return out
+
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        from peft.utils import set_peft_model_state_dict
+
+        lora = {
+            k.removeprefix("base_model.model."): v
+            for k, v in state.items()
+            if not k.startswith("bands.")
+        }
+        set_peft_model_state_dict(self.model, lora, adapter_name="default")
+        if self.bands is not None:
+            self.bands.load_state_dict(
+                {k[6:]: v for k, v in state.items() if k.startswith("bands.")}
+            )
+
+    # --- data in model space ---------------------------------------------------------------
+
+    def to_model(self, x: Tensor, grad: bool = False) -> Tensor:
+        """Bands -> the RGB model's input (band adapter), without gradient unless asked."""
+        if self.bands is None:
+            return x
+        with torch.set_grad_enabled(grad):
+            return self.bands.to_model(x)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        return x if self.ae is None else self.ae.encode(x)
+
+    def _fixed_val(self) -> list[tuple[Tensor, Tensor, Condition, Tensor, Tensor]]:
+        crops = grid_crops(self.data.val, self.data.crop, VAL_CROPS)
+        gen = torch.Generator().manual_seed(1234)
+        out = []
+        for i in range(0, len(crops), 8):
+            x, valid, cond = collate(crops[i : i + 8], self.encoder, self.data)
+            t = sample_t(x.shape[0], gen)
+            ds = self.model.cfg.downsample
+            shape = (x.shape[0], self.model.cfg.channels, x.shape[2] // ds, x.shape[3] // ds)
+            out.append((x, valid, cond, t, torch.randn(shape, generator=gen)))
+        return out
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def losses(self, step: int) -> tuple[Tensor, Tensor]:
+        """The masked flow loss of ``step``'s batch, and the total with the band loss."""
+        rng, gen = self.step_rngs(step)
+        crops = random_crops(self.data.train, self.data.crop, self.p.batch, rng)
+        x, valid, cond = collate(crops, self.encoder, self.data)
+        n = x.shape[0]
+        cond.drop_text = torch.rand(n, generator=gen) < P_DROP
+        cond.drop_cond = torch.rand(n, generator=gen) < P_DROP
+        t = sample_t(n, gen)
+        near = torch.rand(n, generator=gen) < T_NOISE_FRAC
+        t = torch.where(near, torch.rand(n, generator=gen) * 0.1, t)
+        z0 = self.encode(self.to_model(x))
+        noise = torch.randn(z0.shape, generator=gen)
+        keep = latent_keep(valid, self.model.cfg.downsample)
+        loss = masked_flow_loss(self.model, z0, cond, t, noise, keep)
+        return loss, loss + self.band_loss(x, valid)
+
+    def band_loss(self, x: Tensor, valid: Tensor) -> Tensor:
+        """Masked reconstruction of all bands through the frozen autoencoder (band adapter)."""
+        if self.bands is None:
+            return torch.zeros(())
+        rgb = self.bands.to_model(x)
+        if self.ae is not None:
+            rgb = self.ae.decode(self.ae.encode(rgb))
+        w = valid[:, None].to(x.dtype)
+        err = (self.bands.to_bands(rgb) - x) ** 2 * w
+        return err.sum() / (w.sum() * x.shape[1]).clamp_min(1.0)
+
+    @torch.no_grad()
+    def val_loss(self) -> float:
+        """Held-out masked flow loss (plus, with a band adapter, the band reconstruction loss:
+        the best tensors must be best at both)."""
+        total, n = 0.0, 0
+        for x, valid, cond, t, noise in self.val:
+            z0 = self.encode(self.to_model(x))
+            keep = latent_keep(valid, self.model.cfg.downsample)
+            loss = masked_flow_loss(self.model, z0, cond, t, noise, keep) + self.band_loss(x, valid)
+            total += float(loss) * x.shape[0]
+            n += x.shape[0]
+        return total / max(n, 1)
+
+    @torch.no_grad()
+    def val_flow_loss(self) -> float:
+        """Held-out masked flow loss alone (the figure to compare with the base model)."""
+        total, n = 0.0, 0
+        for x, valid, cond, t, noise in self.val:
+            z0 = self.encode(self.to_model(x))
+            keep = latent_keep(valid, self.model.cfg.downsample)
+            total += float(masked_flow_loss(self.model, z0, cond, t, noise, keep)) * x.shape[0]
+            n += x.shape[0]
+        return total / max(n, 1)
 
 
 def needs_bands(data: TrainingData) -> bool:

@@ -55,7 +55,7 @@ def _train_tiny(
     from ..generators.tiny.weights import read_config
     from .adapter import lora_config, save_adapter
     from .data import grid_crops, load_training_data
-    from .evaluate import picture_grid, real_rgb, render, scores, train_segmenter
+    from .evaluate import picture_grid, real_rgb, render, scores, set_lora, train_segmenter
     from .tiny import TinyLoraTrainer
 
     torch.set_num_threads(params.threads or 1)
@@ -69,6 +69,10 @@ def _train_tiny(
     seconds = time.perf_counter() - t0
     state, best_loss, best_step = tr.final_state()
     tr.load_state(state)
+    flow_after = tr.val_flow_loss()
+    set_lora(tr.model, False)
+    flow_before = tr.val_flow_loss()  # the base model (the band view is fixed)
+    set_lora(tr.model, True)
     progress.stage("score on the validation area")
     crops = grid_crops(data.val, data.crop, 16)
     real = real_rgb(tr, crops)
@@ -81,6 +85,8 @@ def _train_tiny(
     metrics: dict[str, Any] = {
         "val_loss_before": hist.val[0][1],
         "val_loss_after": best_loss,
+        "val_flow_loss_before": flow_before,
+        "val_flow_loss_after": flow_after,
         "best_step": best_step,
         "stopped_early": hist.stopped_early,
         "train_seconds_this_run": round(seconds, 1),
