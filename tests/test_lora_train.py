@@ -3,6 +3,7 @@ early stopping, checkpoints of another run refused (tiny random weights)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,32 @@ def params(folder: Path, weights: Path, image: str = "img.tif", **kw: Any) -> Lo
 def test_resume_ends_with_the_tensors_of_an_uninterrupted_run(
     scene: Path, tiny_random_weights: Path, tmp_path: Path
 ) -> None:
-    straight = train_lora(params(scene, tiny_random_weights), LAYER, tmp_path / "straight")
+    import rs_seg2any as rs
+    from rs_seg2any.cli import main
+
+    # uninterrupted: a job file (``command: train-lora``) run by the CLI
+    p = params(scene, tiny_random_weights)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "command: train-lora\n"
+        f"images: [{p.images[0]}]\nlabels: {p.labels}\nclass_field: cls\n"
+        f"taxonomy: eolearn_slovenia\nmodel: {p.model}\nmax_steps: 4\nval_every: 2\n"
+        f"ckpt_every: 1\nbatch: 2\ncrop: 32\nsegmenter_steps: 0\nlr: 0.005\n"
+        f"out: {tmp_path / 'straight'}\nprogress: none\n"
+    )
+    assert main(["run", str(job)]) == 0
+    # interrupted after 2 steps, then resumed to 4 (through the API verb)
     train_lora(params(scene, tiny_random_weights, max_steps=2), LAYER, tmp_path / "resumed")
-    resumed = train_lora(params(scene, tiny_random_weights), LAYER, tmp_path / "resumed")
-    a = load_file(str(straight.outputs["adapter"]))
-    b = load_file(str(resumed.outputs["adapter"]))
+    kw = {k: v for k, v in vars(p).items() if k != "images"}
+    res = rs.train_lora(tmp_path / "resumed", images=list(p.images), class_field="cls",
+                        taxonomy="eolearn_slovenia", **kw)  # fmt: skip
+    a = load_file(str(tmp_path / "straight" / "adapter_model.safetensors"))
+    b = load_file(str(res.outputs["adapter"]))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert straight.metrics["val_loss_after"] == resumed.metrics["val_loss_after"]
+    m1 = json.loads((tmp_path / "straight" / "metrics.json").read_text())["metrics"]
+    m2 = json.loads((tmp_path / "resumed" / "metrics.json").read_text())["metrics"]
+    assert m1["val_loss_after"] == m2["val_loss_after"]
     assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_B" in k)  # it trained
     with pytest.raises(JobError, match="checkpoint of another LoRA run"):
         train_lora(params(scene, tiny_random_weights, rank=4), LAYER, tmp_path / "resumed")

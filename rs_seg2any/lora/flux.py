@@ -300,8 +300,8 @@ def train_flux_lora(
 ) -> Any:
     """The ``--backend flux`` path of :func:`rs_seg2any.lora.train.train_lora`."""
     from ..generators.flux.backend import FluxBackend, FluxSettings
+    from .card import LoraResult, make_card
     from .evaluate import picture_grid, real_rgb, scores, train_segmenter
-    from .train import LoraResult, make_card
 
     if params.model is None:
         raise InputError("--backend flux needs --model: a FLUX folder or hub id")

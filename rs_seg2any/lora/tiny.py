@@ -57,13 +57,14 @@ def collate(
 ) -> tuple[Tensor, Tensor, Condition]:
     """Bands ``(B, N, S, S)`` in [-1, 1], validity ``(B, S, S)`` and the Seg2Any condition."""
     b = len(crops)
+    e = max(len(c.descriptions) for c in crops)  # padded to this batch's most entities only
     texts: list[str] = []
-    valid_t = torch.zeros(b, MAX_ENTITIES, dtype=torch.bool)
+    valid_t = torch.zeros(b, e, dtype=torch.bool)
     for i, c in enumerate(crops):
         texts.extend(c.descriptions)
-        texts.extend([""] * (MAX_ENTITIES - len(c.descriptions)))
+        texts.extend([""] * (e - len(c.descriptions)))
         valid_t[i, : len(c.descriptions)] = True
-    emb = encoder.encode(texts).view(b, MAX_ENTITIES, TEXT_DIM) * valid_t[:, :, None]
+    emb = encoder.encode(texts).view(b, e, TEXT_DIM) * valid_t[:, :, None]
     from ..raster import contours_from_instances
 
     cond = Condition(
