@@ -134,6 +134,7 @@ class TinyBackend:
         self.tile_multiple = int(self._impl.tile_multiple)
         self._lora: Any = None
         if lora:  # LoRA adapters (rs_seg2any.lora): checked, injected, weights combined
+            require("peft", "lora", user="LoRA adapters")
             from ..lora.runtime import AdaptedTiny
 
             self._lora = AdaptedTiny.attach(self._impl, self._sha, lora)

@@ -26,8 +26,11 @@ def train_lora(
     encoder: Any = None,
 ) -> LoraResult:
     """Train an adapter on ``params.images`` + ``params.labels`` into the folder ``out``."""
+    from ..deps import require
     from ..geoio import ensure_writable_dir
 
+    require("torch", "model", user="train-lora")
+    require("peft", "lora", user="train-lora")
     progress = progress or NullProgress()
     out = ensure_writable_dir(out)
     if params.backend == "flux":
