@@ -32,6 +32,10 @@ _EXPORTS: dict[str, str] = {
     "load_generator": "api",
     "list_backends": "api",
     "list_scenarios": "api",
+    "train_lora": "api",
+    "list_adapters": "api",
+    "LoraTrainParams": "lora.params",
+    "AdapterMismatchError": "errors",
     "Result": "api",
     # typed params and the job model
     "LayerOptions": "options",
@@ -64,6 +68,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AdapterMismatchError",
     "BackendSpec",
     "Cancelled",
     "EvaluateParams",
@@ -76,6 +81,7 @@ __all__ = [
     "LayerOptions",
     "Layout",
     "LayoutError",
+    "LoraTrainParams",
     "OutputError",
     "Result",
     "RsSeg2AnyError",
@@ -93,6 +99,7 @@ __all__ = [
     "evaluate",
     "flood",
     "generate",
+    "list_adapters",
     "list_backends",
     "list_scenarios",
     "load_generator",
@@ -105,6 +112,7 @@ __all__ = [
     "run",
     "scenario",
     "seasons",
+    "train_lora",
     "write_demo_layer",
 ]
 
@@ -132,6 +140,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         evaluate,
         flood,
         generate,
+        list_adapters,
         list_backends,
         list_scenarios,
         load_generator,
@@ -141,9 +150,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         run,
         scenario,
         seasons,
+        train_lora,
     )
     from .demo import write_demo_layer
     from .errors import (
+        AdapterMismatchError,
         Cancelled,
         GenerationError,
         GridError,
@@ -159,6 +170,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .generators.registry import BackendSpec, register_backend
     from .jobmodel import Job, load_job
     from .layout import Layout
+    from .lora.params import LoraTrainParams
     from .options import LayerOptions
     from .params import EvaluateParams, GridParams, SamplerParams, TileParams
     from .scenarios.registry import register_scenario

@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "flood",
     "generate",
+    "list_adapters",
     "list_backends",
     "list_scenarios",
     "load_generator",
@@ -45,6 +46,7 @@ __all__ = [
     "run",
     "scenario",
     "seasons",
+    "train_lora",
 ]
 
 
@@ -302,6 +304,8 @@ def run_loaded_job(
         return _generate(job, out, progress, generator)
     if job.command == "evaluate":
         return _evaluate(job, out, progress, generator)
+    if job.command == "train-lora":
+        return _train_lora(job, out, progress)
     return _scenario(job, out, progress, generator)
 
 
@@ -472,3 +476,41 @@ def _source_of(layout: Layout) -> Any:
     if frame is None:
         raise InputError("this layout's polygons are not available; pass the layer itself")
     return frame.set_crs(layout.layer_crs, allow_override=True)
+
+
+# --- LoRA adaptation (rs_seg2any.lora) ---------------------------------------------------
+
+
+def train_lora(
+    out: str | Path,
+    *,
+    layer: LayerOptions | None = None,
+    progress: Progress | str | None = None,
+    **options: Any,
+) -> Result:
+    """Train a LoRA adapter of a backend on your ``images`` and their polygon ``labels``
+    (``class_field``...) into the folder ``out``; use it with ``lora=[out]`` in any verb.
+
+    ``options``: fields of :class:`~rs_seg2any.lora.params.LoraTrainParams` (``images``,
+    ``labels``, ``bands``, ``max_steps``, ``rank``, ``backend``...) and of
+    :class:`~rs_seg2any.options.LayerOptions` (``class_field``, ``taxonomy``...).
+    """
+    flat = {**_grouped(layer, None, None, None), **_route("train-lora", options)}
+    job = job_from_mapping("train-lora", {**{k: v for k, v in flat.items() if v is not None},
+                                          "out": str(out)})  # fmt: skip
+    return run_loaded_job(job, progress=_progress(progress))
+
+
+def list_adapters() -> list[dict[str, Any]]:
+    """Installed LoRA adapters (``$RS_SEG2ANY_ADAPTERS``, else ~/.local/share/rs_seg2any/
+    adapters) and what each was trained for."""
+    from .lora.adapter import list_adapters as listed
+
+    return listed()
+
+
+def _train_lora(job: Job, out: Path, progress: Progress | None) -> Result:
+    from .lora.train import train_lora as train
+
+    res = train(job.params, job.layer, out, progress=progress)
+    return Result(out, dict(res.outputs))

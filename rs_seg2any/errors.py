@@ -87,3 +87,7 @@ def one_line(exc: BaseException, limit: int | None = None) -> str:
     raw = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     text = " ".join(str(raw).split()) or type(exc).__name__
     return text[:limit] + "..." if limit and len(text) > limit else text
+
+
+class AdapterMismatchError(WeightsError):
+    """A LoRA adapter trained for another backend, base model, band set or class set."""

@@ -61,6 +61,10 @@ def command_groups(command: str) -> dict[str, type]:
         }
     if command == "evaluate":
         return {"params": EvaluateParams, "sampler": SamplerParams, "tiles": TileParams}
+    if command == "train-lora":
+        from .lora.params import LoraTrainParams
+
+        return {"params": LoraTrainParams, "layer": LayerOptions}
     from .scenarios.registry import scenario_spec
 
     spec = scenario_spec(command)
@@ -173,4 +177,4 @@ def available_commands() -> list[str]:
     """Commands a job can run: layout, generate, evaluate and every registered scenario."""
     from .scenarios.registry import scenarios
 
-    return ["layout", "generate", "evaluate", *scenarios()]
+    return ["layout", "generate", "evaluate", "train-lora", *scenarios()]

@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, help="override the time budget")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    _add_train_lora(sub)
+    sub.add_parser("adapters", help="list the installed LoRA adapters (JSON)")
+
     sub.add_parser("taxonomies", help="list the shipped taxonomies and their classes")
     sub.add_parser("backends", help="list the generator backends (JSON)")
     sub.add_parser("scenarios", help="list the scenarios (JSON)")
@@ -212,6 +215,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the commands and their options as JSON (for programs)")
     install_types(parser)
     return parser
+
+
+def _add_train_lora(sub: Any) -> None:
+    """``train-lora``: options from LoraTrainParams and LayerOptions (a job-file kind too)."""
+    from ..lora.params import LoraTrainParams
+
+    p = sub.add_parser(
+        "train-lora",
+        help="adapt a generator to your own imagery and polygons (LoRA)",
+        description="Train a LoRA adapter of the tiny (CPU) or flux (GPU) backend on your "
+        "georeferenced images and their polygon layer (rasterised on each image's grid; nodata, "
+        "borders and --ignore-mask left out of the loss), validated on a held-out side of each "
+        "image. Writes a peft adapter, its card, a validation grid and metrics into --out; use "
+        "it with --lora OUT[:WEIGHT].",
+    )
+    p.add_argument("--images", nargs="+", action="extend", required=True, metavar="IMAGE",
+                   help="georeferenced images (GeoTIFF)")  # fmt: skip
+    add_params(p, LoraTrainParams, skip=("images",))
+    add_params(p.add_argument_group("labels (polygons)"), LayerOptions, required=("class_field",))
+    job = p.add_argument_group("job")
+    job.add_argument("--out", required=True, help="adapter folder (created if needed)")
+    job.add_argument(
+        "--progress",
+        choices=list(PROGRESS_MODES),
+        default="bar",
+        help="progress on stderr: a bar, JSON lines (for programs), or nothing",
+    )
+
+
+def _cmd_adapters() -> int:
+    from ..api import list_adapters
+
+    print(json.dumps(list_adapters(), indent=2, sort_keys=True))
+    return 0
 
 
 def job_of(args: argparse.Namespace) -> Job:
@@ -336,11 +373,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo-layer": lambda: _cmd_demo_layer(args),
         "schema": lambda: _cmd_schema(),
         "train-base": lambda: _cmd_train_base(args),
+        "adapters": lambda: _cmd_adapters(),
     }
     return _run("none", lambda _p: tools[args.command]())
 
 
-_TOOLS = ("taxonomies", "backends", "scenarios", "schema", "demo-layer", "train-base")
+_TOOLS = (
+    "taxonomies",
+    "backends",
+    "scenarios",
+    "schema",
+    "demo-layer",
+    "train-base",
+    "adapters",
+)
 """Commands that are not jobs (no output folder, no progress)."""
 
 

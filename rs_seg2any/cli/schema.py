@@ -66,6 +66,8 @@ PATH_DESTS = frozenset(
         "layout",
         "like",
         "lora",  # PATH[:WEIGHT]; the path is what a form asks for
+        "images",  # train-lora: GeoTIFFs
+        "ignore_mask",  # train-lora: cloud/ignore rasters
         "model",
         "out",
         "path",  # demo-layer: where to write
@@ -108,6 +110,9 @@ TEXT_DESTS = frozenset(
         "damage_type_field",
         "damage_description_field",
         "origin",  # X,Y
+        "bands",  # train-lora: 1-based band numbers, comma list
+        "rgb",  # train-lora: three of them
+        "licence",  # train-lora: as the user declares it
     }
 )
 """Options whose value is free text (names, comma lists, CRSs) though some name a file too."""

@@ -103,7 +103,13 @@ class TinyBackend:
     bands = 3
     supports_inpainting = True
 
-    def __init__(self, weights: str | Path | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        *,
+        threads: int | None = None,
+        lora: Sequence[str] = (),
+    ) -> None:
         from ..deps import require
 
         require("torch", "model", user="the tiny backend")
@@ -126,6 +132,14 @@ class TinyBackend:
         self._sha = weights_digest(path)
         self._impl = TinyGenerator.from_file(path)
         self.tile_multiple = int(self._impl.tile_multiple)
+        self._lora: Any = None
+        if lora:  # LoRA adapters (rs_seg2any.lora): checked, injected, weights combined
+            require("peft", "lora", user="LoRA adapters")
+            from ..lora.runtime import AdaptedTiny
+
+            self._lora = AdaptedTiny.attach(self._impl, self._sha, lora)
+            self.bands = self._lora.n_bands()
+            self.band_descriptions = self._lora.band_descriptions()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -133,12 +147,24 @@ class TinyBackend:
             "weights": self.weights.name,
             "weights_sha256": self._sha,
             "config": self._impl.model.cfg.to_dict(),
+            **({"loras": self._lora.describe()} if self._lora else {}),
         }
+
+    def check_layout(self, layout: Any) -> None:
+        """Refuse a layout whose taxonomy or classes an attached adapter was not trained for."""
+        if self._lora:
+            from ..lora.runtime import layout_classes
+
+            self._lora.check_layout(layout.taxonomy.name, layout_classes(layout))
 
     def generate(
         self, cond: TileCondition, *, steps: int, guidance: float, gamma: float, seed: int
     ) -> NDArray[np.uint8]:
-        return self._impl.generate(
+        band_lora = self._lora is not None and self._lora.bands is not None
+        known = cond.known
+        if band_lora and known is not None:
+            known = self._lora.to_rgb(known)
+        out = self._impl.generate(
             cond.instances,
             list(cond.descriptions),
             cond.caption,
@@ -146,10 +172,15 @@ class TinyBackend:
             guidance=guidance,
             gamma=gamma,
             seed=seed,
-            known=cond.known,
+            known=known,
             edit_mask=cond.edit_mask,
             feather=cond.feather,
         )
+        if band_lora:
+            out = self._lora.to_bands(out)
+            if cond.known is not None and cond.edit_mask is not None:
+                out = np.where(cond.edit_mask[..., None], out, cond.known).astype(np.uint8)
+        return out
 
 
 def load_generator(
@@ -207,8 +238,10 @@ def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Gen
     return load_generator(params.backend, params.model, threads=params.threads, **given)
 
 
-def _load_tiny(model: str | Path | None, threads: int | None = None) -> Generator:
-    return TinyBackend(model, threads=threads)
+def _load_tiny(
+    model: str | Path | None, threads: int | None = None, lora: Sequence[str] = ()
+) -> Generator:
+    return TinyBackend(model, threads=threads, lora=lora)
 
 
 def _load_exemplar(
@@ -222,6 +255,10 @@ def _load_exemplar(
 
 
 def _load_flux(model: str | Path | None, threads: int | None = None, **options: Any) -> Generator:
+    if options.get("lora"):  # an adapter trained for another backend: a clear refusal
+        from ..lora.runtime import refuse_foreign_backend
+
+        refuse_foreign_backend("flux", options["lora"])
     if model is None:
         raise InputError("the flux backend needs --model: a FLUX folder or hub id")
     from .flux.backend import FluxBackend
@@ -236,7 +273,8 @@ register_backend(
         "tiny",
         _load_tiny,
         help="the embedded CPU model (weights inside the package)",
-        capabilities={"inpainting": True, "bands": 3, "device": "cpu"},
+        options=frozenset({"lora"}),
+        capabilities={"inpainting": True, "bands": 3, "device": "cpu", "lora": True},
     )
 )
 register_backend(

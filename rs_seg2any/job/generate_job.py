@@ -396,6 +396,9 @@ def run_generate_job(
                                 "editing an image needs an RGB generator")  # fmt: skip
         edit.check_grid(layout.grid)
         edit = edit.analysed()
+    check_layout = getattr(generator, "check_layout", None)
+    if check_layout is not None:  # e.g. LoRA adapters trained for other classes
+        check_layout(layout)
     progress = progress or NullProgress()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as scope:
         out = ensure_writable_dir(out_dir)
@@ -453,11 +456,14 @@ def run_generate_job(
                 bands=bands,
                 finalize={
                     "categorical": False,
-                    "band_descriptions": ["red", "green", "blue", "alpha"][:bands]
-                    if bands in (3, 4)
-                    else [f"band {i + 1}" for i in range(bands)],
+                    "band_descriptions": getattr(generator, "band_descriptions", None)
+                    or (
+                        ["red", "green", "blue", "alpha"][:bands]
+                        if bands in (3, 4)
+                        else [f"band {i + 1}" for i in range(bands)]
+                    ),
                     "tags": tags,
-                    "rgb": bands in (3, 4),
+                    "rgb": bands in (3, 4) and not getattr(generator, "band_descriptions", None),
                 },
             )
             outputs["preview"] = _image_preview(outputs["image"], out / "preview.png")

@@ -96,21 +96,21 @@ class TinyUNet(nn.Module):
         return out
 
 
-def targets_from_classes(cls: NDArray[np.integer]) -> torch.Tensor:
-    """Class ids 1..5 -> channels 0..4; unlabeled (6), 0 and anything else -> IGNORE."""
+def targets_from_classes(cls: NDArray[np.integer], n_classes: int = N_REAL) -> torch.Tensor:
+    """Class ids 1..n -> channels 0..n-1; unlabeled (6 of Dubai), 0 and anything else -> IGNORE."""
     c = torch.from_numpy(np.asarray(cls).astype(np.int64))
-    return torch.where((c >= 1) & (c <= N_REAL), c - 1, torch.full_like(c, IGNORE))
+    return torch.where((c >= 1) & (c <= n_classes), c - 1, torch.full_like(c, IGNORE))
 
 
 def _to_input(img: U8) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
-def class_weights(labels: list[U8]) -> torch.Tensor:
-    """Loss weights ``share ** -0.5`` over the 5 real classes, mean 1 (absent classes: 1)."""
-    counts = np.zeros(N_REAL, dtype=np.float64)
+def class_weights(labels: list[U8], n_classes: int = N_REAL) -> torch.Tensor:
+    """Loss weights ``share ** -0.5`` over the real classes, mean 1 (absent classes: 1)."""
+    counts = np.zeros(n_classes, dtype=np.float64)
     for lab in labels:
-        counts += np.bincount(lab.ravel(), minlength=N_REAL + 2)[1 : N_REAL + 1]
+        counts += np.bincount(lab.ravel(), minlength=n_classes + 2)[1 : n_classes + 1]
     share = counts / max(counts.sum(), 1.0)
     w = np.where(share > 0, np.power(np.maximum(share, 1e-12), -0.5), 0.0)
     w = np.where(share > 0, w / w[share > 0].mean(), 1.0)
@@ -162,27 +162,31 @@ def predict(model: TinyUNet, img: U8, window: int = 512, margin: int = 32) -> U8
     return out
 
 
-def iou_scores(preds: list[U8], labels: list[NDArray[np.integer]]) -> dict[str, object]:
+def iou_scores(
+    preds: list[U8], labels: list[NDArray[np.integer]], names: dict[int, str] | None = None
+) -> dict[str, object]:
     """Per-class IoU (pooled over all images) and their mean over the 5 real classes.
 
     Pixels whose label is not 1..5 (unlabeled 6, or 0) are left out. A class absent from both
     the labels and the predictions has IoU NaN and is left out of the mean.
     """
-    inter = np.zeros(N_REAL, dtype=np.int64)
-    union = np.zeros(N_REAL, dtype=np.int64)
+    names = names or CLASS_NAMES  # class ids 1..n with their names
+    n_classes = len(names)
+    inter = np.zeros(n_classes, dtype=np.int64)
+    union = np.zeros(n_classes, dtype=np.int64)
     n = 0
     for p, lab in zip(preds, labels, strict=True):
         if p.shape != lab.shape:
             raise InputError(f"prediction {p.shape} and label {lab.shape} differ in shape")
-        valid = (lab >= 1) & (lab <= N_REAL)
+        valid = (lab >= 1) & (lab <= n_classes)
         pv, lv = p[valid].astype(np.int64), lab[valid].astype(np.int64)
         n += int(valid.sum())
-        for c in range(1, N_REAL + 1):
+        for c in range(1, n_classes + 1):
             a, b = pv == c, lv == c
             inter[c - 1] += int((a & b).sum())
             union[c - 1] += int((a | b).sum())
     iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    per = {CLASS_NAMES[c]: float(iou[c - 1]) for c in CLASS_NAMES}
+    per = {names[c]: float(iou[c - 1]) for c in names}
     present = iou[~np.isnan(iou)]
     return {
         "per_class": per,
@@ -227,7 +231,12 @@ def fidelity_report(
 
 
 def _batch(
-    images: list[U8], labels: list[U8], size: int, n: int, rng: random.Random
+    images: list[U8],
+    labels: list[U8],
+    size: int,
+    n: int,
+    rng: random.Random,
+    n_classes: int = N_REAL,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     weights = [lab.size for lab in labels]
     xs, ys = [], []
@@ -241,7 +250,7 @@ def _batch(
         if rng.random() < 0.5:
             ci, cl = ci[:, ::-1], cl[:, ::-1]
         xs.append(_to_input(ci))
-        ys.append(targets_from_classes(np.ascontiguousarray(cl)))
+        ys.append(targets_from_classes(np.ascontiguousarray(cl), n_classes))
     return torch.stack(xs), torch.stack(ys)
 
 
@@ -264,9 +273,10 @@ def fit(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = TinyUNet(cfg or SegConfig())
+    k = model.cfg.n_classes
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels), ignore_index=IGNORE)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels, k), ignore_index=IGNORE)
     t0 = time.monotonic()
     step = 0
     while True:
@@ -277,7 +287,7 @@ def fit(
             break
         for g in opt.param_groups:  # short warm-up, then cosine decay over the budget
             g["lr"] = lr * min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * frac))
-        x, y = _batch(images, labels, size, batch, rng)
+        x, y = _batch(images, labels, size, batch, rng, k)
         if bool((y == IGNORE).all()):
             step += 1
             continue

@@ -30,6 +30,7 @@ from ..integrity import check_tensors, read_tensors
 from .errors import LoraMismatchError
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
 Role = Literal["image", "cond"]
 _PREFIXES = ("transformer.", "base_model.model.")
 
@@ -114,6 +115,8 @@ def discover(path: Path) -> list[tuple[Path, Role]]:
             found.append((path / sub / WEIGHTS_NAME, role))  # type: ignore[arg-type]
     if not found and (path / WEIGHTS_NAME).is_file():
         found.append((path / WEIGHTS_NAME, "image"))
+    if not found and (path / PEFT_WEIGHTS_NAME).is_file():  # peft's layout (train-lora)
+        found.append((path / PEFT_WEIGHTS_NAME, "image"))
     if not found:
         raise LoraMismatchError(
             f"no LoRA weights in '{path}': expected {WEIGHTS_NAME}, or default/{WEIGHTS_NAME} "
