@@ -352,7 +352,8 @@ def _batch(
     for i in rng.choices(range(len(images)), weights=weights, k=recipe.batch):
         img, lab = images[i], labels[i]
         size = min(recipe.size, *lab.shape)
-        s = math.exp(rng.uniform(*(math.log(v) for v in recipe.scale)))
+        lo, hi = recipe.scale  # no draw without zoom: v1's random stream is kept
+        s = math.exp(rng.uniform(math.log(lo), math.log(hi))) if lo != hi else lo
         ci, cl = _zoom(img, lab, size, s, rng)
         k = rng.randrange(4)
         ci, cl = np.rot90(ci, k), np.rot90(cl, k)
@@ -388,11 +389,12 @@ def fit(
     recipe: Recipe | None = None,
     seed: int = 0,
     log_every: int = 0,
+    init: TinyUNet | None = None,
 ) -> tuple[TinyUNet, int]:
     """Train on in-memory (image, class-id) pairs for a wall-clock budget or a step count.
 
     ``recipe`` (default v1's) sets crops, batch, lr and augmentation; ``size``, ``batch``
-    and ``lr`` override it.
+    and ``lr`` override it. ``init``: continue from these weights (its config wins).
     """
     if seconds is None and steps is None:
         raise ValueError("give seconds or steps")
@@ -401,7 +403,7 @@ def fit(
     rec = replace(rec, **{k: v for k, v in over.items() if v is not None})  # type: ignore[arg-type]
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = TinyUNet(cfg or SegConfig())
+    model = init if init is not None else TinyUNet(cfg or SegConfig())
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=rec.lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels), ignore_index=IGNORE)
@@ -451,15 +453,20 @@ def train_segmenter(
     tiles: list[int] | None = None,
     version: str = "v2",
     half: bool = True,
+    init: Path | None = None,
+    lr: float | None = None,
 ) -> Path:
     """Train on Dubai ``tiles`` (default :data:`TRAIN_TILES`) for ``minutes`` of wall clock
-    with the ``version`` recipe (v1 or v2); write safetensors to ``out``."""
+    with the ``version`` recipe (v1 or v2); write safetensors to ``out``. ``init``: continue
+    from a previous file (a new warm-up and cosine decay, at ``lr`` if given)."""
     tiles = list(tiles or TRAIN_TILES)
     if HELD_OUT_TILE in tiles:
         raise InputError(f"tile_{HELD_OUT_TILE} is the held-out test tile; do not train on it")
     cfg, recipe = {"v1": V1, "v2": V2}[version]
     torch.set_num_threads(max(1, threads))
     pairs = load_pairs(Path(root), tiles)
+    start = load_segmenter(init) if init is not None else None
+    before = segmenter_metadata(init) if init is not None else {}
     t0 = time.monotonic()
     model, steps = fit(
         [p.image for p in pairs],
@@ -467,13 +474,16 @@ def train_segmenter(
         seconds=minutes * 60.0,
         cfg=cfg,
         recipe=recipe,
+        lr=lr,
         seed=seed,
         log_every=50,
+        init=start,
     )
+    minutes_run = (time.monotonic() - t0) / 60 + float(before.get("minutes", 0))
     extra = {
         "train_tiles": ",".join(map(str, tiles)),
-        "steps": str(steps),
-        "minutes": f"{(time.monotonic() - t0) / 60:.1f}",
+        "steps": str(steps + int(before.get("steps", 0))),
+        "minutes": f"{minutes_run:.1f}",
         "threads": str(threads),
         "recipe": json.dumps(asdict(recipe)),
         "data": "Semantic segmentation of aerial imagery (Dubai), Humans in the Loop, CC0 1.0",
@@ -500,11 +510,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", choices=["v1", "v2"], default="v2")
     ap.add_argument("--tiles", default=",".join(map(str, TRAIN_TILES)), help="e.g. 1,3-6")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None, help="continue from these weights")
+    ap.add_argument("--lr", type=float, default=None, help="override the recipe's peak lr")
     ap.add_argument("--no-eval", action="store_true", help="skip the mIoU report afterwards")
     ap.add_argument("--no-flips", action="store_true", help="evaluate without flip averaging")
     a = ap.parse_args(argv)
     path = train_segmenter(a.root, a.out, a.minutes, a.threads, seed=a.seed,
-                           tiles=_parse_tiles(a.tiles), version=a.version)  # fmt: skip
+                           tiles=_parse_tiles(a.tiles), version=a.version, init=a.init,
+                           lr=a.lr)  # fmt: skip
     print(f"wrote {path}")
     if not a.no_eval:
         res = {
