@@ -139,8 +139,16 @@ def test_segment_refuses_non_rgb_and_missing_weights(tmp_path: Path) -> None:
 
 
 def test_training_refuses_the_held_out_tile(tmp_path: Path) -> None:
+    from rs_seg2any.train.__main__ import main
+    from rs_seg2any.train.segmenter import _parse_tiles
+
+    assert _parse_tiles("1,3-6") == [1, 3, 4, 5, 6]
     with pytest.raises(InputError, match="held-out"):
         train_segmenter(tmp_path, tmp_path / "x.safetensors", 0.01, tiles=[1, 7])
+    with pytest.raises(InputError, match="held-out"):  # the training entry routes to it
+        main(["segmenter", "--root", str(tmp_path), "--out", str(tmp_path / "x.safetensors"),
+              "--tiles", "5-7", "--minutes", "0.01"])  # fmt: skip
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_shipped_weights_segment_a_real_validation_crop(shared_data: Path) -> None:

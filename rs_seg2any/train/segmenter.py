@@ -502,10 +502,13 @@ def tile_scores(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(
+        prog="python -m rs_seg2any.train segmenter",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
     ap.add_argument("--root", type=Path, default=Path("../shared/data/dubai_aerial"))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--minutes", type=float, default=35.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--version", choices=["v1", "v2"], default="v2")
     ap.add_argument("--tiles", default=",".join(map(str, TRAIN_TILES)), help="e.g. 1,3-6")
@@ -513,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", type=Path, default=None, help="continue from these weights")
     ap.add_argument("--lr", type=float, default=None, help="override the recipe's peak lr")
     ap.add_argument("--no-eval", action="store_true", help="skip the mIoU report afterwards")
-    ap.add_argument("--no-flips", action="store_true", help="evaluate without flip averaging")
+    ap.add_argument("--flips", action="store_true", help="evaluate with flip averaging")
     a = ap.parse_args(argv)
     path = train_segmenter(a.root, a.out, a.minutes, a.threads, seed=a.seed,
                            tiles=_parse_tiles(a.tiles), version=a.version, init=a.init,
@@ -521,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {path}")
     if not a.no_eval:
         res = {
-            f"tile_{t}": tile_scores(path, a.root, [t], flips=not a.no_flips)
+            f"tile_{t}": tile_scores(path, a.root, [t], flips=a.flips)
             for t in (VAL_TILE, HELD_OUT_TILE)
         }
         print(json.dumps(res, indent=1))
