@@ -14,15 +14,17 @@ Measures: the classifier test (C2ST, fixed protocol, 3 seeds; valid when flat pa
 real >= 0.95 and real vs real <= 0.6), per-class colour distance (Delta E, CIELAB) and
 saturation ratio, texture distance and sharpness ratio, line scores at the tile lines and the
 16-px token period (real imagery ~1.0-1.2), copying (median RMSE of 32-px blocks to their
-nearest block of the shipped exemplar bank; real tile_7 blocks are the yardstick), and with
-``--segmenter`` layout fidelity.
+nearest block of the shipped exemplar bank; real tile_7 blocks are the yardstick), and layout
+fidelity with the shipped segmenter (``rs_seg2any.quality.segmenter``; ``--segmenter`` for
+other weights): each row's mIoU ratio generated / real, next to the flat painter's.
 Then one scene again at a second tiling (``--other-tiling``), for its line scores only.
 
 Knobs (defaults: ~14 min of CPU time on one core, 824 s measured: 100 tiles, 15 classifier fits;
 the wall time is longer on a shared machine, so the summary prints both):
   --scenes N (4), --scene-size PX (1024; a multiple of 512 keeps the spatial split balanced),
   --c2st-steps (300), --seeds (0 1 2), --other-tiling TILE OVERLAP (128 32; 0 0 skips),
-  --segmenter WEIGHTS (none shipped), --picture PATH (docs/images/realism_baselines.png).
+  --segmenter WEIGHTS (default: shipped), --no-classifier (skip C2ST: fidelity, colour,
+  texture and lines only), --picture PATH (docs/images/realism_baselines.png).
 
     python bench/bench_realism.py [--out /tmp/realism] [--picture docs/images/...]
 """
@@ -108,6 +110,7 @@ def main() -> int:
     ap.add_argument("--picture", type=Path, default=REPO / "docs/images/realism_baselines.png")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-exemplar", action="store_true", help="skip the exemplar backend")
+    ap.add_argument("--no-classifier", action="store_true", help="skip the C2ST rows")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = a.out or Path(tempfile.mkdtemp(prefix="realism-"))
@@ -140,6 +143,7 @@ def main() -> int:
         flat_painter=flat,
         segmenter=a.segmenter,
         copy_reference=list(ExemplarBank.shipped().rgb),
+        classifier=not a.no_classifier,
         picture_rows=3,
         picture_crop=384,
         picture_panel=192,
@@ -170,6 +174,7 @@ def main() -> int:
                "peak_rss_mb": round(usage.ru_maxrss / 1024),
                "seconds_total": round(time.perf_counter() - t0, 1),
                "other_tiling": other, "seconds_per_256_tile": speed,
+               "fidelity": report.fidelity,
                "report": str(report.files["report"]),
                "picture": str(a.picture), "picture_bytes": a.picture.stat().st_size}  # fmt: skip
     (out / "bench_summary.json").write_text(json.dumps(summary, indent=1))

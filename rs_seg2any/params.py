@@ -173,7 +173,11 @@ class EvaluateParams:
     )
     no_generator: bool = opt(False, "score only the --candidate images, not the generator")
     no_classifier: bool = opt(False, "skip the real-vs-generated classifier (small scenes)")
-    segmenter: str | None = opt(None, "segmenter weights for the fidelity column", input=True)
+    segmenter: str | None = opt(
+        None,
+        "segmenter weights for the fidelity column (default: the shipped one for dubai_aerial)",
+        input=True,
+    )
     copy_reference: tuple[str, ...] = opt(
         (),
         "imagery the generator drew from (training tiles, exemplar bank), repeatable: "

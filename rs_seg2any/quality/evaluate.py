@@ -5,10 +5,12 @@ grids, a generator (rendered by the generate job on each scene's layout), or a p
 function of the label raster) — with every measure at once, because a single number can be
 gamed: the real-vs-generated classifier test (:mod:`.c2st`), per-class colour
 (:mod:`.colour`) and texture (:mod:`.texture`), line artefacts at the tile and token periods
-(:mod:`.seams`) and, given a segmenter, layout fidelity. Controls run in the same call (flat
-class-colour paint, the real image blurred with sigma 4, real against real) and decide
-whether the classifier is valid. With ``out`` it writes ``report.json`` and ``picture.png``
-(layout | real | each candidate per scene), each atomically.
+(:mod:`.seams`) and layout fidelity with the project's segmenter (:mod:`.segmenter`; by
+default whenever the labels are in its ``dubai_aerial`` classes). Controls run in the same
+call (flat class-colour paint, the real image blurred with sigma 4, real against real) and
+decide whether the classifier is valid and what fidelity ratio is no better than paint.
+With ``out`` it writes ``report.json`` and ``picture.png`` (layout | real | each candidate
+per scene), each atomically.
 """
 
 from __future__ import annotations
@@ -104,9 +106,13 @@ class EvaluationReport:
     render: RenderSettings
     token_period: int
     files: dict[str, Path] = field(default_factory=dict)
+    fidelity: dict[str, Any] | None = None
+    """Segmenter used, real mIoU, and the fidelity ratio (generated / real) of every row next
+    to the flat painter's; None when no segmenter ran."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "fidelity": self.fidelity,
             "scenes": list(self.scenes),
             "valid": self.validity.valid,
             "validity": self.validity.to_dict(),
@@ -138,6 +144,13 @@ class EvaluationReport:
             )
         state = "valid" if self.validity.valid else "NOT valid: " + "; ".join(self.validity.reasons)
         lines.append(f"classifier test {state}")
+        if self.fidelity is not None:
+            flat = self.fidelity.get("flat_ratio")
+            lines.append(
+                f"fidelity = segmenter mIoU generated / real (real mIoU "
+                f"{self.fidelity['real_miou']:.3f}); flat paint scores "
+                f"{'-' if flat is None else f'{flat:.2f}'}"
+            )
         return "\n".join(lines)
 
 
@@ -305,7 +318,7 @@ def _scores(
     protocol: C2STProtocol,
     settings: RenderSettings,
     token_period: int,
-    segmenter: Path | None,
+    judge: _Fidelity | None,
     classifier: bool,
     copy_index: BlockIndex | None = None,
 ) -> Scores:
@@ -314,13 +327,6 @@ def _scores(
     per_scene = tuple(
         seam_scores(im, settings.tile_size, settings.overlap, token_period) for im in images
     )
-    fidelity = None
-    if segmenter is not None:
-        from ..train.segmenter import fidelity_report
-
-        fidelity = fidelity_report(segmenter, list(images), list(labels), real)
-        for side in ("generated", "real"):  # keep the report small
-            fidelity[side] = {k: v for k, v in fidelity[side].items() if k != "pixels"}  # type: ignore[attr-defined]
     return Scores(
         name=name,
         kind=kind,
@@ -329,9 +335,56 @@ def _scores(
         texture=texture_scores(images, real, labels),
         seams=mean_seams(list(per_scene)),
         seams_per_scene=per_scene,
-        fidelity=fidelity,
+        fidelity=judge.score(images, labels) if judge is not None else None,
         copying=copy_scores(images, copy_index) if copy_index is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class _Fidelity:
+    """The segmenter with the real scenes' scores, computed once for every row."""
+
+    model: Any
+    weights: Path
+    real: dict[str, Any]
+
+    @classmethod
+    def of(cls, weights: Path, scenes: Sequence[Scene]) -> _Fidelity:
+        from ..train.segmenter import iou_scores
+        from .segmenter import load, segment
+
+        model = load(weights)
+        preds = [segment(s.real, model) for s in scenes]
+        real = iou_scores(preds, [s.labels for s in scenes])
+        return cls(model, weights, {k: v for k, v in real.items() if k != "pixels"})
+
+    def score(self, images: Sequence[U8], labels: Sequence[NDArray[np.uint8]]) -> dict[str, Any]:
+        from ..train.segmenter import fidelity_ratio, iou_scores
+        from .segmenter import segment
+
+        gen = iou_scores([segment(im, self.model) for im in images], list(labels))
+        rep = fidelity_ratio(float(gen["miou"]), float(self.real["miou"]))  # type: ignore[arg-type]
+        rep["generated"] = {k: v for k, v in gen.items() if k != "pixels"}
+        rep["real"] = self.real
+        return rep
+
+
+def _resolve_segmenter(segmenter: str | Path | bool | None, tax: Taxonomy | None) -> Path | None:
+    """An explicit weights path; False: none; None: the shipped one for Dubai-class labels."""
+    from .segmenter import DEFAULT_WEIGHTS, applies_to
+
+    if segmenter is False:
+        return None
+    if segmenter is None or segmenter is True:
+        if segmenter is True or (tax is not None and applies_to(tax)):
+            if not DEFAULT_WEIGHTS.is_file():
+                raise InputError(f"shipped segmenter weights '{DEFAULT_WEIGHTS}' are missing")
+            return DEFAULT_WEIGHTS
+        return None
+    seg = Path(segmenter)
+    if not seg.is_file():
+        raise InputError(f"segmenter weights '{seg}' not found")
+    return seg
 
 
 def evaluate(
@@ -348,7 +401,7 @@ def evaluate(
     classifier: bool = True,
     controls: bool = True,
     flat_painter: Painter | None = None,
-    segmenter: str | Path | None = None,
+    segmenter: str | Path | bool | None = None,
     copy_reference: Sequence[ImageInput] | None = None,
     picture_rows: int = 4,
     picture_crop: int = 512,
@@ -366,10 +419,13 @@ def evaluate(
     classifier test (scenes under 512 px a side are too small for it). ``controls`` adds the
     flat-paint (``flat_painter``, default: the real scenes' own class means), blurred-real and
     real-vs-real rows that decide the classifier's validity; without them the report is
-    marked not valid. ``segmenter``: weights of the project's segmenter (Dubai classes) for
-    the fidelity column. ``copy_reference``: the imagery the candidates drew from (training
-    tiles, an exemplar bank's crops) for the copying column (:mod:`.copying`): each row's
-    median RMSE of its 32-px blocks to their nearest reference block, real's as the yardstick.
+    marked not valid. ``segmenter``: weights of a segmenter with the Dubai classes for the
+    fidelity column; None (default) uses the shipped one when ``taxonomy`` is
+    ``dubai_aerial``, True always, False never. The report's ``fidelity`` puts each row's
+    ratio (generated / real) next to the flat painter's. ``copy_reference``: the imagery the
+    candidates drew from (training tiles, an exemplar bank's crops) for the copying column
+    (:mod:`.copying`): each row's median RMSE of its 32-px blocks to their nearest reference
+    block, real's as the yardstick.
     """
     progress = progress or NullProgress()
     protocol = protocol or C2STProtocol()
@@ -378,9 +434,7 @@ def evaluate(
     reserved = {REAL, FLAT, BLURRED} & set(candidates) if controls else set()
     if reserved:
         raise InputError(f"candidate names {sorted(reserved)} are reserved for the controls")
-    seg = Path(segmenter) if segmenter is not None else None
-    if seg is not None and not seg.is_file():
-        raise InputError(f"segmenter weights '{seg}' not found")
+    seg = _resolve_segmenter(segmenter, tax)
     scenes = load_scenes(real, labels, names)
     copy_index = None
     if copy_reference is not None:
@@ -401,6 +455,7 @@ def evaluate(
         images[REAL] = ("real", [s.real for s in scenes])
     rows: dict[str, Scores] = {}
     progress.stage("scoring", len(images))
+    judge = _Fidelity.of(seg, scenes) if seg is not None else None
     for name, (kind, imgs) in images.items():
         progress.message(f"scoring {name}")
         rows[name] = _scores(
@@ -411,11 +466,12 @@ def evaluate(
             protocol,
             settings,
             token_period,
-            seg,
+            judge,
             classifier,
             copy_index,
         )
         progress.advance()
+    fid = _fidelity_summary(judge, rows)
     valid = validity(
         rows[FLAT].c2st if FLAT in rows else None,
         rows[BLURRED].c2st if BLURRED in rows else None,
@@ -423,7 +479,7 @@ def evaluate(
         protocol,
     )
     report = EvaluationReport(
-        tuple(s.name for s in scenes), rows, valid, protocol, settings, token_period
+        tuple(s.name for s in scenes), rows, valid, protocol, settings, token_period, {}, fid
     )
     if folder is None:
         return report
@@ -438,10 +494,30 @@ def evaluate(
         max_rows=picture_rows,
     )
     files = {"picture": save_png(sheet, folder / PICTURE), "report": folder / REPORT}
-    report = EvaluationReport(report.scenes, rows, valid, protocol, settings, token_period, files)
+    report = EvaluationReport(
+        report.scenes, rows, valid, protocol, settings, token_period, files, fid
+    )
     with atomic_output(folder / REPORT) as tmp:
         tmp.write_text(json.dumps(_finite(report.to_dict()), indent=1), encoding="utf-8")
     return report
+
+
+def _fidelity_summary(judge: _Fidelity | None, rows: Mapping[str, Scores]) -> dict[str, Any] | None:
+    """Each row's fidelity ratio next to the flat painter's (the no-texture baseline)."""
+    if judge is None:
+        return None
+    ratios = {k: r.fidelity["ratio"] for k, r in rows.items() if r.fidelity is not None}
+    flat = ratios.get(FLAT)
+    return {
+        "segmenter": str(judge.weights),
+        "real_miou": judge.real["miou"],
+        "real_per_class": judge.real["per_class"],
+        "ratio": ratios,
+        "flat_ratio": flat,
+        "ratio_over_flat": {
+            k: (v / flat if flat else math.nan) for k, v in ratios.items() if k != FLAT
+        },
+    }
 
 
 def _finite(value: Any) -> Any:

@@ -1,0 +1,63 @@
+"""Segmenter accuracy: mIoU per class of several weight files on the validation tile (tile_2)
+and the held-out tile_7, whole images, in one run and one code path.
+
+    python bench/bench_segmenter.py [WEIGHTS ...] [--flips] [--out scores.json]
+
+Default weights: the shipped one (``rs_seg2any/quality/weights/segmenter_dubai.safetensors``).
+Each file is scored without flip averaging and, with ``--flips``, with it too (4x the time).
+Single-threaded; prints a markdown table (mIoU and per-class IoU, seconds per tile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch
+
+from rs_seg2any.atomic import write_json
+from rs_seg2any.quality.segmenter import DEFAULT_WEIGHTS
+from rs_seg2any.train.segmenter import CLASS_NAMES, HELD_OUT_TILE, VAL_TILE, tile_scores
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dubai_aerial"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("weights", type=Path, nargs="*", default=[DEFAULT_WEIGHTS])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--flips", action="store_true", help="also score with flip averaging")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    rows: list[dict[str, object]] = []
+    for w in a.weights:
+        for flips in (False, True) if a.flips else (False,):
+            for tile in (VAL_TILE, HELD_OUT_TILE):
+                t0 = time.perf_counter()
+                res = tile_scores(w, a.data, [tile], flips=flips)
+                row = {"weights": str(w), "flips": flips, "tile": tile,
+                       "seconds": round(time.perf_counter() - t0, 1), **res}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    names = list(CLASS_NAMES.values())
+    print("\n| weights | flips | tile | mIoU | " + " | ".join(names) + " | s |")
+    print("|---" * (len(names) + 5) + "|")
+    for r in rows:
+        per = r["per_class"]
+        assert isinstance(per, dict)
+        cells = " | ".join(f"{per[n]:.3f}" for n in names)
+        print(f"| {Path(str(r['weights'])).name} | {r['flips']} | tile_{r['tile']} | "
+              f"{float(r['miou']):.3f} | {cells} | {r['seconds']} |")  # type: ignore[arg-type]  # fmt: skip
+    if a.out:
+        write_json(a.out, rows, sort_keys=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
