@@ -36,6 +36,14 @@ def threshold(diff: NDArray[np.float64]) -> float:
     if x.size < 2 or float(x.max()) == float(x.min()):
         return MIN_STEP
     hist, edges = np.histogram(x, bins=128)
+    return otsu_log(hist, edges)
+
+
+def otsu_log(hist: NDArray[np.integer], edges: NDArray[np.float64]) -> float:
+    """The :func:`threshold` from a histogram of ``log(1 + diff)`` (``edges``: its bins), so
+    a large image can be binned window by window."""
+    if int(np.count_nonzero(hist)) < 2:
+        return MIN_STEP
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist).astype(np.float64)
     w1 = w0[-1] - w0
