@@ -29,11 +29,27 @@ def _diff(base: Any, edited: Any, window: Window) -> np.ndarray:
     return out
 
 
+def _write_mask(path: Path, reader: Any, grid: GeoBox) -> Path:
+    """uint8 0/1 GeoTIFF on ``grid``, window by window, styled like the scenarios' masks."""
+    from ..geoio import GridRasterWriter
+    from ..scenarios.masks import write_windows
+
+    with GridRasterWriter(path, grid, dtype="uint8") as writer:
+        write_windows(writer, reader, grid, lambda m: m.astype(np.uint8))
+        out: Path = writer.finalize(
+            categorical=True,
+            tags={"RS_SEG2ANY_ROLE": "recovered edit mask"},
+            category_names=["unchanged", "recovered edit"],
+            colormap={0: (0, 0, 0, 255), 1: (255, 0, 255, 255)},
+            band_descriptions=["recovered edit"],
+        )
+    return out
+
+
 def verify_edit(
     out: Path, base_image: Path, edited_image: Path, mask_path: Path, grid: GeoBox
 ) -> dict[str, Path]:
     """Write the recovered edit mask and its check against ``mask_path``; return both paths."""
-    from ..scenarios.common import write_mask
     from ..scenarios.masks import windows
 
     with rasterio.open(base_image) as base, rasterio.open(edited_image) as edited:
@@ -62,13 +78,7 @@ def verify_edit(
                     worst[0] = max(worst[0], float(d[~want].max()))
                 return rec
 
-            rec_path = write_mask(
-                Path(out) / "recovered_edit_mask.tif",
-                recovered,
-                grid,
-                {"RS_SEG2ANY_ROLE": "recovered edit mask"},
-                names=("unchanged", "edited"),
-            )
+            rec_path = _write_mask(Path(out) / "recovered_edit_mask.tif", recovered, grid)
     check = {
         "iou": counts["inter"] / counts["union"] if counts["union"] else 1.0,
         "intended_pixels": counts["intended"],
