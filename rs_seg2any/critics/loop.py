@@ -269,7 +269,11 @@ def refine(
     else:
         failing = {e for e, s in best.items() if s < params.min_score}
         stopped = "max rounds" if failing else "all entities pass"
+    final_by_critic = judge.scores(canvas.image[..., :3], ents) if rounds else per_critic
     return {
+        "final_by_critic": {
+            c: {str(e): s for e, s in sorted(v.items())} for c, v in final_by_critic.items()
+        },
         "params": {
             "min_score": params.min_score,
             "max_rounds": params.max_rounds,
