@@ -271,5 +271,23 @@ def test_cli_generate_refine_writes_complete_reports(
     inst = read(out / "instance.tif")
     assert {r["entity"] for r in report["entities"]} == {int(e) for e in np.unique(inst) if e > 0}
     assert (out / "quality.png").stat().st_size > 0
+    assert len(report["tiles"]) == 9  # 128 px in 64-px tiles with 16 px overlap: 3 x 3
+    assert all(t["passed"] == (t["min_score"] is None or t["min_score"] >= 0.9)
+               for t in report["tiles"])  # fmt: skip
+    assert report["seams"]["tile_size"] == 64
     with rasterio.open(out / "image.tif") as src:  # still a valid image on the same grid
         assert src.count == 3 and src.shape == (128, 128)
+
+
+def test_job_files_and_cli_take_the_refine_keys() -> None:
+    from rs_seg2any.cli import build_parser
+    from rs_seg2any.jobmodel import job_from_mapping
+
+    job = job_from_mapping("generate", {"out": "o", "refine": True, "min_score": 0.4,
+                                        "max_rounds": 3})  # fmt: skip
+    assert job.refine == RefineParams(True, 0.4, 3, 2.0)
+    with pytest.raises(InputError, match="min-score"):
+        job_from_mapping("generate", {"out": "o", "refine": True, "min_score": 2.0})
+    args = build_parser().parse_args(["generate", "x.gpkg", "--class-field", "c", "--out", "o",
+                                      "--refine", "--time-factor", "1.5"])  # fmt: skip
+    assert (args.refine, args.time_factor, args.max_rounds) == (True, 1.5, 2)

@@ -66,6 +66,8 @@ def quality_table(
         "critics": traj["critics"],
         "notes": traj["notes"],
         "entities": rows,
+        "tiles": traj.get("tiles", []),
+        "seams": traj.get("seams"),
         "summary": {
             "entities": len(rows),
             "scored": n,

@@ -16,6 +16,25 @@ from .params import RefineParams
 from .report import rewrite_image, write_reports
 
 
+def tile_scores(canvas: Any, final: dict[str, float], min_score: float) -> list[dict[str, Any]]:
+    """Per tile of the job's plan: its entities' worst and mean final score, and whether all
+    pass (what a user filters a training set by)."""
+    rows = []
+    for tile in canvas.plan.tiles:
+        ids = np.unique(canvas.ents.instances[tile.rows, tile.cols])
+        scores = [final[str(int(e))] for e in ids if str(int(e)) in final]
+        rows.append({
+            "tile": list(tile.index),
+            "rows": [tile.rows.start, tile.rows.stop],
+            "cols": [tile.cols.start, tile.cols.stop],
+            "entities_scored": len(scores),
+            "min_score": min(scores) if scores else None,
+            "mean_score": float(np.mean(scores)) if scores else None,
+            "passed": all(s >= min_score for s in scores),
+        })  # fmt: skip
+    return rows
+
+
 def default_colours(class_names: dict[int, str]) -> tuple[ClassColours | None, list[str]]:
     """Real-imagery class colours for a taxonomy: the shipped Dubai bank's, matched by class
     name; None (with a note) when no class of the taxonomy is in it."""
@@ -57,6 +76,7 @@ def refine_outputs(
     traj = refine(canvas, generator, judge, params, settings)
     traj["seams"] = seam_scores(canvas.image[..., :3], tile_size, overlap).to_dict()
     traj["colour_statistics"] = colours.source if colours is not None else None
+    traj["tiles"] = tile_scores(canvas, traj["final"], params.min_score)
     outputs = write_reports(out, traj, canvas.ents, names, params.min_score)
     if not np.array_equal(original, canvas.image):
         outputs["image"] = rewrite_image(out / "image.tif", canvas.image)
