@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .critics.params import RefineParams
 from .errors import InputError
 from .job.runner import JobResult
 from .jobmodel import Job, command_groups, job_from_mapping, load_job
@@ -190,6 +191,7 @@ def generate(
     sampler: SamplerParams | None = None,
     tiles: TileParams | None = None,
     progress: Progress | str | None = None,
+    refine: RefineParams | bool | None = None,
     **options: Any,
 ) -> Result:
     """Render a layout into ``out/image.tif`` plus its label, instance and contour maps.
@@ -198,8 +200,13 @@ def generate(
     ``guidance``, ``gamma``, ``seed``, ``caption``, ``threads``, ``lora``...) and
     :class:`TileParams` (``tile_size``, ``overlap``, ``restart``, ``keep_tiles``).
     ``generator``: an already loaded generator (its backend's defaults still apply).
+    ``refine``: score every entity and regenerate failing ones (:mod:`rs_seg2any.critics`).
     """
     flat = {**_grouped(None, None, sampler, tiles), **_route("generate", options)}
+    if refine:
+        given = refine if isinstance(refine, RefineParams) else RefineParams()
+        flat.update({f.name: getattr(given, f.name) for f in dataclasses.fields(given)})
+        flat["refine"] = True
     job = _job("generate", out, layout, flat)
     return run_loaded_job(job, progress=_progress(progress), generator=generator)
 
@@ -424,6 +431,10 @@ def _generate(job: Job, out: Path, progress: Progress | None, generator: Any) ->
     layout = _layout_of(job, progress)
     gen = generator if generator is not None else generator_from(job.sampler)
     opts = GenOptions.from_params(job.sampler, job.tiles)
+    if job.refine.refine:
+        from .critics.run import refine_generate
+
+        return Result.of(refine_generate(layout, out, gen, job.refine, opts, job.tiles, progress))
     res = run_generate_job(
         layout, out, gen, keep_tiles=job.tiles.keep_tiles, progress=progress, **opts.job_kwargs()
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .critics.params import RefineParams
 from .errors import InputError, RsSeg2AnyError
 from .options import LayerOptions
 from .params import (
@@ -46,6 +47,7 @@ class Job:
     tiles: TileParams = field(default_factory=TileParams)
     params: Any = None
     progress: str = "bar"
+    refine: RefineParams = field(default_factory=RefineParams)
 
 
 def command_groups(command: str) -> dict[str, type]:
@@ -58,6 +60,7 @@ def command_groups(command: str) -> dict[str, type]:
             "grid": GridParams,
             "sampler": SamplerParams,
             "tiles": TileParams,
+            "refine": RefineParams,
         }
     if command == "evaluate":
         return {"params": EvaluateParams, "sampler": SamplerParams, "tiles": TileParams}

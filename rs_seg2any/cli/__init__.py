@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
+from ..critics.params import RefineParams
 from ..errors import Cancelled, RsSeg2AnyError
 from ..jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
 from ..limits import EXTRA_TYPES, RULES, argtype, check_tiling
@@ -112,6 +113,8 @@ def _add_job_args(p: argparse.ArgumentParser, command: str, layout: str) -> None
         add_params(p.add_argument_group("target grid (give --like, or --resolution)"), GridParams)
     if "sampler" in groups:
         add_params(p.add_argument_group("generator"), SamplerParams)
+    if "refine" in groups:
+        add_params(p.add_argument_group("refine (critics and a bounded repair loop)"), RefineParams)
     job = p.add_argument_group("job")
     job.add_argument("--out", required=True, help="output folder (created if needed)")
     if command == "layout":

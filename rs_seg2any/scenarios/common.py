@@ -398,7 +398,7 @@ def edit_job(
     radiometry = check_base(base_image, mask, grid)
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", reader, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
-    return run_generate_job(
+    res = run_generate_job(
         layout,
         out,
         generator,
@@ -406,6 +406,10 @@ def edit_job(
         edit=EditRegion(Path(base_image), mask_path, radiometry),
         **opts.job_kwargs(seed=seed),
     )
+    from ..critics.verify import verify_edit  # the edit, recovered from the pixels
+
+    res.outputs.update(verify_edit(out, Path(base_image), res.outputs["image"], mask_path, grid))
+    return res
 
 
 def check_base(base_image: str | Path, mask: np.ndarray | MaskReader, grid: GeoBox) -> Radiometry:
