@@ -1,0 +1,157 @@
+"""A scene (image + instances) cut into chips and written in every requested format.
+
+One pass over the chips: each chip's pixels are read from the image by window and written as
+a GeoTIFF chip (CRS and transform of its window), its annotations computed from the instance
+map and handed to every format writer. Memory holds the instance map, one chip and the
+exported records: it does not grow with the number of objects beyond those records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from ..atomic import atomic_output
+from ..errors import InputError
+from ..inputs import open_raster
+from .chips import Annotation, Chip, assign_splits, chip_annotations, chip_windows
+from .formats import CocoWriter, DotaWriter, YoloWriter, chip_path, write_classes
+from .instances import Scene
+from .vector import VectorWriter
+
+ObjectScore = Callable[[int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ChipSettings:
+    """How a scene is chipped, split and exported."""
+
+    size: int = 256
+    stride: int = 256
+    min_visible: float = 0.5
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    block: int = 1024
+    buffer: int = 0
+    seed: int = 0
+    formats: tuple[str, ...] = ("coco", "yolo", "dota", "vector")
+    rle: bool = True
+    skip_empty: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_visible <= 1.0:
+            raise InputError(f"--min-visible must be within [0, 1] (got {self.min_visible})")
+
+
+@dataclass
+class ChipRecord:
+    """What became of one chip: its split, its exported and rejected objects."""
+
+    chip: Chip
+    kept: list[Annotation] = field(default_factory=list)
+    rejected: list[tuple[Annotation, list[str]]] = field(default_factory=list)
+    sample_rejected: list[str] = field(default_factory=list)
+
+
+def _write_chip(src: Any, chip: Chip, dest: Path, grid_affine: Affine) -> None:
+    data = src.read(window=Window(chip.col, chip.row, chip.size, chip.size))
+    profile = {
+        "driver": "GTiff", "width": chip.size, "height": chip.size, "count": src.count,
+        "dtype": src.dtypes[0], "crs": src.crs, "nodata": src.nodata,
+        "transform": grid_affine * Affine.translation(chip.col, chip.row),
+        "compress": "DEFLATE", "photometric": "RGB" if src.count == 3 else None,
+    }  # fmt: skip
+    profile = {k: v for k, v in profile.items() if v is not None}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(dest) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(RS_SEG2ANY_CHIP=chip.id, RS_SEG2ANY_SPLIT=chip.split)
+
+
+def plan_chips(scene: Scene, settings: ChipSettings) -> tuple[list[Chip], int]:
+    """The chips of the scene with their splits, and how many the split buffer dropped."""
+    shape = (int(scene.grid.shape[0]), int(scene.grid.shape[1]))
+    chips = chip_windows(shape, settings.size, settings.stride)
+    return assign_splits(
+        chips,
+        shape,
+        block=settings.block,
+        buffer=settings.buffer,
+        fractions=settings.fractions,
+        seed=settings.seed,
+    )
+
+
+def judge(
+    scene: Scene,
+    chip: Chip,
+    settings: ChipSettings,
+    object_checks: Callable[[int], list[str]] | None = None,
+) -> ChipRecord:
+    """The chip's annotations split into kept and rejected (with reasons): too little visible
+    (object dropped), or failing ``object_checks`` (object id -> reasons; the whole chip is
+    rejected, since its pixels show the doubtful object)."""
+    record = ChipRecord(chip)
+    for ann, visible in chip_annotations(scene, chip, settings.min_visible):
+        reasons = [] if visible else ["visibility"]
+        bad = object_checks(ann.object_id) if object_checks else []
+        if bad:
+            record.sample_rejected += [f"object {ann.object_id}: {r}" for r in bad]
+        if reasons or bad:
+            record.rejected.append((ann, reasons + bad))
+        else:
+            record.kept.append(ann)
+    return record
+
+
+def export_scene(
+    out: Path,
+    scene: Scene,
+    image: Path,
+    settings: ChipSettings,
+    *,
+    info: dict[str, Any] | None = None,
+    object_checks: Callable[[int], list[str]] | None = None,
+) -> tuple[dict[str, Path], list[ChipRecord], int]:
+    """Chips of ``image`` (on the scene's grid) and their labels in ``settings.formats``.
+    Returns the outputs, the record of every chip, and the chips dropped by the split buffer.
+    """
+    info = dict(info or {})
+    chips, dropped = plan_chips(scene, settings)
+    cats = scene.categories
+    writers: list[Any] = []
+    if "coco" in settings.formats:
+        writers.append(CocoWriter(out, scene.grid, cats, rle=settings.rle))
+    if "yolo" in settings.formats:
+        writers.append(YoloWriter(out, cats))
+    if "dota" in settings.formats:
+        writers.append(DotaWriter(out, float(abs(scene.grid.affine.a))))
+    if "vector" in settings.formats:
+        writers.append(VectorWriter(out, scene.grid))
+    records = []
+    with open_raster(image, "background image") as src:
+        if (src.height, src.width) != tuple(scene.grid.shape) or src.transform != scene.grid.affine:
+            raise InputError(f"the image {image} is not on the objects' grid")
+        for chip in chips:
+            record = judge(scene, chip, settings, object_checks)
+            records.append(record)
+            if record.sample_rejected or (settings.skip_empty and not record.kept):
+                continue
+            _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
+            for writer in writers:
+                writer.add(chip, record.kept)
+    outputs: dict[str, Path] = {"classes": write_classes(out, cats)}
+    for writer in writers:
+        outputs.update(writer.close(info))
+    return outputs, records, dropped
+
+
+def count_pixels(scene: Scene) -> np.ndarray:
+    """Pixels of each object visible in the scene (index = object id)."""
+    return np.bincount(scene.instances.ravel(), minlength=len(scene.objects) + 1)
