@@ -32,6 +32,8 @@ _EXPORTS: dict[str, str] = {
     "list_backends": "api",
     "list_scenarios": "api",
     "Result": "api",
+    "detection_set": "api",
+    "DetectionParams": "detection.params",
     # typed params and the job model
     "LayerOptions": "options",
     "GridParams": "params",
@@ -65,6 +67,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "BackendSpec",
     "Cancelled",
+    "DetectionParams",
     "EvaluateParams",
     "GenerationError",
     "GridError",
@@ -88,6 +91,7 @@ __all__ = [
     "__version__",
     "change",
     "cloudfill",
+    "detection_set",
     "evaluate",
     "flood",
     "generate",
@@ -126,6 +130,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         Result,
         change,
         cloudfill,
+        detection_set,
         evaluate,
         flood,
         generate,
@@ -140,6 +145,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         seasons,
     )
     from .demo import write_demo_layer
+    from .detection.params import DetectionParams
     from .errors import (
         Cancelled,
         GenerationError,

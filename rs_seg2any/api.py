@@ -32,6 +32,7 @@ __all__ = [
     "Result",
     "change",
     "cloudfill",
+    "detection_set",
     "evaluate",
     "flood",
     "generate",
@@ -250,6 +251,16 @@ def change(out: str | Path, **options: Any) -> Result:
 def cloudfill(out: str | Path, **options: Any) -> Result:
     """Fill the ``clouds`` of a real ``image`` from a ``layout``; clear pixels stay exact."""
     return scenario("cloudfill", out, **options)
+
+
+def detection_set(out: str | Path, **options: Any) -> Result:
+    """A detection training set in ``out``: ``objects`` (polygon layer with
+    ``object_class_field``) over a real ``image`` or a rendered ``layout``, rare objects
+    inserted (``insert`` layer, or ``insert_count`` + ``insert_kind``), cut into chips
+    (``chip_size``, ``chip_stride``, ``min_visible``) with spatial splits, exported as COCO,
+    YOLO, DOTA and GeoJSON/GeoPackage, with ``report.json`` and a STAC catalog; options are
+    the fields of :class:`~rs_seg2any.detection.params.DetectionParams` and the shared ones."""
+    return scenario("detection-set", out, **options)
 
 
 def run(job: str | Path | Job, *, progress: Progress | str | None = None) -> Result:

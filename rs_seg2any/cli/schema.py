@@ -74,6 +74,8 @@ PATH_DESTS = frozenset(
         "labels",  # evaluate: their class rasters
         "segmenter",  # evaluate: weights
         "zones",
+        "objects",  # detection-set: objects layer
+        "insert",  # detection-set: objects to insert
     }
 )
 """Options whose value is a file or folder (a file picker in a form)."""
@@ -102,6 +104,13 @@ TEXT_DESTS = frozenset(
         "taxonomy",  # a shipped name or a YAML path
         "zone_class_field",
         "zone_description_field",
+        "object_class_field",  # detection-set
+        "object_description_field",
+        "split",  # train,val,test fractions
+        "formats",  # comma list
+        "insert_kind",
+        "insert_description",
+        "insert_rules",  # a name or a YAML path
     }
 )
 """Options whose value is free text (names, comma lists, CRSs) though some name a file too."""

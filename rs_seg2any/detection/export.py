@@ -51,12 +51,18 @@ class ChipSettings:
 
 @dataclass
 class ChipRecord:
-    """What became of one chip: its split, its exported and rejected objects."""
+    """What became of one chip: its split, its visible objects (``kept``), those too little
+    visible (``rejected``, with reasons) and the doubts that reject the whole sample."""
 
     chip: Chip
     kept: list[Annotation] = field(default_factory=list)
     rejected: list[tuple[Annotation, list[str]]] = field(default_factory=list)
-    sample_rejected: list[str] = field(default_factory=list)
+    flags: dict[int, list[str]] = field(default_factory=dict)
+    exported: bool = False
+
+    @property
+    def sample_rejected(self) -> list[str]:
+        return [f"object {oid}: {r}" for oid, rs in self.flags.items() for r in rs]
 
 
 def _write_chip(src: Any, chip: Chip, dest: Path, grid_affine: Affine) -> None:
@@ -94,19 +100,18 @@ def judge(
     settings: ChipSettings,
     object_checks: Callable[[int], list[str]] | None = None,
 ) -> ChipRecord:
-    """The chip's annotations split into kept and rejected (with reasons): too little visible
-    (object dropped), or failing ``object_checks`` (object id -> reasons; the whole chip is
-    rejected, since its pixels show the doubtful object)."""
+    """The chip's annotations: kept, or rejected as too little visible (dropped from the
+    labels); ``object_checks`` (object id -> doubts) flag objects whose doubts reject the
+    whole sample when filtering (its pixels show the doubtful object)."""
     record = ChipRecord(chip)
     for ann, visible in chip_annotations(scene, chip, settings.min_visible):
-        reasons = [] if visible else ["visibility"]
-        bad = object_checks(ann.object_id) if object_checks else []
-        if bad:
-            record.sample_rejected += [f"object {ann.object_id}: {r}" for r in bad]
-        if reasons or bad:
-            record.rejected.append((ann, reasons + bad))
-        else:
+        doubts = object_checks(ann.object_id) if object_checks else []
+        if doubts:
+            record.flags[ann.object_id] = doubts
+        if visible:
             record.kept.append(ann)
+        else:
+            record.rejected.append((ann, ["visibility"]))
     return record
 
 
@@ -118,9 +123,11 @@ def export_scene(
     *,
     info: dict[str, Any] | None = None,
     object_checks: Callable[[int], list[str]] | None = None,
+    filter: bool = True,
 ) -> tuple[dict[str, Path], list[ChipRecord], int]:
     """Chips of ``image`` (on the scene's grid) and their labels in ``settings.formats``.
     Returns the outputs, the record of every chip, and the chips dropped by the split buffer.
+    With ``filter``, samples flagged by ``object_checks`` are not exported.
     """
     info = dict(info or {})
     chips, dropped = plan_chips(scene, settings)
@@ -141,8 +148,9 @@ def export_scene(
         for chip in chips:
             record = judge(scene, chip, settings, object_checks)
             records.append(record)
-            if record.sample_rejected or (settings.skip_empty and not record.kept):
+            if (filter and record.flags) or (settings.skip_empty and not record.kept):
                 continue
+            record.exported = True
             _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
             for writer in writers:
                 writer.add(chip, record.kept)

@@ -95,15 +95,22 @@ def _pixel_box(geom: Any, affine: Affine) -> tuple[int, int, int, int]:
     )
 
 
-def rasterize_alone(geom: Any, grid: GeoBox) -> tuple[int, tuple[int, int, int, int]]:
-    """Pixel count and tight pixel box of ``geom`` rasterised alone on the grid's lattice
-    (also outside the grid): the object's whole extent, for visibility and truncation."""
+def footprint(geom: Any, grid: GeoBox) -> tuple[np.ndarray, int, int]:
+    """``geom`` rasterised alone on the grid's lattice (also outside the grid): a bool mask
+    and the pixel ``(col, row)`` of its top-left corner."""
     c0, r0, c1, r1 = _pixel_box(geom, grid.affine)
     transform = grid.affine * Affine.translation(c0, r0)
     burnt = rasterio.features.rasterize(
         [geom], out_shape=(r1 - r0, c1 - c0), transform=transform, fill=0, default_value=1,
         dtype="uint8",
     )  # fmt: skip
+    return burnt > 0, c0, r0
+
+
+def rasterize_alone(geom: Any, grid: GeoBox) -> tuple[int, tuple[int, int, int, int]]:
+    """Pixel count and tight pixel box of ``geom`` rasterised alone on the grid's lattice
+    (also outside the grid): the object's whole extent, for visibility and truncation."""
+    burnt, c0, r0 = footprint(geom, grid)
     rows = np.flatnonzero(burnt.any(axis=1))
     cols = np.flatnonzero(burnt.any(axis=0))
     if rows.size == 0:
@@ -144,8 +151,9 @@ def scene_from_polygons(
     table: list[ObjectInfo] = []
     shapes: list[tuple[Any, int]] = []
     footprint = shapely.box(*grid.boundingbox.bbox)
-    for i, row in enumerate(frame.itertuples(index=False)):
-        geom = getattr(row, frame.geometry.name)
+    labels = list(frame[class_field])
+    texts = list(frame[description_field]) if description_field else labels
+    for i, (geom, label, text) in enumerate(zip(frame.geometry, labels, texts, strict=True)):
         if geom is None or geom.is_empty or not geom.intersects(footprint):
             continue
         if not geom.is_valid:
@@ -153,12 +161,10 @@ def scene_from_polygons(
         area, box = rasterize_alone(geom, grid)
         if area == 0:
             continue
-        label = getattr(row, class_field)
         if label is None or (isinstance(label, float) and label != label):
             raise LayoutError(f"object {i} of the objects layer has no class ('{class_field}')")
-        text = str(getattr(row, description_field)) if description_field else str(label)
         oid = len(table) + 1
-        table.append(ObjectInfo(oid, str(label), text, area, box, source, geom))
+        table.append(ObjectInfo(oid, str(label), str(text), area, box, source, geom))
         shapes.append((geom, oid))
     instances = np.zeros(tuple(grid.shape), dtype=np.uint32)
     if shapes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..detection.params import DetectionParams
 from ..errors import InputError
 from ..limits import check, check_number_list
 from ..params import meta, opt
@@ -241,6 +242,12 @@ def _cloudfill(inputs: ScenarioInputs, p: CloudfillParams) -> Any:
     )
 
 
+def _detection_set(inputs: ScenarioInputs, p: Any) -> Any:
+    from ..detection.build import run_detection_set
+
+    return run_detection_set(inputs, p)
+
+
 def parse_param(text: str) -> tuple[str, Any]:
     """One ``KEY=VALUE`` recipe parameter from the command line (the value read as YAML)."""
     if "=" not in text:
@@ -290,6 +297,13 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         layout="required",
         grid=False,
         help="fill the clouds of a real image from a layout",
+    ),
+    ScenarioSpec(
+        "detection-set",
+        DetectionParams,
+        _detection_set,
+        help="detection training set: objects over a real or generated background, rare "
+        "objects inserted, chips in COCO, YOLO, DOTA and GeoJSON, filter report, STAC",
     ),
 )
 """The shipped scenarios, in the order the CLI lists them."""
