@@ -71,7 +71,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     scene = scene_from_polygons(_objects(), grid, "kind")
     settings = ChipSettings(size=32, stride=24, min_visible=0.3, block=40, buffer=0, seed=3)
     out = tmp / "set"
-    outputs, records, _ = export_scene(out, scene, _image(tmp / "img.tif", grid), settings)
+    outputs, records, _ = export_scene(
+        out, scene, _image(tmp / "img.tif", grid), settings, keep_masks=True
+    )
     return {"out": out, "scene": scene, "outputs": outputs, "records": records, "grid": grid}
 
 

@@ -14,14 +14,16 @@ is whole in the chip but partly hidden by another object is flagged ``occluded``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from scipy import ndimage
 
 from ..errors import InputError
-from .geometry import Box, OrientedBox, oriented_box
+from .geometry import Box, OrientedBox, mask_polygons, oriented_box
 from .instances import Scene
 
 
@@ -58,6 +60,12 @@ class Annotation:
     visible_fraction: float
     truncated: bool
     occluded: bool
+
+    @functools.cached_property
+    def polygons(self) -> list[shapely.Polygon]:
+        """Pixel-exact outlines in chip pixels (largest part first), computed once for every
+        format that needs them."""
+        return mask_polygons(self.mask, (self.box[0], self.box[1]))
 
     def full_mask(self, size: int) -> np.ndarray:
         """The object's mask on the whole chip."""

@@ -9,7 +9,7 @@ exported records: it does not grow with the number of objects beyond those recor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +124,12 @@ def export_scene(
     info: dict[str, Any] | None = None,
     object_checks: Callable[[int], list[str]] | None = None,
     filter: bool = True,
+    keep_masks: bool = False,
 ) -> tuple[dict[str, Path], list[ChipRecord], int]:
     """Chips of ``image`` (on the scene's grid) and their labels in ``settings.formats``.
     Returns the outputs, the record of every chip, and the chips dropped by the split buffer.
-    With ``filter``, samples flagged by ``object_checks`` are not exported.
+    With ``filter``, samples flagged by ``object_checks`` are not exported. The records keep
+    each annotation's mask only with ``keep_masks`` (memory then grows with the objects).
     """
     info = dict(info or {})
     chips, dropped = plan_chips(scene, settings)
@@ -148,16 +150,27 @@ def export_scene(
         for chip in chips:
             record = judge(scene, chip, settings, object_checks)
             records.append(record)
-            if (filter and record.flags) or (settings.skip_empty and not record.kept):
-                continue
-            record.exported = True
-            _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
-            for writer in writers:
-                writer.add(chip, record.kept)
+            skip = (filter and record.flags) or (settings.skip_empty and not record.kept)
+            if not skip:
+                record.exported = True
+                _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
+                for writer in writers:
+                    writer.add(chip, record.kept)
+            if not keep_masks:
+                record.kept = [_light(a) for a in record.kept]
+                record.rejected = [(_light(a), r) for a, r in record.rejected]
     outputs: dict[str, Path] = {"classes": write_classes(out, cats)}
     for writer in writers:
         outputs.update(writer.close(info))
     return outputs, records, dropped
+
+
+_NO_MASK = np.zeros((0, 0), dtype=bool)
+
+
+def _light(ann: Annotation) -> Annotation:
+    """The annotation without its mask (the report needs only its numbers)."""
+    return replace(ann, mask=_NO_MASK)
 
 
 def count_pixels(scene: Scene) -> np.ndarray:

@@ -34,7 +34,7 @@ from odc.geo.geobox import GeoBox
 
 from ..atomic import write_json, write_text
 from .chips import SPLITS, Annotation, Chip
-from .geometry import coco_rle, mask_polygons, ring_coords
+from .geometry import coco_rle, ring_coords
 
 FORMATS = ("coco", "yolo", "dota", "vector")
 YOLO_TASKS = ("detect", "segment", "obb")
@@ -82,7 +82,7 @@ class CocoWriter:
             if self.rle:
                 seg: Any = coco_rle(ann.full_mask(chip.size))
             else:
-                seg = [ring_coords(p) for p in mask_polygons(ann.mask, (x0, y0))]
+                seg = [ring_coords(p) for p in ann.polygons]
             out.append({
                 "id": len(out) + 1, "image_id": image_id,
                 "category_id": self._cat[ann.category],
@@ -120,7 +120,7 @@ def yolo_lines(anns: Sequence[Annotation], size: int, ids: dict[str, int], task:
             x0, y0, x1, y1 = ann.box
             vals = [(x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size]
         elif task == "segment":
-            part = mask_polygons(ann.mask, ann.box[:2])[0]
+            part = ann.polygons[0]
             vals = [v / size for v in ring_coords(part)]
         else:
             vals = [_clamp(v / size) for xy in ann.obox.corners for v in xy]

@@ -65,7 +65,7 @@ def oriented_box(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> Oriented
     r, c = pix[:, 0].astype(float), pix[:, 1].astype(float)
     xs = np.concatenate([c, c + 1, c, c + 1]) + offset[0]
     ys = np.concatenate([r, r, r + 1, r + 1]) + offset[1]
-    points = np.unique(np.stack([xs, ys], axis=1), axis=0)
+    points = np.stack([xs, ys], axis=1)
     hull = shapely.convex_hull(shapely.multipoints(points))
     rect = shapely.oriented_envelope(hull)
     ring = np.asarray(rect.exterior.coords)[:4]

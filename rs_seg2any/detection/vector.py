@@ -21,7 +21,6 @@ from shapely import affinity
 
 from ..atomic import atomic_output
 from .chips import Annotation, Chip
-from .geometry import mask_polygons
 
 LAYERS = ("boxes", "oriented_boxes", "instances")
 
@@ -51,7 +50,7 @@ class VectorWriter:
             })  # fmt: skip
             self._geoms["boxes"].append(_to_map(shapely.box(*ann.box), t))
             self._geoms["oriented_boxes"].append(_to_map(shapely.Polygon(ann.obox.corners), t))
-            parts = mask_polygons(ann.mask, ann.box[:2])
+            parts = ann.polygons
             self._geoms["instances"].append(_to_map(shapely.MultiPolygon(parts), t))
 
     def frames(self) -> dict[str, gpd.GeoDataFrame]:
