@@ -316,3 +316,17 @@ def test_coco_polygons_decode_exactly_for_masks_without_holes(tmp_path: Path) ->
                 assert np.array_equal(decoded, expected)
                 n += 1
     assert n > 10
+
+
+def test_a_scene_without_objects_exports_empty_labels(tmp_path: Path) -> None:
+    grid = _grid()
+    empty = gpd.GeoDataFrame({"kind": []}, geometry=[], crs=CRS)
+    scene = scene_from_polygons(empty, grid, "kind")
+    settings = ChipSettings(size=40, stride=40, fractions=(1, 0, 0))
+    outputs, records, _ = export_scene(tmp_path / "e", scene, _image(tmp_path / "i.tif", grid),
+                                       settings)  # fmt: skip
+    assert len(records) == 4 and not any(r.kept for r in records)
+    assert json.loads(outputs["coco_train"].read_text())["annotations"] == []
+    assert len(gpd.read_file(outputs["boxes"])) == 0
+    assert len(gpd.read_file(outputs["gpkg"], layer="instances")) == 0
+    assert not list((tmp_path / "e").rglob(".tmp-*"))

@@ -118,6 +118,7 @@ def test_real_background_set(tmp_path: Path, photo: Path, objects: Path) -> None
     # the touching buildings stay two objects
     assert {o["object_id"] for o in report["objects"] if o["category"] == "building"} >= {1, 2}
     assert _validate_stac(out / "stac" / "catalog.json") == report["summary"]["samples_kept"]
+    assert not [p for p in out.rglob(".tmp-*")]  # no scratch file outlives the run
     # chips are the photo's pixels on the photo's grid
     chip = next((out / "images").rglob("*.tif"))
     with rasterio.open(chip) as src:

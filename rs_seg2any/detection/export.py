@@ -144,21 +144,28 @@ def export_scene(
     if "vector" in settings.formats:
         writers.append(VectorWriter(out, scene.grid))
     records = []
-    with open_raster(image, "background image") as src:
-        if (src.height, src.width) != tuple(scene.grid.shape) or src.transform != scene.grid.affine:
-            raise InputError(f"the image {image} is not on the objects' grid")
-        for chip in chips:
-            record = judge(scene, chip, settings, object_checks)
-            records.append(record)
-            skip = (filter and record.flags) or (settings.skip_empty and not record.kept)
-            if not skip:
-                record.exported = True
-                _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
-                for writer in writers:
-                    writer.add(chip, record.kept)
-            if not keep_masks:
-                record.kept = [_light(a) for a in record.kept]
-                record.rejected = [(_light(a), r) for a, r in record.rejected]
+    try:
+        with open_raster(image, "background image") as src:
+            if (src.height, src.width) != tuple(scene.grid.shape) or (
+                src.transform != scene.grid.affine
+            ):
+                raise InputError(f"the image {image} is not on the objects' grid")
+            for chip in chips:
+                record = judge(scene, chip, settings, object_checks)
+                records.append(record)
+                skip = (filter and record.flags) or (settings.skip_empty and not record.kept)
+                if not skip:
+                    record.exported = True
+                    _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
+                    for writer in writers:
+                        writer.add(chip, record.kept)
+                if not keep_masks:
+                    record.kept = [_light(a) for a in record.kept]
+                    record.rejected = [(_light(a), r) for a, r in record.rejected]
+    except BaseException:
+        for writer in writers:
+            writer.abort()  # no scratch file outlives a failed export
+        raise
     outputs: dict[str, Path] = {"classes": write_classes(out, cats)}
     for writer in writers:
         outputs.update(writer.close(info))

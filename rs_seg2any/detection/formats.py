@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from ..atomic import write_json, write_text
+from ..atomic import atomic_open, write_json, write_text
 from .chips import SPLITS, Annotation, Chip
 from .geometry import coco_rle, ring_coords
+from .spool import Spool
 
 FORMATS = ("coco", "yolo", "dota", "vector")
 YOLO_TASKS = ("detect", "segment", "obb")
@@ -55,22 +56,23 @@ def link(target: str, where: Path) -> None:
 
 
 class CocoWriter:
-    """COCO JSON, one file per split."""
+    """COCO JSON, one file per split; images and annotations spooled (:mod:`.spool`)."""
 
     def __init__(self, root: Path, grid: GeoBox, categories: Sequence[str], *, rle: bool) -> None:
         self.root, self.grid, self.rle = root, grid, rle
         self.categories = [{"id": i + 1, "name": n, "supercategory": "object"}
                            for i, n in enumerate(categories)]  # fmt: skip
         self._cat = {n: i + 1 for i, n in enumerate(categories)}
-        self._images: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-        self._anns: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        folder = root / "coco"
+        self._images = {s: Spool(folder, f"{s}-images.json") for s in SPLITS}
+        self._anns = {s: Spool(folder, f"{s}-annotations.json") for s in SPLITS}
         self._crs = str(grid.crs.to_wkt()) if grid.crs is not None else None
 
     def add(self, chip: Chip, anns: Sequence[Annotation]) -> None:
         images = self._images[chip.split]
-        image_id = len(images) + 1
+        image_id = images.count + 1
         t = self.grid.affine * self.grid.affine.translation(chip.col, chip.row)
-        images.append({
+        images.add({
             "id": image_id, "file_name": chip_path(chip), "width": chip.size,
             "height": chip.size, "crs": self._crs,
             "geotransform": [t.c, t.a, t.b, t.f, t.d, t.e],
@@ -83,8 +85,8 @@ class CocoWriter:
                 seg: Any = coco_rle(ann.full_mask(chip.size))
             else:
                 seg = [ring_coords(p) for p in ann.polygons]
-            out.append({
-                "id": len(out) + 1, "image_id": image_id,
+            out.add({
+                "id": out.count + 1, "image_id": image_id,
                 "category_id": self._cat[ann.category],
                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": ann.area, "iscrowd": 0,
                 "segmentation": seg,
@@ -95,16 +97,27 @@ class CocoWriter:
             })  # fmt: skip
 
     def close(self, info: dict[str, Any]) -> dict[str, Path]:
-        folder = self.root / "coco"
-        folder.mkdir(parents=True, exist_ok=True)
         written = {}
-        for split in SPLITS:
-            if not self._images[split]:
-                continue
-            doc = {"info": info, "images": self._images[split],
-                   "annotations": self._anns[split], "categories": self.categories}  # fmt: skip
-            written[f"coco_{split}"] = write_text(folder / f"{split}.json", json.dumps(doc))
+        try:
+            for split in SPLITS:
+                if not self._images[split].count:
+                    continue
+                path = self.root / "coco" / f"{split}.json"
+                with atomic_open(path) as fh:
+                    head = {"info": info, "categories": self.categories}
+                    fh.write(json.dumps(head)[:-1] + ',\n"images": [\n')
+                    self._images[split].copy_into(fh)
+                    fh.write('],\n"annotations": [\n')
+                    self._anns[split].copy_into(fh)
+                    fh.write("]}\n")
+                written[f"coco_{split}"] = path
+        finally:
+            self.abort()
         return written
+
+    def abort(self) -> None:
+        for spool in (*self._images.values(), *self._anns.values()):
+            spool.discard()
 
 
 def _clamp(v: float) -> float:
@@ -143,6 +156,9 @@ class YoloWriter:
             folder = self.root / "yolo" / task / "labels" / chip.split
             folder.mkdir(parents=True, exist_ok=True)
             write_text(folder / f"{chip.id}.txt", yolo_lines(anns, chip.size, self._ids, task))
+
+    def abort(self) -> None:
+        """Nothing to clean: every label file is written whole as it comes."""
 
     def close(self, info: dict[str, Any]) -> dict[str, Path]:
         import yaml
@@ -198,6 +214,9 @@ class DotaWriter:
             link(f"../../images/{chip.split}", folder.parent / "images")
             self._splits.add(chip.split)
         write_text(folder / f"{chip.id}.txt", dota_lines(anns, self.gsd))
+
+    def abort(self) -> None:
+        """Nothing to clean: every label file is written whole as it comes."""
 
     def close(self, info: dict[str, Any]) -> dict[str, Path]:
         del info

@@ -3,12 +3,19 @@
 One row per (chip, object), as the training formats hold them: ``boxes`` (axis-aligned, the
 pixel box mapped through the chip's geotransform), ``oriented_boxes`` and ``instances`` (the
 visible pixels of the object in the chip, pixel-exact polygons). Written as one GeoPackage
-with three layers and as three GeoJSON files (in the map CRS, with its ``crs`` member, so they
-round-trip; RFC 7946 readers that assume WGS 84 should reproject first).
+with three layers and as three GeoJSON files in the map CRS (with the ``crs`` member naming
+its EPSG code, so GDAL reads them back in that CRS; RFC 7946 readers that assume WGS 84
+should reproject first).
+
+Rows are not held: the GeoPackage is appended in batches of :data:`BATCH` rows to a hidden
+scratch file, and the GeoJSON features are spooled (:mod:`.spool`); both are copied into
+place through the atomic writer at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +25,14 @@ import shapely
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from shapely import affinity
+from shapely.geometry import mapping
 
-from ..atomic import atomic_output
+from ..atomic import atomic_open, atomic_output, temp_path
 from .chips import Annotation, Chip
+from .spool import Spool
 
 LAYERS = ("boxes", "oriented_boxes", "instances")
+BATCH = 2000
 
 
 def _to_map(geom: Any, t: Affine) -> Any:
@@ -30,50 +40,85 @@ def _to_map(geom: Any, t: Affine) -> Any:
 
 
 class VectorWriter:
-    """Collects the rows of every chip; writes them at :meth:`close`."""
+    """Streams the rows of every chip into the GeoPackage and the GeoJSON files."""
 
     def __init__(self, root: Path, grid: GeoBox) -> None:
         self.root, self.grid = root, grid
+        self.folder = root / "vector"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._crs = str(grid.crs.to_wkt()) if grid.crs is not None else None
+        self._epsg = grid.crs.epsg if grid.crs is not None else None
         self._rows: list[dict[str, Any]] = []
         self._geoms: dict[str, list[Any]] = {name: [] for name in LAYERS}
+        self._spools = {name: Spool(self.folder, f"{name}.geojson") for name in LAYERS}
+        self._scratch = temp_path(self.folder / "detection.gpkg")
+        self._layers_written: set[str] = set()
 
     def add(self, chip: Chip, anns: Sequence[Annotation]) -> None:
         t = self.grid.affine * Affine.translation(chip.col, chip.row)
         for ann in anns:
-            self._rows.append({
+            row = {
                 "chip": chip.id, "split": chip.split, "object_id": ann.object_id,
                 "category": ann.category, "description": ann.description,
                 "source": ann.source, "area_px": ann.area,
                 "visible_fraction": round(ann.visible_fraction, 6),
                 "truncated": ann.truncated, "occluded": ann.occluded,
                 "angle": round(ann.obox.angle, 6),
-            })  # fmt: skip
-            self._geoms["boxes"].append(_to_map(shapely.box(*ann.box), t))
-            self._geoms["oriented_boxes"].append(_to_map(shapely.Polygon(ann.obox.corners), t))
-            parts = ann.polygons
-            self._geoms["instances"].append(_to_map(shapely.MultiPolygon(parts), t))
+            }  # fmt: skip
+            geoms = {
+                "boxes": _to_map(shapely.box(*ann.box), t),
+                "oriented_boxes": _to_map(shapely.Polygon(ann.obox.corners), t),
+                "instances": _to_map(shapely.MultiPolygon(ann.polygons), t),
+            }
+            self._rows.append(row)
+            for name, geom in geoms.items():
+                self._geoms[name].append(geom)
+                self._spools[name].add(
+                    {"type": "Feature", "properties": row, "geometry": mapping(geom)}
+                )
+        if len(self._rows) >= BATCH:
+            self._flush()
 
-    def frames(self) -> dict[str, gpd.GeoDataFrame]:
-        crs = str(self.grid.crs.to_wkt()) if self.grid.crs is not None else None
-        return {
-            name: gpd.GeoDataFrame(list(self._rows), geometry=self._geoms[name], crs=crs)
-            for name in LAYERS
-        }
+    def _flush(self, force: bool = False) -> None:
+        if not self._rows and not (force and not self._layers_written):
+            return
+        for name in LAYERS:
+            frame = gpd.GeoDataFrame(self._rows, geometry=self._geoms[name], crs=self._crs)
+            mode = "a" if name in self._layers_written else "w"
+            frame.to_file(self._scratch, layer=name, driver="GPKG", mode=mode)
+            self._layers_written.add(name)
+            self._geoms[name] = []
+        self._rows = []
+
+    def _geojson(self, name: str) -> Path:
+        path = self.folder / f"{name}.geojson"
+        with atomic_open(path) as fh:
+            fh.write('{"type": "FeatureCollection", "name": "' + name + '",\n')
+            if self._epsg is not None:
+                urn = f"urn:ogc:def:crs:EPSG::{self._epsg}"
+                fh.write('"crs": {"type": "name", "properties": {"name": "' + urn + '"}},\n')
+            fh.write('"features": [\n')
+            self._spools[name].copy_into(fh)
+            fh.write("]}\n")
+        return path
 
     def close(self, info: dict[str, Any]) -> dict[str, Path]:
         del info
-        folder = self.root / "vector"
-        folder.mkdir(parents=True, exist_ok=True)
-        frames = self.frames()
         written = {}
-        gpkg = folder / "detection.gpkg"
-        with atomic_output(gpkg) as tmp:
-            for name, frame in frames.items():
-                frame.to_file(tmp, layer=name, driver="GPKG")
-        written["gpkg"] = gpkg
-        for name, frame in frames.items():
-            path = folder / f"{name}.geojson"
-            with atomic_output(path) as tmp:
-                frame.to_file(tmp, driver="GeoJSON")
-            written[name] = path
+        try:
+            self._flush(force=True)
+            gpkg = self.folder / "detection.gpkg"
+            with atomic_output(gpkg) as tmp:
+                shutil.copyfile(self._scratch, tmp)
+            written["gpkg"] = gpkg
+            for name in LAYERS:
+                written[name] = self._geojson(name)
+        finally:
+            self.abort()
         return written
+
+    def abort(self) -> None:
+        for spool in self._spools.values():
+            spool.discard()
+        with contextlib.suppress(FileNotFoundError):
+            self._scratch.unlink()
