@@ -215,3 +215,25 @@ def test_bad_inputs_leave_nothing_behind(
     with pytest.raises(error, match=match):
         rs.detection_set(out, **values)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_objects_inserted_into_a_real_image_change_only_their_pixels(
+    tmp_path: Path, photo: Path, tiny_random_weights: Path
+) -> None:
+    pytest.importorskip("torch")
+    insert = tmp_path / "insert.gpkg"
+    car = box(X0 + 10, Y0 + 10, X0 + 15, Y0 + 13)
+    gpd.GeoDataFrame(
+        {"class": ["vehicle"], "text": ["burnt-out car"]}, geometry=[car], crs=CRS
+    ).to_file(insert)
+    res = rs.detection_set(tmp_path / "o", image=str(photo), insert=str(insert),
+                           object_description_field="text", model=str(tiny_random_weights),
+                           steps=2, tile_size=64, overlap=16, **CHIPS)  # fmt: skip
+    before, after = read(photo), read(res.outputs["image"])
+    with rasterio.open(tmp_path / "o" / "inserted" / "edit_mask.tif") as src:
+        mask = src.read(1).astype(bool)
+    assert mask.sum() == 15  # 5 x 3 m at 1 m: the inserted region, exactly
+    assert np.array_equal(after[:, ~mask], before[:, ~mask])
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    [obj] = {o["object_id"]: o for o in report["objects"]}.values()
+    assert obj["source"] == "inserted" and obj["leakage"] == 0.0 and obj["area_px"] == 15
