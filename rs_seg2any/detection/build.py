@@ -31,7 +31,7 @@ from .export import ChipSettings, export_scene
 from .insert import load_rules, sample_objects
 from .instances import Scene, scene_from_polygons
 from .params import DetectionParams
-from .report import ObjectScores, Thresholds, fidelity, leakage, write_report
+from .report import ObjectScores, ReportWriter, Thresholds, fidelity, leakage
 
 
 @dataclass
@@ -177,15 +177,21 @@ def _build(out: Path, inputs: ScenarioInputs, p: DetectionParams, grid: GeoBox,
         "background": "real" if p.image else "generated",
     }
     info = {"description": "rs_seg2any detection set", "version": __version__, **provenance}
-    exported, records, dropped = export_scene(
-        out, scene, final, settings, info=info,
-        object_checks=lambda oid: scores.reasons(oid, thresholds), filter=thresholds.filter,
-    )  # fmt: skip
+    report = ReportWriter(out, scores, thresholds)
+    try:
+        exported, records, dropped = export_scene(
+            out, scene, final, settings, info=info,
+            object_checks=lambda oid: scores.reasons(oid, thresholds), filter=thresholds.filter,
+            on_record=report.add,
+        )  # fmt: skip
+    except BaseException:
+        report.abort()
+        raise
     files.update(exported)
     files["image"] = final
     summary = {**provenance, "chips_dropped_by_split_buffer": dropped,
                "objects": len(scene.objects)}  # fmt: skip
-    files.update(write_report(out, records, scores, thresholds, summary))
+    files.update(report.close(summary))
     if not p.no_stac:
         from .stac import write_catalog
 

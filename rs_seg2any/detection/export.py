@@ -59,6 +59,21 @@ class ChipRecord:
     rejected: list[tuple[Annotation, list[str]]] = field(default_factory=list)
     flags: dict[int, list[str]] = field(default_factory=dict)
     exported: bool = False
+    kept_counts: dict[str, int] | None = None  # of a compact record, whose ``kept`` is empty
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Kept objects by class."""
+        if self.kept_counts is not None:
+            return dict(self.kept_counts)
+        out: dict[str, int] = {}
+        for a in self.kept:
+            out[a.category] = out.get(a.category, 0) + 1
+        return out
+
+    def compact(self) -> ChipRecord:
+        """The record without its annotations (the STAC catalog needs only the counts)."""
+        return ChipRecord(self.chip, exported=self.exported, kept_counts=self.counts)
 
     @property
     def sample_rejected(self) -> list[str]:
@@ -125,11 +140,14 @@ def export_scene(
     object_checks: Callable[[int], list[str]] | None = None,
     filter: bool = True,
     keep_masks: bool = False,
+    on_record: Callable[[ChipRecord], None] | None = None,
 ) -> tuple[dict[str, Path], list[ChipRecord], int]:
     """Chips of ``image`` (on the scene's grid) and their labels in ``settings.formats``.
     Returns the outputs, the record of every chip, and the chips dropped by the split buffer.
     With ``filter``, samples flagged by ``object_checks`` are not exported. The records keep
     each annotation's mask only with ``keep_masks`` (memory then grows with the objects).
+    ``on_record``: called with each chip's record once written; the returned records are
+    then compact (no annotations), so memory does not grow with the objects.
     """
     info = dict(info or {})
     chips, dropped = plan_chips(scene, settings)
@@ -152,16 +170,20 @@ def export_scene(
                 raise InputError(f"the image {image} is not on the objects' grid")
             for chip in chips:
                 record = judge(scene, chip, settings, object_checks)
-                records.append(record)
                 skip = (filter and record.flags) or (settings.skip_empty and not record.kept)
                 if not skip:
                     record.exported = True
                     _write_chip(src, chip, out / chip_path(chip), scene.grid.affine)
                     for writer in writers:
                         writer.add(chip, record.kept)
+                if on_record is not None:
+                    on_record(record)
+                    records.append(record.compact())
+                    continue
                 if not keep_masks:
                     record.kept = [_light(a) for a in record.kept]
                     record.rejected = [(_light(a), r) for a, r in record.rejected]
+                records.append(record)
     except BaseException:
         for writer in writers:
             writer.abort()  # no scratch file outlives a failed export

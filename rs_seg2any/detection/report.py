@@ -20,6 +20,7 @@ with ``filter`` off every sample is kept and the report still says what would be
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_open, write_json
+from ..atomic import atomic_open
 from .export import ChipRecord
 from .instances import Scene
+from .spool import Spool
 
 LEAK_RING = 4
 """Pixels around an inserted object in which leakage is measured."""
@@ -121,27 +123,32 @@ def object_row(record: ChipRecord, ann: Any, kept: bool, reasons: list[str],
     }
 
 
-def write_report(
-    out: Path,
-    records: list[ChipRecord],
-    scores: ObjectScores,
-    thresholds: Thresholds,
-    summary: dict[str, Any],
-) -> dict[str, Path]:
-    """``report.json`` (summary, thresholds, per sample and per object) and ``report.csv``
-    (one row per object per chip)."""
-    objects, samples = [], []
-    for rec in records:
+class ReportWriter:
+    """Streams the report: each chip's rows are spooled as it is judged (:mod:`.spool`), so
+    the report's memory is one chip's, whatever the number of objects."""
+
+    def __init__(self, out: Path, scores: ObjectScores, thresholds: Thresholds) -> None:
+        self.out, self.scores, self.thresholds = out, scores, thresholds
+        self._samples = Spool(out, "report-samples.json")
+        self._objects = Spool(out, "report-objects.json")
+        self._counts = {"samples": 0, "samples_kept": 0, "objects_kept": 0, "objects_rejected": 0}
+        self._fields: list[str] = []
+
+    def add(self, rec: ChipRecord) -> None:
+        t, scores = self.thresholds, self.scores
         rows = []
         for a in rec.kept:
             doubts = rec.flags.get(a.object_id, [])
-            rows.append(object_row(rec, a, not (doubts and thresholds.filter), doubts, scores))
+            rows.append(object_row(rec, a, not (doubts and t.filter), doubts, scores))
         for a, r in rec.rejected:
             rows.append(object_row(rec, a, False, r + rec.flags.get(a.object_id, []), scores))
-        objects += rows
+        for row in rows:
+            self._objects.add(row)
+            self._counts["objects_kept" if row["kept"] else "objects_rejected"] += 1
+            self._fields = self._fields or list(row)
         fids = [r["fidelity"] for r in rows if r["fidelity"] is not None]
         leaks = [r["leakage"] for r in rows if r["leakage"] is not None]
-        samples.append({
+        self._samples.add({
             "chip": rec.chip.id, "split": rec.chip.split, "row": rec.chip.row,
             "col": rec.chip.col, "objects_kept": len(rec.kept),
             "objects_rejected": len(rec.rejected),
@@ -150,24 +157,49 @@ def write_report(
             "min_fidelity": min(fids) if fids else None,
             "kept": rec.exported, "reasons": list(rec.sample_rejected),
         })  # fmt: skip
-    doc = {
-        "summary": {
-            **summary,
-            "samples": len(samples),
-            "samples_kept": sum(bool(s["kept"]) for s in samples),
-            "objects_kept": sum(bool(o["kept"]) for o in objects),
-            "objects_rejected": sum(not o["kept"] for o in objects),
-        },
-        "thresholds": thresholds.__dict__,
-        "samples": samples,
-        "objects": objects,
-    }
-    written = {"report": write_json(out / "report.json", doc)}
-    path = out / "report.csv"
-    with atomic_open(path) as fh:
-        fields = list(objects[0]) if objects else ["chip", "object_id"]
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(objects)
-    written["report_csv"] = path
-    return written
+        self._counts["samples"] += 1
+        self._counts["samples_kept"] += int(rec.exported)
+
+    def close(self, summary: dict[str, Any]) -> dict[str, Path]:
+        """``report.json`` (summary, thresholds, per sample and per object) and
+        ``report.csv`` (one row per object per chip)."""
+        try:
+            head = {"summary": {**summary, **self._counts}, "thresholds": self.thresholds.__dict__}
+            path = self.out / "report.json"
+            with atomic_open(path) as fh:
+                fh.write(json.dumps(head, indent=2)[:-2] + ',\n"samples": [\n')
+                self._samples.copy_into(fh)
+                fh.write('],\n"objects": [\n')
+                self._objects.copy_into(fh)
+                fh.write("]}\n")
+            written = {"report": path}
+            path = self.out / "report.csv"
+            with atomic_open(path) as fh:
+                writer = csv.DictWriter(fh, fieldnames=self._fields or ["chip", "object_id"])
+                writer.writeheader()
+                if self._objects.count:
+                    with open(self._objects.path, encoding="utf-8") as src:
+                        for line in src:
+                            writer.writerow(json.loads(line.lstrip(",")))
+            written["report_csv"] = path
+            return written
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._samples.discard()
+        self._objects.discard()
+
+
+def write_report(
+    out: Path,
+    records: list[ChipRecord],
+    scores: ObjectScores,
+    thresholds: Thresholds,
+    summary: dict[str, Any],
+) -> dict[str, Path]:
+    """The report of chip records already judged (see :class:`ReportWriter`)."""
+    writer = ReportWriter(out, scores, thresholds)
+    for rec in records:
+        writer.add(rec)
+    return writer.close(summary)

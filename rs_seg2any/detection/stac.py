@@ -11,7 +11,6 @@ library; the tests validate it with pystac.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ def chip_item(
     geom = footprint.geom.__geo_interface__
     west, south, east, north = footprint.boundingbox
     t: Affine = grid.affine * Affine.translation(chip.col, chip.row)
-    counts = Counter(a.category for a in record.kept)
+    counts = record.counts
     props: dict[str, Any] = {
         "datetime": datetime,
         **_proj(grid),
