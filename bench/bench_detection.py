@@ -187,11 +187,12 @@ def main() -> None:
     if args.child:
         case, folder, n = args.child
         out = Path(tempfile.mkdtemp(dir=folder)) / "set"
-        res = (
-            run_export(Path(folder), out, int(n))
-            if case == "export"
-            else run_generate(Path(folder), out)
-        )
+        if case == "export":
+            res = run_export(Path(folder), out, int(n))
+        elif case == "dubai":
+            res = run_dubai(Path(n), out)
+        else:
+            res = run_generate(Path(folder), out)
         print(json.dumps(res))
         return
     with tempfile.TemporaryDirectory() as tmp:
