@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "LoraTrainParams": "lora.params",
     "AdapterMismatchError": "errors",
     "Result": "api",
+    "detection_set": "api",
+    "DetectionParams": "detection.params",
     # typed params and the job model
     "LayerOptions": "options",
     "GridParams": "params",
@@ -71,6 +73,7 @@ __all__ = [
     "AdapterMismatchError",
     "BackendSpec",
     "Cancelled",
+    "DetectionParams",
     "EvaluateParams",
     "GenerationError",
     "GridError",
@@ -96,6 +99,7 @@ __all__ = [
     "change",
     "cloudfill",
     "damage",
+    "detection_set",
     "evaluate",
     "flood",
     "generate",
@@ -137,6 +141,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         change,
         cloudfill,
         damage,
+        detection_set,
         evaluate,
         flood,
         generate,
@@ -153,6 +158,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         train_lora,
     )
     from .demo import write_demo_layer
+    from .detection.params import DetectionParams
     from .errors import (
         AdapterMismatchError,
         Cancelled,

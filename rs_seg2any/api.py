@@ -34,6 +34,7 @@ __all__ = [
     "change",
     "cloudfill",
     "damage",
+    "detection_set",
     "evaluate",
     "flood",
     "generate",
@@ -266,6 +267,16 @@ def damage(out: str | Path, **options: Any) -> Result:
     """Disaster damage pairs: a ``damage_layer`` (levels, types) or the ``disaster``'s recipe
     over an ``image`` or a rendered ``layout``; only damaged buildings and areas change."""
     return scenario("damage", out, **options)
+
+
+def detection_set(out: str | Path, **options: Any) -> Result:
+    """A detection training set in ``out``: ``objects`` (polygon layer with
+    ``object_class_field``) over a real ``image`` or a rendered ``layout``, rare objects
+    inserted (``insert`` layer, or ``insert_count`` + ``insert_kind``), cut into chips
+    (``chip_size``, ``chip_stride``, ``min_visible``) with spatial splits, exported as COCO,
+    YOLO, DOTA and GeoJSON/GeoPackage, with ``report.json`` and a STAC catalog; options are
+    the fields of :class:`~rs_seg2any.detection.params.DetectionParams` and the shared ones."""
+    return scenario("detection-set", out, **options)
 
 
 def run(job: str | Path | Job, *, progress: Progress | str | None = None) -> Result:

@@ -138,6 +138,8 @@ ALLOWED = {
     ("train/autoencoder.py", "open"),
     ("generators/flux/testing.py", "write_text"),
     ("train/exemplars.py", "save"),  # ExemplarBank.save, itself through the atomic writer
+    ("detection/spool.py", "open"),  # JSON items spooled to a .tmp- scratch file, copied
+    ("detection/vector.py", "to_file"),  # GeoPackage batches into a .tmp- scratch, copied
 }
 
 

@@ -78,6 +78,8 @@ PATH_DESTS = frozenset(
         "segmenter",  # evaluate: weights
         "copy_reference",  # evaluate: imagery the generator drew from
         "zones",
+        "objects",  # detection-set: objects layer
+        "insert",  # detection-set: objects to insert
     }
 )
 """Options whose value is a file or folder (a file picker in a form)."""
@@ -113,6 +115,13 @@ TEXT_DESTS = frozenset(
         "bands",  # train-lora: 1-based band numbers, comma list
         "rgb",  # train-lora: three of them
         "licence",  # train-lora: as the user declares it
+        "object_class_field",  # detection-set
+        "object_description_field",
+        "split",  # train,val,test fractions
+        "formats",  # comma list
+        "insert_kind",
+        "insert_description",
+        "insert_rules",  # a name or a YAML path
     }
 )
 """Options whose value is free text (names, comma lists, CRSs) though some name a file too."""

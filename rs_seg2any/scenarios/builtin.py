@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..detection.params import DetectionParams
 from ..errors import InputError
 from ..limits import check, check_number_list
 from ..params import meta, opt
@@ -335,6 +336,12 @@ def _damage(inputs: ScenarioInputs, p: DamageParams) -> Any:
     )
 
 
+def _detection_set(inputs: ScenarioInputs, p: Any) -> Any:
+    from ..detection.build import run_detection_set
+
+    return run_detection_set(inputs, p)
+
+
 def parse_param(text: str) -> tuple[str, Any]:
     """One ``KEY=VALUE`` recipe parameter from the command line (the value read as YAML)."""
     if "=" not in text:
@@ -391,6 +398,13 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         _damage,
         help="disaster damage pairs (fire, earthquake, flood) with per-building damage labels",
         presets=("damage_fire", "damage_earthquake", "damage_flood"),
+    ),
+    ScenarioSpec(
+        "detection-set",
+        DetectionParams,
+        _detection_set,
+        help="detection training set: objects over a real or generated background, rare "
+        "objects inserted, chips in COCO, YOLO, DOTA and GeoJSON, filter report, STAC",
     ),
 )
 """The shipped scenarios, in the order the CLI lists them."""
