@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from ..errors import InputError
-from ..quality.colour import srgb_to_lab
+from ..lab import srgb_to_lab
 
 MIN_PIXELS = 16
 """Entities smaller than this are not scored (too few pixels for a stable colour or IoU)."""
