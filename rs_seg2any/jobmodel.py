@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, RsSeg2AnyError
+from .job.execparams import ExecParams
 from .options import LayerOptions
 from .params import (
     DEFAULT_LAYOUT_TILE,
@@ -46,18 +47,21 @@ class Job:
     tiles: TileParams = field(default_factory=TileParams)
     params: Any = None
     progress: str = "bar"
+    cluster: ExecParams = field(default_factory=ExecParams)
 
 
 def command_groups(command: str) -> dict[str, type]:
     """The params dataclasses a command takes, by the Job attribute that holds them."""
     if command == "layout":
-        return {"layer": LayerOptions, "grid": GridParams, "tiles": TileParams}
+        return {"layer": LayerOptions, "grid": GridParams, "tiles": TileParams,
+                "cluster": ExecParams}  # fmt: skip
     if command == "generate":
         return {
             "layer": LayerOptions,
             "grid": GridParams,
             "sampler": SamplerParams,
             "tiles": TileParams,
+            "cluster": ExecParams,
         }
     if command == "evaluate":
         return {"params": EvaluateParams, "sampler": SamplerParams, "tiles": TileParams}
@@ -67,7 +71,7 @@ def command_groups(command: str) -> dict[str, type]:
     groups: dict[str, type] = {"params": spec.params, "layer": LayerOptions}
     if spec.grid:
         groups["grid"] = GridParams
-    return {**groups, "sampler": SamplerParams, "tiles": TileParams}
+    return {**groups, "sampler": SamplerParams, "tiles": TileParams, "cluster": ExecParams}
 
 
 def job_keys(command: str) -> list[str]:

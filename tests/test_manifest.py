@@ -149,7 +149,32 @@ def test_rerun_trusts_only_tiles_the_manifest_proves(
     assert again.tiles_resumed == 9 and again.outputs["image"].stat().st_mtime_ns == stamp
 
 
-def test_cli_exit_code_says_partial(tmp_path: Path) -> None:
-    assert PartialJobError.exit_code == 14
-    code = main(["run", str(tmp_path / "missing.yaml")])
-    assert code == 3  # a typed error of its own, not 14
+def test_cli_exit_code_says_partial(
+    tiny_random_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the real CLI: a backend whose first tile always fails ends in exit 14."""
+    from rs_seg2any.generators.registry import BACKENDS, BackendSpec, register_backend
+
+    def load(model: Any, threads: Any = None) -> Any:
+        return FailingOn(TinyBackend(tiny_random_weights), {first})
+
+    layer = write_demo_layer(tmp_path / "town.gpkg")
+    grid = load_layout(layer, "landcover", taxonomy="dubai_aerial", resolution=0.5,
+                       extent=EXTENT).grid  # fmt: skip
+    first = TilePlan.for_grid(grid, 64, 16).tile_seed(
+        SEED, TilePlan.for_grid(grid, 64, 16).tiles[0]
+    )
+    register_backend(BackendSpec("always_fails_first", load))
+    try:
+        code = main(["generate", str(layer), "--class-field", "landcover", "--taxonomy",
+                     "dubai_aerial", "--resolution", "0.5", "--extent",
+                     ",".join(map(str, EXTENT)), "--backend", "always_fails_first",
+                     "--steps", "1", "--tile-size", "64", "--overlap", "16", "--seed",
+                     str(SEED), "--progress", "none", "--out", str(tmp_path / "out"),
+                     "--attempts", "1"])  # fmt: skip
+    finally:
+        BACKENDS._specs.pop("always_fails_first", None)
+    assert code == PartialJobError.exit_code == 14
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 of 9 tiles failed after 1 attempts" in err[0]
+    assert "8 that read them were not run" in err[0]  # every other tile reads the first

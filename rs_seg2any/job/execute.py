@@ -23,80 +23,36 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
-from ..errors import Cancelled, InputError, PartialJobError, RsSeg2AnyError, one_line
-from ..params import opt
+from ..errors import Cancelled, PartialJobError
 from ..progress import Progress
+from .execparams import DEFAULT_ATTEMPTS, ExecParams
 from .jobdir import JobDir
-from .manifest import BLOCKED, DONE, FAILED, TileOutcome
+from .manifest import DONE, FAILED, TileOutcome
+from .tiletask import OnDone, Render, TileSettings, blocked, run_tile
 from .tiling import Tile, TilePlan
 from .waves import dependencies
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
+    "DEFAULT_TILE_THREADS",
     "ExecParams",
     "Executor",
     "LocalExecutor",
     "TileSettings",
     "execute_tiles",
     "execution",
-    "run_tile",
-    "tile_threads",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ATTEMPTS = 2
-"""Tries per tile: one retry absorbs a transient failure (a GPU out of memory while another
-job held it, a flaky network disk) without tripling the cost of a tile that always fails."""
 DEFAULT_TILE_THREADS = 1
 """torch threads per tile when ``--threads`` is not given. Fixed, not "all cores": CPU
 kernels may split reductions by thread count, so the default would make pixels depend on the
 machine; more cores are used with ``--workers``."""
-
-Render = Callable[[Tile], Mapping[str, np.ndarray]]
-OnDone = Callable[[Tile, TileOutcome], None]
-
-
-@dataclass(frozen=True)
-class ExecParams:
-    """Where a job's tiles run: here (default), a local cluster, or an existing cluster."""
-
-    workers: int | None = opt(
-        None, "run tiles on a local Dask cluster of N worker processes (one thread each)"
-    )
-    scheduler: str | None = opt(
-        None,
-        "run tiles on an existing Dask cluster (tcp://HOST:8786); its workers must see --out",
-        metavar="ADDRESS",
-    )
-    attempts: int = opt(DEFAULT_ATTEMPTS, "tries per tile before it is reported as failed")
-
-    def __post_init__(self) -> None:
-        for name, value in (("workers", self.workers), ("attempts", self.attempts)):
-            if value is not None and (isinstance(value, bool) or not 1 <= int(value) <= 4096):
-                raise InputError(f"--{name} must be a whole number from 1 to 4096, got {value!r}")
-        if self.workers is not None and self.scheduler:
-            raise InputError("give --workers (a local cluster) or --scheduler, not both")
-
-    @property
-    def distributed(self) -> bool:
-        return bool(self.workers or self.scheduler)
-
-
-@dataclass(frozen=True)
-class TileSettings:
-    """How each tile runs, wherever it runs."""
-
-    attempts: int = DEFAULT_ATTEMPTS
-    threads: int | None = None  # None: leave torch's thread count alone (library calls)
 
 
 class Executor(Protocol):
@@ -120,66 +76,6 @@ class Executor(Protocol):
 _CURRENT: contextvars.ContextVar[tuple[Executor, TileSettings] | None] = contextvars.ContextVar(
     "rs_seg2any_executor", default=None
 )
-
-
-@contextlib.contextmanager
-def tile_threads(threads: int | None) -> Iterator[None]:
-    """Run a tile with exactly ``threads`` torch threads (None: as they are). Only touches
-    torch when it is loaded, so rasterising never imports it."""
-    torch = sys.modules.get("torch")
-    if threads is None or torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    if before != threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if before != threads:
-            torch.set_num_threads(before)
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Errors worth another try: anything unexpected, non-finite pixels, a GPU out of memory.
-    The user's own mistakes (a missing file, a full disk) fail every tile alike: they stop
-    the job at once instead."""
-    if not isinstance(exc, Exception):
-        return False
-    return not isinstance(exc, RsSeg2AnyError) or exc.exit_code in (10, 11)
-
-
-def run_tile(
-    render: Render, job: JobDir, tile: Tile, attempts: int, threads: int | None
-) -> TileOutcome:
-    """Render and save one tile, up to ``attempts`` times; its outcome for the manifest."""
-    started = time.perf_counter()
-    last: BaseException | None = None
-    for attempt in range(1, attempts + 1):
-        try:
-            with tile_threads(threads):
-                arrays = render(tile)
-            sha = job.save_tile(tile, arrays)
-            return TileOutcome(tile.seed_key, DONE, attempt, sha,
-                               seconds=time.perf_counter() - started)  # fmt: skip
-        except Exception as exc:
-            if not _retryable(exc):
-                raise
-            last = exc
-            log.warning("tile %s failed (attempt %d of %d): %s", tile.seed_key, attempt,
-                        attempts, one_line(exc, 300))  # fmt: skip
-    assert last is not None
-    return TileOutcome(tile.seed_key, FAILED, attempts, error=_error_text(last),
-                       seconds=time.perf_counter() - started)  # fmt: skip
-
-
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc, 500)}"
-
-
-def blocked(tile: Tile, by: str) -> TileOutcome:
-    return TileOutcome(tile.seed_key, BLOCKED, 0,
-                       error=f"not run: it reads tile {by}, which did not finish")  # fmt: skip
 
 
 class LocalExecutor:

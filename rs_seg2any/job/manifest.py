@@ -60,6 +60,7 @@ class TileOutcome:
             "attempts": self.attempts,
             "sha256": self.sha256,
             "error": self.error,
+            "seconds": round(self.seconds, 3),
         }
 
 
