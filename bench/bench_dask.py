@@ -3,8 +3,9 @@ scheduling overhead per tile against the same tiles in one process.
 
 A generate job over a wide grid (rows x cols tiles of the real tiny model code with small
 random weights) is run three times on identical inputs: locally, on a LocalCluster of 1
-worker and of 2 workers. Each cluster is started and warmed (the generator loaded on every
-worker by a one-tile job) before the timed run, so the figures are the tile stage only (the
+worker and of 2 workers. Each backend is warmed first (every worker, and the
+local process, loads the generator and text encoder and renders a one-tile job) before the
+timed run, so the figures are the tile stage only (the
 ``seconds`` of the job manifest's summary). Outputs must be byte-identical in all three.
 
 Inpainting order bounds the parallelism: tile (r, c) waits for (r-1, c+1), so a grid of R x C
@@ -44,6 +45,16 @@ def weights(path: Path, width: int) -> Path:
     return path
 
 
+def _warm(gen: object) -> None:
+    import numpy as np
+
+    from rs_seg2any.generators.base import TileCondition
+
+    cond = TileCondition(instances=np.ones((32, 32), np.int64), descriptions=["warm"],
+                         caption="warm")  # fmt: skip
+    gen.generate(cond, steps=1, guidance=1.0, gamma=1.0, seed=0)  # type: ignore[attr-defined]
+
+
 def run(layout: object, out: Path, gen: object, workers: int | None, args: argparse.Namespace,
         warm: object = None) -> dict[str, object]:  # fmt: skip
     from rs_seg2any.job.execparams import ExecParams
@@ -51,10 +62,13 @@ def run(layout: object, out: Path, gen: object, workers: int | None, args: argpa
     from rs_seg2any.job.generate_job import run_generate_job
 
     with execution(ExecParams(workers=workers), threads=1) as executor:
-        if workers:
-            executor._start()  # type: ignore[attr-defined]
-            run_generate_job(warm, out.with_name(out.name + "_warm"), gen, steps=args.steps,
-                             seed=1, tile_size=args.tile, overlap=args.overlap)  # fmt: skip
+        if workers:  # every worker loads the generator and the text encoder before timing
+            from rs_seg2any.job.cluster import WorkerGenerator
+
+            client = executor._start()  # type: ignore[attr-defined]
+            client.run(_warm, WorkerGenerator(gen))
+        run_generate_job(warm, out.with_name(out.name + "_warm"), gen, steps=args.steps,
+                         seed=1, tile_size=args.tile, overlap=args.overlap)  # fmt: skip
         started = time.perf_counter()
         res = run_generate_job(layout, out, gen, steps=args.steps, seed=1,
                                tile_size=args.tile, overlap=args.overlap)  # fmt: skip
