@@ -279,9 +279,25 @@ def detection_set(out: str | Path, **options: Any) -> Result:
     return scenario("detection-set", out, **options)
 
 
-def run(job: str | Path | Job, *, progress: Progress | str | None = None) -> Result:
-    """Run a job file (YAML) or a :class:`~rs_seg2any.jobmodel.Job`."""
-    loaded = job if isinstance(job, Job) else load_job(job)
+def run(
+    job: str | Path | Job,
+    *,
+    progress: Progress | str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    attempts: int | None = None,
+) -> Result:
+    """Run a job file (YAML) or a :class:`~rs_seg2any.jobmodel.Job`; ``workers`` (a local
+    Dask cluster of that many processes) or ``scheduler`` (an existing cluster's address)
+    override the job's own, ``attempts`` the tries per tile."""
+    from .areas import is_areas_file, load_areas
+
+    if isinstance(job, Job):
+        loaded = job
+    else:
+        loaded = load_areas(job) if is_areas_file(job) else load_job(job)
+    cluster = loaded.cluster.override(workers=workers, scheduler=scheduler, attempts=attempts)
+    loaded = dataclasses.replace(loaded, cluster=cluster)
     return run_loaded_job(loaded, progress=_progress(progress))
 
 
@@ -305,8 +321,22 @@ def list_scenarios() -> list[dict[str, Any]]:
 def run_loaded_job(
     job: Job, *, progress: Progress | None = None, generator: Generator | None = None
 ) -> Result:
-    """Execute a :class:`Job` (``generator``: use this one instead of loading it)."""
+    """Execute a :class:`Job` (``generator``: use this one instead of loading it), its tiles
+    on the backend ``job.cluster`` names (local, ``workers``, ``scheduler``)."""
+    from .job.execute import DEFAULT_TILE_THREADS, execution
+
+    threads = job.sampler.threads or DEFAULT_TILE_THREADS
+    with execution(job.cluster, threads=threads, progress=progress):
+        return _run_job(job, progress, generator)
+
+
+def _run_job(job: Job, progress: Progress | None, generator: Generator | None) -> Result:
+    from .areas import AreasJob, run_areas
     from .geoio import ensure_writable_dir
+
+    if isinstance(job, AreasJob):  # many areas, one tile backend
+        done = run_areas(job, lambda one: _run_job(one, progress, generator), progress)
+        return Result(job.out, done["outputs"], done["tiles_total"], done["tiles_resumed"])
 
     out = ensure_writable_dir(job.out)  # fail before the (possibly long) validation pass
     if job.command == "layout":

@@ -74,6 +74,13 @@ class MissingDependencyError(RsSeg2AnyError):
     exit_code = 13
 
 
+class PartialJobError(RsSeg2AnyError):
+    """Some tiles failed after every attempt; the others finished and are kept, and the job's
+    manifest lists each failed tile with its error. Rerunning retries only those."""
+
+    exit_code = 14
+
+
 class Cancelled(RsSeg2AnyError):
     """The user interrupted a job; finished tiles are kept and a rerun resumes."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from .critics.params import RefineParams
 from .errors import InputError, RsSeg2AnyError
+from .job.execparams import ExecParams
 from .options import LayerOptions
 from .params import (
     DEFAULT_LAYOUT_TILE,
@@ -48,12 +49,14 @@ class Job:
     params: Any = None
     progress: str = "bar"
     refine: RefineParams = field(default_factory=RefineParams)
+    cluster: ExecParams = field(default_factory=ExecParams)
 
 
 def command_groups(command: str) -> dict[str, type]:
     """The params dataclasses a command takes, by the Job attribute that holds them."""
     if command == "layout":
-        return {"layer": LayerOptions, "grid": GridParams, "tiles": TileParams}
+        return {"layer": LayerOptions, "grid": GridParams, "tiles": TileParams,
+                "cluster": ExecParams}  # fmt: skip
     if command == "generate":
         return {
             "layer": LayerOptions,
@@ -61,6 +64,7 @@ def command_groups(command: str) -> dict[str, type]:
             "sampler": SamplerParams,
             "tiles": TileParams,
             "refine": RefineParams,
+            "cluster": ExecParams,
         }
     if command == "evaluate":
         return {"params": EvaluateParams, "sampler": SamplerParams, "tiles": TileParams}
@@ -74,7 +78,7 @@ def command_groups(command: str) -> dict[str, type]:
     groups: dict[str, type] = {"params": spec.params, "layer": LayerOptions}
     if spec.grid:
         groups["grid"] = GridParams
-    return {**groups, "sampler": SamplerParams, "tiles": TileParams}
+    return {**groups, "sampler": SamplerParams, "tiles": TileParams, "cluster": ExecParams}
 
 
 def job_keys(command: str) -> list[str]:

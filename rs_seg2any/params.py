@@ -105,7 +105,9 @@ class SamplerParams:
     gamma: float = opt(1.0, "shape strength (0 = ignore shapes)")
     seed: int = opt(0, "job seed; each tile derives its own")
     caption: str | None = opt(None, "global caption (default: the classes of each tile)")
-    threads: int | None = opt(None, "CPU threads for the model (default: all)")
+    threads: int | None = opt(
+        None, "CPU threads per tile (default: 1, so pixels never depend on the machine)"
+    )
     lora: tuple[str, ...] = opt(
         (),
         "LoRA file or Seg2Any checkpoint folder (repeatable)",

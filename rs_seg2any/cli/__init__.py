@@ -18,6 +18,7 @@ from typing import Any
 from .. import __version__
 from ..critics.params import RefineParams
 from ..errors import Cancelled, RsSeg2AnyError
+from ..job.execparams import ExecParams
 from ..jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
 from ..limits import EXTRA_TYPES, RULES, argtype, check_tiling
 from ..options import LayerOptions
@@ -115,6 +116,8 @@ def _add_job_args(p: argparse.ArgumentParser, command: str, layout: str) -> None
         add_params(p.add_argument_group("generator"), SamplerParams)
     if "refine" in groups:
         add_params(p.add_argument_group("refine (critics and a bounded repair loop)"), RefineParams)
+    if "cluster" in groups:
+        add_params(p.add_argument_group("execution (where tiles run)"), ExecParams)
     job = p.add_argument_group("job")
     job.add_argument("--out", required=True, help="output folder (created if needed)")
     if command == "layout":
@@ -194,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML with 'command:' (or 'scenario:') layout, generate or a "
         "scenario, and the command's long options as keys",
     )
+    add_params(run.add_argument_group("execution (overrides the job file)"), ExecParams,
+               defaults={"attempts": None})  # fmt: skip
 
     train = sub.add_parser(
         "train-base",
@@ -360,7 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
         job = None
         if args.command == "run":
-            job = load_job(args.job)
+            from ..areas import is_areas_file, load_areas
+
+            job = load_areas(args.job) if is_areas_file(args.job) else load_job(args.job)
+            cluster = job.cluster.override(
+                workers=args.workers, scheduler=args.scheduler, attempts=args.attempts
+            )
+            job = dataclasses.replace(job, cluster=cluster)
         elif args.command not in _TOOLS:
             job = job_of(args)
     except RsSeg2AnyError as exc:  # a bad number or job file: one line, not argparse's usage

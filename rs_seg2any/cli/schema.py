@@ -103,6 +103,7 @@ TEXT_DESTS = frozenset(
         "priority_field",
         "resolution",  # 10 or 10,10
         "roles",
+        "scheduler",  # a Dask scheduler address, tcp://HOST:8786
         "seasons",  # comma list
         "seed_xy",  # X,Y
         "taxonomy",  # a shipped name or a YAML path

@@ -10,6 +10,7 @@ so the geo paths stay usable without a deep-learning stack.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -203,7 +204,10 @@ def load_generator(
             f"backend {backend} does not take {', '.join(foreign)}"
             + (f"; it takes {', '.join(sorted(spec.options))}" if spec.options else "")
         )
-    return spec.load(model, threads=threads, **options)
+    generator = spec.load(model, threads=threads, **options)
+    with contextlib.suppress(AttributeError):  # how a Dask worker loads the same generator
+        generator._rs_recipe = (backend, model, threads, dict(options))  # type: ignore[attr-defined]
+    return generator
 
 
 def generator_from(params: SamplerParams, extra_lora: Sequence[str] = ()) -> Generator:

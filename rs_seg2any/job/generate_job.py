@@ -43,6 +43,7 @@ from .runner import (
     GDAL_CACHE_BYTES,
     LAYOUT_FILES,
     JobResult,
+    already_done,
     assemble_layer,
     estimate_job_bytes,
     finish_job,
@@ -412,6 +413,9 @@ def run_generate_job(
             assert edit.radiometry is not None
             params["edit"]["radiometry"] = edit.radiometry.to_params()
         job = scope.enter_context(JobDir(out, params, restart=restart, planned=GENERATE_FILES))
+        done = already_done(job, plan, out, progress)
+        if done is not None:
+            return done
         rad = edit.radiometry if edit is not None else None
         image_bytes = rad.count * np.dtype(rad.dtype).itemsize if rad else generator.bands
         need = estimate_job_bytes(plan, job, categorical_bytes=layout_pixel_bytes(layout),

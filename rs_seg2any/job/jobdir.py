@@ -36,6 +36,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -57,6 +58,7 @@ from rs_seg2any.atomic import (
 )
 from rs_seg2any.diskspace import write_error
 from rs_seg2any.errors import JobError, OutputError
+from rs_seg2any.job.manifest import MANIFEST_NAME, Manifest, file_sha256
 from rs_seg2any.job.tiling import Tile, TilePlan
 
 __all__ = ["JOB_DIRNAME", "JobDir", "folder_lock"]
@@ -67,6 +69,9 @@ JOB_DIRNAME = ".rs_seg2any"
 _FORMAT = 1
 _TMP_PREFIX = TMP_PREFIX
 _LOCK_NAME = "lock"
+_WRITERS_NAME = "writers"
+#: How long a new run waits for workers of a dead client to finish the tile they are writing.
+WRITERS_WAIT_S = 60.0
 _WINDOW_KEY = "__window__"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same arrays -> same bytes
 _UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -148,6 +153,11 @@ class _FolderLock:
                     f"{folder} is in use by another rs_seg2any run (PID {owner}); wait for it "
                     "to finish, stop it, or use another --out folder"
                 )
+            try:
+                _wait_for_writers(path.with_name(_WRITERS_NAME), folder)
+            except BaseException:
+                os.close(fd)
+                raise
             _write_pid(fd)
             lock = cls(path, fd)
             cls._held[key] = (lock, 1)
@@ -191,6 +201,56 @@ def _try_lock(fd: int) -> bool:
             return False
         raise
     return True
+
+
+def _wait_for_writers(path: Path, folder: Path, wait_s: float | None = None) -> None:
+    """Refuse the folder while workers of an earlier run still write tiles into it.
+
+    Workers hold a *shared* lock on ``writers`` for as long as they render and write a tile
+    (:meth:`JobDir.writing`); their client holds the folder lock. When the client dies its
+    folder lock vanishes at once, but a worker may still be writing: a new run waits for
+    the shared locks to go (a worker finishes its one tile; orphans of a local cluster exit
+    at once) and is refused with a JobError if they outlast ``WRITERS_WAIT_S``."""
+    if sys.platform == "win32" or not path.exists():  # pragma: no cover - no workers there
+        return
+    import fcntl
+
+    limit = time.monotonic() + (WRITERS_WAIT_S if wait_s is None else wait_s)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                if time.monotonic() > limit:
+                    raise JobError(
+                        f"workers of an earlier run are still writing tiles into {folder}; "
+                        "stop them (or wait for them to finish) and rerun"
+                    ) from None
+                time.sleep(0.2)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _shared_writer_lock(path: Path) -> Iterator[None]:
+    """A shared ``flock`` on ``writers`` while a worker writes (see :func:`_wait_for_writers`)."""
+    if sys.platform == "win32":  # pragma: no cover
+        yield
+        return
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _read_pid(fd: int) -> str:
@@ -271,6 +331,15 @@ def _window(tile: Tile) -> NDArray[np.int64]:
     return np.array(bounds, dtype=np.int64)
 
 
+def _reads_whole(path: Path) -> bool:
+    """Every member's CRC checks out (a full read; only for tiles the manifest lacks)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except _UNREADABLE:
+        return False
+
+
 class JobDir:
     """<out>/.rs_seg2any/: job.json (params + tool version) and tiles/ (one .npz per finished tile).
 
@@ -296,6 +365,8 @@ class JobDir:
         self._params = _canonical(params)
         self._planned = sorted({str(p) for p in planned})
         self._lock: _FolderLock | None = None
+        self._manifest: Manifest | None = None
+        self._verified: dict[str, tuple[int, int]] = {}
         self._make_dirs()
         self._lock = _FolderLock.acquire(self._path / _LOCK_NAME, self._path.parent)
         try:
@@ -326,6 +397,7 @@ class JobDir:
                     f"{self._path} holds finished tiles but no job.json, so they cannot be "
                     "trusted; use a new --out folder or pass --restart to discard them"
                 )
+            self._drop_manifest()
             record = self._new_record()
             self._write_record(record)
         else:
@@ -362,6 +434,7 @@ class JobDir:
         """Plain data for workers: the lock stays with the coordinating process."""
         state = dict(self.__dict__)
         state["_lock"] = None
+        state["_manifest"] = None  # the coordinator alone writes it
         return state
 
     # -- job.json -------------------------------------------------------------------------
@@ -393,8 +466,15 @@ class JobDir:
             "complete": True,
             "outputs": {k: str(v) for k, v in outputs.items()},
         }
+        self.manifest.set_outputs({k: Path(v) for k, v in outputs.items()}, self._path.parent)
+        self.manifest.save(force=True)
         self._write_record(record)
         self._record = record
+
+    def outputs_intact(self) -> bool:
+        """A finished job whose every output still has the bytes the manifest recorded: a
+        rerun has nothing to do."""
+        return self.complete and self.manifest.outputs_intact(self._path.parent)
 
     def _new_record(self) -> dict[str, Any]:
         return {
@@ -480,14 +560,39 @@ class JobDir:
         return False
 
     def pending(self, plan: TilePlan) -> list[Tile]:
-        """Tiles still to compute, in plan order."""
+        """Tiles still to compute, in plan order. A tile file counts as finished when the
+        manifest records its exact sha256, or (written after the manifest's last save) when
+        it reads back whole; a file whose bytes differ from the recorded ones is deleted."""
         present = set(self._finished_tile_files())
-        return [
-            t for t in plan.tiles if f"{t.seed_key}.npz" not in present or not self.tile_done(t)
-        ]
+        return [t for t in plan.tiles if f"{t.seed_key}.npz" not in present or not self._proven(t)]
 
-    def save_tile(self, tile: Tile, arrays: Mapping[str, NDArray[Any]]) -> None:
-        """Save a finished tile atomically; identical arrays always give identical bytes."""
+    def _proven(self, tile: Tile) -> bool:
+        path = self.tile_path(tile)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_size, st.st_mtime_ns)
+        if self._verified.get(tile.seed_key) == stamp:
+            return True
+        entry = self.manifest.tiles.get(tile.seed_key) or {}
+        if entry.get("status") == "done" and entry.get("sha256"):
+            ok = self.manifest.verified_sha(tile.seed_key, path)
+            if not ok:
+                self._discard(path, "its bytes differ from those the manifest recorded")
+        else:
+            ok = self.tile_done(tile) and _reads_whole(path)
+            if ok:
+                self.manifest.record_done(tile.seed_key, file_sha256(path))
+            else:
+                self._discard(path, "it does not read back whole")
+        if ok:
+            self._verified[tile.seed_key] = stamp
+        return ok
+
+    def save_tile(self, tile: Tile, arrays: Mapping[str, NDArray[Any]]) -> str:
+        """Save a finished tile atomically; identical arrays always give identical bytes.
+        Returns the file's sha256 (for the manifest)."""
         payload = _tile_arrays(tile, arrays)
         dest = self.tile_path(tile)
         try:
@@ -495,6 +600,30 @@ class JobDir:
         except OSError as exc:
             raise write_error(dest, exc) from exc
         atomic_write(dest, lambda fh: _write_npz(fh, payload))
+        return file_sha256(dest)  # read back from the page cache: the bytes as stored
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held by a worker while it renders and writes a tile: a new run on this folder
+        waits (then is refused) until it is done, even if the client holding the folder lock
+        has died meanwhile."""
+        with _shared_writer_lock(self._path / _WRITERS_NAME):
+            yield
+
+    # -- manifest -------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest:
+        """The job's manifest (tiles and outputs with status, attempts and sha256)."""
+        if self._manifest is None:
+            self._manifest = Manifest(self._path)
+        return self._manifest
+
+    def _drop_manifest(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self._path / MANIFEST_NAME).unlink()
+        self._manifest = None
+        self._verified.clear()
 
     def load_tile(self, tile: Tile) -> dict[str, NDArray[Any]]:
         """The tile's arrays; an unreadable file is deleted and reported, so a rerun redoes it."""

@@ -25,7 +25,6 @@ import rasterio
 from .. import __version__
 from ..atomic import atomic_open, ensure_writable_dir, write_json
 from ..diskspace import job_space, require_free_space
-from ..errors import Cancelled
 from ..geoio import (
     GridRasterWriter,
     label_mask_style,
@@ -135,24 +134,22 @@ def run_tiles(
     render: Callable[[Tile], Mapping[str, np.ndarray]],
     progress: Progress,
 ) -> int:
-    """Render every pending tile into the job folder; returns how many were already done."""
-    pending = job.pending(plan)
-    done_before = len(plan.tiles) - len(pending)
-    progress.stage("tiles", len(plan.tiles))
-    if done_before:
-        progress.advance(done_before)
-        progress.message(f"resuming: {done_before} of {len(plan.tiles)} tiles already done")
-    try:
-        for tile in pending:
-            job.save_tile(tile, render(tile))
-            progress.advance(1)
-    except KeyboardInterrupt as exc:
-        finished = len(plan.tiles) - len(job.pending(plan))
-        raise Cancelled(
-            f"interrupted after {finished} of {len(plan.tiles)} tiles; run the same command "
-            "again to resume"
-        ) from exc
-    return done_before
+    """Render every pending tile into the job folder on the current backend (local, or a
+    Dask cluster: :mod:`rs_seg2any.job.execute`); returns how many were already done."""
+    from .execute import execute_tiles
+
+    return execute_tiles(plan, job, render, progress)
+
+
+def already_done(job: JobDir, plan: TilePlan, out: Path, progress: Progress) -> JobResult | None:
+    """The result of a finished job whose outputs all still have the bytes the manifest
+    recorded: a rerun does nothing. None when there is work to do."""
+    if not job.outputs_intact():
+        return None
+    progress.message(f"{out} already holds this finished job (outputs verified); nothing to do")
+    outputs = {k: out / str(v["path"]) for k, v in job.manifest.outputs.items()}
+    n = len(plan.tiles)
+    return JobResult(out, outputs, tiles_total=n, tiles_resumed=n)
 
 
 def assemble_layer(
@@ -245,6 +242,9 @@ def _run_layout_job(
     plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=0)
     params = layout_job_params(layout, tile_size)
     with JobDir(out, params, restart=restart, planned=LAYOUT_FILES) as job:
+        done = already_done(job, plan, out, progress)
+        if done is not None:
+            return done
         need = estimate_job_bytes(plan, job, categorical_bytes=layout_pixel_bytes(layout))
         with space_for(out, need):
             return _layout_outputs(layout, out, plan, job, keep_tiles, entities_table, progress)

@@ -47,15 +47,19 @@ class TextEncoder:
         return self._model
 
     def encode(self, texts: Sequence[str]) -> Tensor:
-        """Embeddings of ``texts`` in order; unseen strings are encoded in one batch."""
+        """Embeddings of ``texts`` in order. Each unseen string is encoded on its own: in a
+        batch it would be padded to the batch's longest string, and its last bits would
+        depend on which strings this process met first (a tile's pixels on a Dask worker
+        would then differ from the local run's)."""
         with self._lock:
             missing = sorted({t for t in texts if t not in self._cache})
             if missing:
                 model = self._load()
                 with torch.inference_mode():
-                    emb = model.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
-                for text, vec in zip(missing, emb, strict=True):
-                    self._cache[text] = vec.detach().float().cpu().clone()
+                    for text in missing:
+                        emb = model.encode([text], convert_to_tensor=True,
+                                           normalize_embeddings=True)  # fmt: skip
+                        self._cache[text] = emb[0].detach().float().cpu().clone()
             if not texts:
                 return torch.zeros(0, TEXT_DIM)
             return torch.stack([self._cache[t] for t in texts])

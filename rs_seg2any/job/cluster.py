@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Dask backend: a job's tiles as tasks on a ``distributed`` cluster, same bytes as local.
+
+- Each pending tile is one task whose inputs are the tasks of the tiles it reads
+  (:mod:`rs_seg2any.job.waves`), so a tile starts only once its upper-left, upper,
+  upper-right and left neighbours are saved, and all tiles of a wave run in parallel; the
+  task priority is minus the wave, so earlier waves go first when workers are scarce.
+- Workers write tiles straight into the job folder (which they must see: any local cluster,
+  or a shared disk) and return only the outcome (status, attempts, sha256); the client alone
+  keeps the manifest and the folder lock. While a worker renders and writes it holds a shared
+  ``writers`` lock, so a rerun after the client died waits for it instead of racing it.
+- The renderer travels once as a task of its own (so a lost worker's copy is rebuilt from
+  the graph); its generator travels as a recipe (:class:`WorkerGenerator`): each worker
+  process loads a generator once per (backend, weights digest) and keeps it for every later
+  tile and job.
+- Worker processes get one thread each and fixed torch threads per tile, so tiles are
+  byte-identical to the local run's. A worker that dies mid-tile is replaced and its tile
+  rerun by the scheduler.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import logging
+import pickle
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..deps import require
+from ..errors import InputError, RsSeg2AnyError
+from ..progress import Progress
+from .execparams import ExecParams
+from .jobdir import JobDir
+from .manifest import DONE, FAILED, TileOutcome
+from .tiletask import OnDone, Render, TileSettings, blocked, run_tile
+from .tiling import Tile, TilePlan
+from .waves import dependencies, waves
+
+__all__ = ["DaskExecutor", "WorkerGenerator"]
+
+log = logging.getLogger(__name__)
+
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+"""Environment of local-cluster workers: one thread each, whatever the machine."""
+
+_GENERATORS: dict[tuple[str, str], Any] = {}
+"""Worker-process cache: (backend, weights digest) -> loaded generator."""
+
+
+def generator_key(generator: Any) -> tuple[str, str]:
+    """(backend, weights digest): the weights' sha256 when the backend reports it, joined
+    with a digest of its whole description (LoRA, options), so two generators that share
+    weights but not settings never share a cache entry."""
+    info = generator.describe()
+    weights = info.get("weights_sha256", "") if isinstance(info, dict) else ""
+    text = json.dumps(info, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return (str(getattr(generator, "name", "?")), f"{weights}:{digest}")
+
+
+class WorkerGenerator:
+    """A generator as it travels to workers: its recipe (backend, model, options) or, for a
+    generator built outside the registry, the pickled object; loaded on first use and then
+    shared by everything that worker process renders."""
+
+    def __init__(self, generator: Any) -> None:
+        self.name = generator.name
+        self.bands = generator.bands
+        self.supports_inpainting = generator.supports_inpainting
+        self.tile_multiple = generator.tile_multiple
+        self.key = generator_key(generator)
+        self._describe = generator.describe()
+        self._recipe = getattr(generator, "_rs_recipe", None)
+        self._blob = None if self._recipe is not None else _dumps(generator)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._describe)
+
+    def loaded(self) -> Any:
+        gen = _GENERATORS.get(self.key)
+        if gen is None:
+            if self._recipe is not None:
+                from ..generators.registry import load_generator
+
+                backend, model, threads, options = self._recipe
+                gen = load_generator(backend, model, threads=threads, **options)
+            else:
+                assert self._blob is not None
+                gen = pickle.loads(self._blob)
+            _GENERATORS[self.key] = gen
+        return gen
+
+    def generate(self, cond: Any, **kwargs: Any) -> np.ndarray:
+        result: np.ndarray = self.loaded().generate(cond, **kwargs)
+        return result
+
+
+def _dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(obj)
+    return data
+
+
+def for_workers(render: Render) -> Render:
+    """The renderer with its generator replaced by a :class:`WorkerGenerator`."""
+    gen = getattr(render, "generator", None)
+    if gen is None or isinstance(gen, WorkerGenerator):
+        return render
+    shipped = copy.copy(render)
+    shipped.generator = WorkerGenerator(gen)  # type: ignore[attr-defined]
+    return shipped
+
+
+def _unpack(blob: bytes) -> Render:
+    render: Render = pickle.loads(blob)
+    return render
+
+
+def tile_task(
+    render: Render,
+    job: JobDir,
+    tile: Tile,
+    attempts: int,
+    threads: int | None,
+    *needed: TileOutcome,
+) -> TileOutcome:
+    """One tile on a worker, after the tiles it reads (``needed``) are done."""
+    for outcome in needed:
+        if outcome.status != DONE:
+            return blocked(tile, outcome.seed_key)
+    with job.writing():
+        return run_tile(render, job, tile, attempts, threads)
+
+
+class DaskExecutor:
+    """Tiles as tasks on a ``distributed`` cluster: a LocalCluster (``workers``) or an
+    existing scheduler (``scheduler``)."""
+
+    name = "dask"
+
+    def __init__(self, params: ExecParams, progress: Progress | None = None) -> None:
+        require("distributed", "dask", user="--workers / --scheduler")
+        self.params, self._progress = params, progress
+        self._cluster: Any = None
+        self.client: Any = None
+        self.dashboard: str | None = None
+        self.name = (f"dask ({params.workers} local workers)" if params.workers
+                     else f"dask ({params.scheduler})")  # fmt: skip
+
+    def _start(self) -> Any:
+        """The client, started on first use (bad input fails before any cluster starts)."""
+        if self.client is not None:
+            return self.client
+        import distributed
+
+        Client: Any = distributed.Client
+        LocalCluster: Any = distributed.LocalCluster
+
+        params = self.params
+        if params.scheduler:
+            try:
+                self.client = Client(params.scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(
+                    f"cannot reach the Dask scheduler at {params.scheduler} ({exc}); check "
+                    "--scheduler (tcp://HOST:8786) and that the scheduler is running"
+                ) from exc
+        else:
+            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
+            self._cluster = LocalCluster(
+                n_workers=params.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=dashboard,
+                env=THREAD_ENV,
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self._cluster)
+        self.dashboard = self._dashboard_link()
+        if self._progress is not None:
+            if self.dashboard:
+                self._progress.message(f"Dask dashboard: {self.dashboard}",
+                                       dashboard=self.dashboard)  # fmt: skip
+            else:
+                self._progress.message(f"tiles run on {self.name} (no dashboard: bokeh is "
+                                       "not installed)")  # fmt: skip
+        return self.client
+
+    def _dashboard_link(self) -> str | None:
+        try:
+            info = self.client.scheduler_info()
+            if "dashboard" not in info.get("services", {}):
+                return None
+            link: str = self.client.dashboard_link
+            return link
+        except Exception:  # the link is a courtesy
+            return None
+
+    def run(
+        self,
+        plan: TilePlan,
+        job: JobDir,
+        render: Render,
+        pending: Sequence[Tile],
+        settings: TileSettings,
+        on_done: OnDone,
+    ) -> None:
+        import distributed
+
+        as_completed: Any = distributed.as_completed
+
+        if not pending:
+            return
+        client = self._start()
+        deps = dependencies(plan)
+        level = waves(plan, deps)
+        blob = _dumps(for_workers(render))
+        tag = secrets.token_hex(4)
+        shipped = client.submit(_unpack, blob, key=f"renderer-{tag}", pure=False)
+        futures: dict[tuple[int, int], Any] = {}
+        tiles: dict[str, Tile] = {}
+        for tile in pending:  # row-major: every dependency is submitted before its readers
+            needed = [futures[d.index] for d in deps[tile.index] if d.index in futures]
+            key = f"tile-{tag}-{tile.seed_key}"
+            futures[tile.index] = client.submit(
+                tile_task, shipped, job, tile, settings.attempts, settings.threads, *needed,
+                key=key, priority=-level[tile.index], pure=False,
+            )  # fmt: skip
+            tiles[key] = tile
+        try:
+            for future in as_completed(list(futures.values())):
+                tile = tiles[future.key]
+                if future.status == "finished":
+                    outcome: TileOutcome = future.result()
+                else:
+                    exc = future.exception()
+                    if isinstance(exc, RsSeg2AnyError):
+                        raise exc
+                    bad = [d for d in deps[tile.index] if d.index in futures
+                           and futures[d.index].status != "finished"]  # fmt: skip
+                    outcome = (blocked(tile, bad[0].seed_key) if bad else
+                               TileOutcome(tile.seed_key, FAILED, settings.attempts,
+                                           error=f"{type(exc).__name__}: {exc}"))  # fmt: skip
+                on_done(tile, outcome)
+        except BaseException:
+            client.cancel(list(futures.values()))
+            self.close()  # a local cluster's workers stop before the folder lock is released
+            raise
+        finally:
+            if self.client is not None:
+                shipped.release()
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        cluster, self._cluster = self._cluster, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception as exc:  # closing must never hide the job's own outcome
+                log.debug("closing the Dask client: %s", exc)
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception as exc:
+                log.debug("closing the local cluster: %s", exc)

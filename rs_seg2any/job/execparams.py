@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Where a job's tiles run, as typed params (``--workers``, ``--scheduler``, ``--attempts``).
+
+Kept apart from :mod:`rs_seg2any.job.execute` so the job model and the CLI can offer these
+options without importing the job machinery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..params import opt
+
+__all__ = ["DEFAULT_ATTEMPTS", "ExecParams"]
+
+DEFAULT_ATTEMPTS = 2
+"""Tries per tile: one retry absorbs a transient failure (a GPU out of memory while another
+job held it, a flaky network disk) without tripling the cost of a tile that always fails."""
+
+
+@dataclass(frozen=True)
+class ExecParams:
+    """Where a job's tiles run: here (default), a local cluster, or an existing cluster."""
+
+    workers: int | None = opt(
+        None, "run tiles on a local Dask cluster of N worker processes (one thread each)"
+    )
+    scheduler: str | None = opt(
+        None,
+        "run tiles on an existing Dask cluster (tcp://HOST:8786); its workers must see --out",
+        metavar="ADDRESS",
+    )
+    attempts: int = opt(DEFAULT_ATTEMPTS, "tries per tile before it is reported as failed")
+
+    def __post_init__(self) -> None:
+        for name, value in (("workers", self.workers), ("attempts", self.attempts)):
+            if value is not None and (isinstance(value, bool) or not 1 <= int(value) <= 4096):
+                raise InputError(f"--{name} must be a whole number from 1 to 4096, got {value!r}")
+        if self.workers is not None and self.scheduler:
+            raise InputError("give --workers (a local cluster) or --scheduler, not both")
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.workers or self.scheduler)
+
+    def override(
+        self,
+        *,
+        workers: int | None = None,
+        scheduler: str | None = None,
+        attempts: int | None = None,
+    ) -> ExecParams:
+        """These params with what the caller gave (the command line over a job file):
+        ``workers`` replaces a ``scheduler`` and the other way round."""
+        if workers is None and scheduler is None and attempts is None:
+            return self
+        return ExecParams(
+            workers=workers if workers is not None else None if scheduler else self.workers,
+            scheduler=scheduler if scheduler else None if workers is not None else self.scheduler,
+            attempts=attempts if attempts is not None else self.attempts,
+        )
