@@ -131,6 +131,34 @@ class CliSchema:
                 raise ValueError(f"{arg.flag or arg.dest} is required for rs-seg2any {command}")
         return head + tail
 
+    def build_job(self, command: str, values: Mapping[str, Any], key: str) -> dict[str, Any]:
+        """The job-file mapping for the run ``build_argv`` would start: ``{key: command}``
+        (``key`` is ``command`` or ``scenario``) and each set option by dest, typed as the
+        job loader reads it (numbers as numbers, switches as true, repeatable options as
+        lists, the rest as the CLI's text); ``progress`` is left to whoever runs it."""
+        self.build_argv(command, values)  # the same checks and errors as a run
+        args = {a.dest: a for a in self.arguments(command)}
+        job: dict[str, Any] = {key: command}
+        for dest, value in values.items():
+            arg = args.get(dest)
+            if arg is None or dest == "progress" or _empty(value):
+                continue
+            if arg.type == "bool":
+                job[dest] = True
+                continue
+            if not arg.repeatable and not arg.positional and _same(value, arg.default):
+                continue
+            items = list(value) if arg.repeatable and isinstance(value, list | tuple) else None
+            if items is not None:
+                job[dest] = [_word(arg, v) for v in items]
+            elif arg.type == "int":
+                job[dest] = int(_word(arg, value))
+            elif arg.type == "float":
+                job[dest] = float(_word(arg, value))
+            else:
+                job[dest] = _word(arg, value)
+        return job
+
 
 def upgrade_backend(cli: str | os.PathLike[str]) -> str:
     """What to do about a backend that is too old: the pip command of its own environment."""

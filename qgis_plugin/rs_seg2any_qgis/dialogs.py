@@ -37,7 +37,7 @@ from .backend import (
     checkout_root,
     create_environment,
 )
-from .jobs import JobSpec
+from .jobs import JobSpec, write_job_file
 from .layers import cli_source
 from .schema_widgets import SchemaOptionsBox
 from .widgets import (
@@ -119,6 +119,9 @@ class GenerateDialog(QDialog):
         self.buttons.button(QDialogButtonBox.Ok).setText("Run")
         self.buttons.accepted.connect(self.run)
         self.buttons.rejected.connect(self.reject)
+        export = self.buttons.addButton("Export job file…", QDialogButtonBox.ActionRole)
+        export.setToolTip("Save these settings as a job file to run elsewhere: rs-seg2any run FILE")
+        export.clicked.connect(lambda: self.export_job())
         outer.addWidget(self.buttons)
 
         self.layer.layerChanged.connect(self._layer_changed)
@@ -212,6 +215,33 @@ class GenerateDialog(QDialog):
         self._remember()
         self.on_run(spec, layer)
         self.accept()
+
+    def export_job(self, path: Path | None = None) -> Path | None:
+        """Save the form as a job file (asking where, unless ``path`` is given), for a
+        server or a Dask cluster; a file-less layer is exported next to it. The dialog stays
+        open. Returns the file, or None when there was a problem (shown in the bar)."""
+        self.bar.clearWidgets()
+        problems = self.problems()
+        if problems:
+            self.bar.pushWarning("Cannot export yet", "; ".join(problems))
+            return None
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Job file", "job.yaml", "YAML (*.yaml)")
+            if not chosen:
+                return None
+            path = Path(chosen)
+        spec = self.spec()
+        try:
+            spec.layer_path, name = cli_source(self.source.current(), path.parent / "input")
+            spec.layer_name = name or None
+            if self.schema is None:
+                raise ValueError("no rs-seg2any backend schema")
+            written = write_job_file(path, spec.to_job(self.schema))
+        except (OSError, ValueError) as exc:
+            self.bar.pushCritical("Cannot export the job file", str(exc))
+            return None
+        self.bar.pushSuccess("Job file saved", f"{written}: run it with rs-seg2any run")
+        return written
 
 
 class SettingsDialog(QDialog):

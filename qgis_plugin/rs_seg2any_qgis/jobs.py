@@ -7,6 +7,7 @@ schema (``cli_schema``) spells the arguments.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,24 @@ class JobSpec(CliOptions):
     def to_args(self, schema: CliSchema) -> list[str]:
         """The CLI arguments, always with ``--progress json`` for the plugin to read."""
         return schema.build_argv(self.command, self.values(schema))
+
+    def to_job(self, schema: CliSchema) -> dict[str, Any]:
+        """The same run as a job file's mapping (``rs-seg2any run``, ``rs.run``)."""
+        return schema.build_job(self.command, self.values(schema), "command")
+
+
+def write_job_file(path: Path, job: dict[str, Any]) -> Path:
+    """Write ``job`` as a job file a server can run (``rs-seg2any run FILE``). JSON is YAML,
+    so no YAML library is needed here; written whole or not at all."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(
+        "# rs_seg2any job exported from QGIS: rs-seg2any run " + path.name + "\n"
+        + json.dumps(job, indent=2) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    tmp.replace(path)
+    return path
 
 
 def merge_values(values: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,10 @@ class ScenarioSpec(CliOptions):
         """The CLI arguments, always with ``--progress json`` for the plugin to read."""
         return schema.build_argv(self.command, self.values(schema))
 
+    def to_job(self, schema: CliSchema) -> dict[str, Any]:
+        """The same run as a job file's mapping (``rs-seg2any run``, ``rs.run``)."""
+        return schema.build_job(self.command, self.values(schema), "scenario")
+
     def _flood_values(self) -> dict[str, Any]:
         values: dict[str, Any] = {"flood_polygons": self.flood_polygons, "dem": self.dem}
         if self.dem:

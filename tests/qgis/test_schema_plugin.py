@@ -352,3 +352,46 @@ def test_a_backend_that_does_not_fit_is_named_in_the_dialog(
     dialog.buttons.button(QDialogButtonBox.Ok).click()
     assert dialog.isVisible() and plugin.tasks == []  # refused, with the same message
     assert words[1] in dialog.bar.currentItem().text()
+
+
+LOAD_JOB = (
+    "import json, sys\nfrom rs_seg2any import load_job\n"
+    "j = load_job(sys.argv[1])\n"
+    "print(json.dumps({'command': j.command, 'steps': j.sampler.steps, 'gamma': j.sampler.gamma}))"
+)
+
+
+def test_dialogs_export_a_job_file_the_backend_runs_headless(
+    plugin: Any, cli: Path, schema: Any, rasters: Any, polygons: Any, demo_town: Path,
+    add_layer: Any, tmp_path: Path,
+) -> None:  # fmt: skip
+    """Deepness users' request: the dialog's settings as a job file to send to a server."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    town = add_layer(demo_town, "demo_town")
+    dialog = plugin.show_generate()
+    dialog.layer.setLayer(town)
+    dialog.class_field.setField("landcover")
+    dialog.mode.setCurrentIndex(dialog.mode.findData("layout"))
+    dialog.out_dir.setFilePath(str(tmp_path / "layout_out"))
+    written = dialog.export_job(tmp_path / "server" / "layout.yaml")
+    assert written is not None and written.is_file()
+    assert dialog.isVisible()  # exporting does not run or close the dialog
+    assert not (tmp_path / "layout_out").exists()
+    done = subprocess.run([str(cli), "run", str(written)], env=env, capture_output=True,
+                          text=True, check=False, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "layout_out" / "label.tif").is_file()
+    dialog.close()
+
+    from rs_seg2any_qgis.scenario_dialogs import DIALOGS
+
+    scen = plugin.show_scenario("seasons")
+    fill(scen, "seasons", rasters, polygons, town, tmp_path / "seasons")
+    scen.more.widget("gamma").setText("0.5")
+    job_file = scen.export_job(tmp_path / "server" / "seasons.yaml")
+    assert job_file is not None and DIALOGS["seasons"].command == "seasons"
+    loaded = subprocess.run([str(cli.parent / "python"), "-c", LOAD_JOB, str(job_file)], env=env,
+                            capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert json.loads(loaded.stdout) == {"command": "seasons", "steps": 2, "gamma": 0.5}
+    scen.close()
