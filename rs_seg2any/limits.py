@@ -77,6 +77,34 @@ RULES: dict[str, Rule] = {
     "level": Rule("--level", False, -12_000, 100_000, hint="; it is metres in the DEM's datum"),
     "pairs": Rule("--pairs", True, 1, 1000),
     "minutes": Rule("--minutes", False, 0, 1e6, low_open=True),
+    "workers": Rule("--workers", True, 1, 4096),
+    "attempts": Rule("--attempts", True, 1, 100),
+    # generate --refine
+    "min_score": Rule("--min-score", False, 0, 1),
+    "max_rounds": Rule("--max-rounds", True, 0, 20),
+    "time_factor": Rule("--time-factor", False, 1, 100),
+    # detection-set
+    "chip_size": Rule("--chip-size", True, 8, 16384),
+    "chip_stride": Rule("--chip-stride", True, 1, 16384),
+    "min_visible": Rule("--min-visible", False, 0, 1),
+    "split_block": Rule("--split-block", True, 8, 10**7),
+    "split_buffer": Rule("--split-buffer", True, 0, 10**6),
+    "insert_count": Rule("--insert-count", True, 0, 100_000),
+    "max_leakage": Rule("--max-leakage", False, 0, 1),
+    "min_fidelity": Rule("--min-fidelity", False, 0, 1),
+    # train-lora
+    "border": Rule("--border", True, 0, 100_000),
+    "val_fraction": Rule("--val-fraction", False, 0, 1, low_open=True),
+    "rank": Rule("--rank", True, 1, 512),
+    "alpha": Rule("--alpha", False, 0, 1e4, low_open=True),
+    "max_steps": Rule("--max-steps", True, 1, 10_000_000),
+    "batch": Rule("--batch", True, 1, 4096),
+    "crop": Rule("--crop", True, 8, 4096),
+    "lr": Rule("--lr", False, 0, 1, low_open=True),
+    "val_every": Rule("--val-every", True, 1, 10_000_000),
+    "patience": Rule("--patience", True, 0, 100_000),
+    "ckpt_every": Rule("--ckpt-every", True, 1, 10_000_000),
+    "segmenter_steps": Rule("--segmenter-steps", True, 0, 10_000_000),
 }
 """Rules by argparse ``dest`` (and Python keyword) name."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..limits import check
 from ..params import opt
 
 
@@ -20,9 +20,5 @@ class RefineParams:
     )
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
-            raise InputError(f"--min-score must be in [0, 1], got {self.min_score}")
-        if not 0 <= self.max_rounds <= 20:
-            raise InputError(f"--max-rounds must be in 0..20, got {self.max_rounds}")
-        if not 1.0 <= self.time_factor <= 100.0:
-            raise InputError(f"--time-factor must be in [1, 100], got {self.time_factor}")
+        for name in ("min_score", "max_rounds", "time_factor"):  # rs_seg2any.limits' table
+            check(name, getattr(self, name))

@@ -5,22 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..limits import Rule
+from ..limits import check
 from ..params import opt
 from .chips import parse_fractions
 from .export import ChipSettings
 from .formats import FORMATS
 
-_RULES = {
-    "chip_size": Rule("--chip-size", True, 8, 16384),
-    "chip_stride": Rule("--chip-stride", True, 1, 16384),
-    "min_visible": Rule("--min-visible", False, 0, 1),
-    "split_block": Rule("--split-block", True, 8, 10**7),
-    "split_buffer": Rule("--split-buffer", True, 0, 10**6),
-    "insert_count": Rule("--insert-count", True, 0, 100_000),
-    "max_leakage": Rule("--max-leakage", False, 0, 1),
-    "min_fidelity": Rule("--min-fidelity", False, 0, 1),
-}
+_RULES = ("chip_size", "chip_stride", "min_visible", "split_block", "split_buffer",
+          "insert_count", "max_leakage", "min_fidelity")  # fmt: skip
+"""Numeric options, checked by the one table of rules (:mod:`rs_seg2any.limits`)."""
 
 OBJECTS = "objects"
 CHIPS = "chips and splits"
@@ -91,10 +84,8 @@ class DetectionParams:
     no_stac: bool = opt(False, "do not write the STAC catalog")
 
     def __post_init__(self) -> None:
-        for name, rule in _RULES.items():
-            value = getattr(self, name)
-            if value is not None:
-                rule.check(value)
+        for name in _RULES:
+            check(name, getattr(self, name))
         parse_fractions(self.split)
         self.format_list()
         if self.min_fidelity is not None and not self.segmenter:

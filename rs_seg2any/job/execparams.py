@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..limits import check
 from ..params import opt
 
 __all__ = ["DEFAULT_ATTEMPTS", "ExecParams"]
@@ -34,9 +35,8 @@ class ExecParams:
     attempts: int = opt(DEFAULT_ATTEMPTS, "tries per tile before it is reported as failed")
 
     def __post_init__(self) -> None:
-        for name, value in (("workers", self.workers), ("attempts", self.attempts)):
-            if value is not None and (isinstance(value, bool) or not 1 <= int(value) <= 4096):
-                raise InputError(f"--{name} must be a whole number from 1 to 4096, got {value!r}")
+        check("workers", self.workers)  # one table of numeric rules: rs_seg2any.limits
+        check("attempts", self.attempts)
         if self.workers is not None and self.scheduler:
             raise InputError("give --workers (a local cluster) or --scheduler, not both")
 

@@ -28,6 +28,17 @@ BASE: dict[str, list[str]] = {
     "cloudfill": ["cloudfill", "--image", "i.tif", "--clouds", "c.tif", "--layout", "l.gpkg"],
     "train-base": ["train-base", "--config", "c.yaml"],
     "evaluate": ["evaluate", "--real", "r.tif", "--labels", "l.tif"],
+    "damage": ["damage", "--image", "i.tif"],
+    "detection-set": [
+        "detection-set",
+        "--image",
+        "i.tif",
+        "--objects",
+        "o.gpkg",
+        "--object-class-field",
+        "c",
+    ],
+    "train-lora": ["train-lora", "--images", "a.tif", "--labels", "l.gpkg", "--class-field", "c"],
 }
 STRING_NUMBERS = {"resolution": "--resolution", "extent": "--extent", "seed_xy": "--seed-xy"}
 
