@@ -188,7 +188,7 @@ def test_non_finite_output_is_refused_and_nothing_written(
     lay = load_layout(layer, "landcover", taxonomy="dubai_aerial", resolution=0.5,
                       extent=[float(v) for v in EXTENT.split(",")])  # fmt: skip
     # in a job, the failing tile is retried, then reported with its cause (a partial job)
-    with pytest.raises(PartialJobError, match="GenerationError: .*NaN/Inf"):
+    with pytest.raises(PartialJobError, match=r"GenerationError: .*NaN/Inf"):
         run_generate_job(lay, tmp_path / "out", gen, steps=1, tile_size=32, overlap=8)
     assert not (tmp_path / "out" / "image.tif").exists()
     assert not list((tmp_path / "out").glob("*.tif"))
