@@ -157,6 +157,7 @@ def write_job_file(path: Path, job: dict[str, Any]) -> Path:
     """Write ``job`` as a job file a server can run (``rs-seg2any run FILE``). JSON is YAML,
     so no YAML library is needed here; written whole or not at all."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(
         "# rs_seg2any job exported from QGIS: rs-seg2any run " + path.name + "\n"
