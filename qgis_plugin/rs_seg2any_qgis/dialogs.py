@@ -37,7 +37,8 @@ from .backend import (
     checkout_root,
     create_environment,
 )
-from .jobs import JobSpec, write_job_file
+from .job_export import JobExport
+from .jobs import JobSpec
 from .layers import cli_source
 from .schema_widgets import SchemaOptionsBox
 from .widgets import (
@@ -57,7 +58,7 @@ MODES = (("generate", "Imagery (image + label, instance, contour maps)"),
 __all__ = ["LAST", "GenerateDialog", "SettingsDialog", "taxonomy_names"]
 
 
-class GenerateDialog(QDialog):
+class GenerateDialog(JobExport, QDialog):
     """Choose a polygon layer, its class field, the grid and the generator; then run."""
 
     def __init__(
@@ -119,9 +120,7 @@ class GenerateDialog(QDialog):
         self.buttons.button(QDialogButtonBox.Ok).setText("Run")
         self.buttons.accepted.connect(self.run)
         self.buttons.rejected.connect(self.reject)
-        export = self.buttons.addButton("Export job file…", QDialogButtonBox.ActionRole)
-        export.setToolTip("Save these settings as a job file to run elsewhere: rs-seg2any run FILE")
-        export.clicked.connect(lambda: self.export_job())
+        self.add_export_button(self.buttons)
         outer.addWidget(self.buttons)
 
         self.layer.layerChanged.connect(self._layer_changed)
@@ -193,6 +192,11 @@ class GenerateDialog(QDialog):
             spec.extra = {k: v for k, v in self.more.values().items() if self.schema.has(mode, k)}
         return spec
 
+    def export_inputs(self, spec: JobSpec, folder: Path) -> None:
+        """Point the spec at a file the CLI can read (an export of a file-less layer)."""
+        spec.layer_path, name = cli_source(self.source.current(), folder)
+        spec.layer_name = name or None
+
     def run(self) -> None:
         """Validate, export a file-less layer, and start the job (the dialog closes)."""
         self.bar.clearWidgets()
@@ -203,11 +207,10 @@ class GenerateDialog(QDialog):
         layer = self.source.current()
         spec = self.spec()
         try:
-            spec.layer_path, name = cli_source(layer, Path(spec.out_dir) / "input")
+            self.export_inputs(spec, Path(spec.out_dir) / "input")
         except OSError as exc:
             self.bar.pushCritical("Cannot export the layer", str(exc))
             return
-        spec.layer_name = name or None
         problems = spec.problems()
         if problems:
             self.bar.pushWarning("Cannot run yet", "; ".join(problems))
@@ -215,33 +218,6 @@ class GenerateDialog(QDialog):
         self._remember()
         self.on_run(spec, layer)
         self.accept()
-
-    def export_job(self, path: Path | None = None) -> Path | None:
-        """Save the form as a job file (asking where, unless ``path`` is given), for a
-        server or a Dask cluster; a file-less layer is exported next to it. The dialog stays
-        open. Returns the file, or None when there was a problem (shown in the bar)."""
-        self.bar.clearWidgets()
-        problems = self.problems()
-        if problems:
-            self.bar.pushWarning("Cannot export yet", "; ".join(problems))
-            return None
-        if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Job file", "job.yaml", "YAML (*.yaml)")
-            if not chosen:
-                return None
-            path = Path(chosen)
-        spec = self.spec()
-        try:
-            spec.layer_path, name = cli_source(self.source.current(), path.parent / "input")
-            spec.layer_name = name or None
-            if self.schema is None:
-                raise ValueError("no rs-seg2any backend schema")
-            written = write_job_file(path, spec.to_job(self.schema))
-        except (OSError, ValueError) as exc:
-            self.bar.pushCritical("Cannot export the job file", str(exc))
-            return None
-        self.bar.pushSuccess("Job file saved", f"{written}: run it with rs-seg2any run")
-        return written
 
 
 class SettingsDialog(QDialog):

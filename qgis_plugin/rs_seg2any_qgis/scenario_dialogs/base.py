@@ -16,7 +16,6 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -29,7 +28,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .. import config
 from ..backend import SchemaMismatch
-from ..jobs import write_job_file
+from ..job_export import JobExport
 from ..layers import cli_source
 from ..scenarios import ScenarioSpec
 from ..schema_widgets import SchemaOptionsBox
@@ -61,7 +60,7 @@ def raster_file_problems(layer: QgsMapLayer | None, what: str) -> list[str]:
 MISMATCH_TITLE = "Plugin and backend do not fit together"
 
 
-class ScenarioDialog(QDialog):
+class ScenarioDialog(JobExport, QDialog):
     """A base (image or layout), the scenario's own group, grid, generator and output, and
     every other option of the command as the backend's schema describes it."""
 
@@ -147,9 +146,7 @@ class ScenarioDialog(QDialog):
         self.buttons.button(QDialogButtonBox.Ok).setText("Run")
         self.buttons.accepted.connect(self.run)
         self.buttons.rejected.connect(self.reject)
-        export = self.buttons.addButton("Export job file…", QDialogButtonBox.ActionRole)
-        export.setToolTip("Save these settings as a job file to run elsewhere: rs-seg2any run FILE")
-        export.clicked.connect(lambda: self.export_job())
+        self.add_export_button(self.buttons)
         top.addWidget(self.buttons)
         bar_width = scroll.verticalScrollBar().sizeHint().width()
         self.resize(content.sizeHint().width() + bar_width + 24, 760)
@@ -283,32 +280,6 @@ class ScenarioDialog(QDialog):
         if layout is not None:
             spec.layout, name = cli_source(layout, folder)
             spec.layer_name = name or None
-
-    def export_job(self, path: Path | None = None) -> Path | None:
-        """Save the form as a job file (asking where, unless ``path`` is given), for a
-        server or a Dask cluster; file-less layers are exported next to it. The dialog stays
-        open. Returns the file, or None when there was a problem (shown in the bar)."""
-        self.bar.clearWidgets()
-        problems = self.problems()
-        if problems:
-            self.bar.pushWarning("Cannot export yet", "; ".join(problems))
-            return None
-        if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Job file", "job.yaml", "YAML (*.yaml)")
-            if not chosen:
-                return None
-            path = Path(chosen)
-        spec = self.spec()
-        try:
-            self.export_inputs(spec, path.parent / "input")
-            if self.schema is None:
-                raise ValueError("no rs-seg2any backend schema")
-            written = write_job_file(path, spec.to_job(self.schema))
-        except (OSError, ValueError) as exc:
-            self.bar.pushCritical("Cannot export the job file", str(exc))
-            return None
-        self.bar.pushSuccess("Job file saved", f"{written}: run it with rs-seg2any run")
-        return written
 
     def run(self) -> None:
         """Validate, export file-less layers, and start the job (the dialog closes)."""
