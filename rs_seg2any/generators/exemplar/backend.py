@@ -155,7 +155,8 @@ class ExemplarBackend:
         building = _building_id(cond, bank)
         objects = None
         if building is not None:
-            objects = (building, cond.instances, _object_sizes(bank, building, scale))
+            sizes = {i: a * scale**2 for i, a in bank.object_sizes(building).items()}
+            objects = (building, cond.instances, sizes)
         img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects)
         for mask, shift in shifts:
             img = apply_shift(img, mask, shift)
@@ -186,27 +187,6 @@ class ExemplarBackend:
         water = np.isin(cond.labels, [c for c, n in names.items() if "water" in n])
         buildings = np.isin(cond.labels, build)
         return self._shadows.apply(img, buildings, np.ones(buildings.shape, bool), scale, water)
-
-
-def _object_sizes(bank: ExemplarBank, cls_id: int, scale: float) -> dict[int, float]:
-    """Per bank crop: the median area (px, at ``scale``) of its ``cls_id`` objects, the
-    connected parts of the class not cut by the crop's border."""
-    key = (cls_id, round(scale, 4))
-    cache: dict[tuple[int, float], dict[int, float]] = bank.__dict__.setdefault("_sizes", {})
-    if key not in cache:
-        from scipy.ndimage import label
-
-        out: dict[int, float] = {}
-        for i, lab in enumerate(bank.labels):
-            parts, n = label(lab == cls_id)
-            if n:
-                edge = set(np.unique(np.concatenate(
-                    [parts[0], parts[-1], parts[:, 0], parts[:, -1]]))) - {0}  # fmt: skip
-                areas = [a for k, a in enumerate(np.bincount(parts.ravel())[1:], 1)
-                         if k not in edge] or list(np.bincount(parts.ravel())[1:])  # fmt: skip
-                out[i] = float(np.median(areas)) * scale**2
-        cache[key] = out
-    return cache[key]
 
 
 def _building_id(cond: TileCondition, bank: ExemplarBank) -> int | None:

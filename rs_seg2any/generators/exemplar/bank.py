@@ -61,6 +61,7 @@ class ExemplarBank:
     names: dict[int, str]
     source: str = ""
     _cache: dict[tuple[int, float], Candidates] = field(default_factory=dict, repr=False)
+    _sizes: dict[int, dict[int, float]] = field(default_factory=dict, repr=False)
 
     @property
     def classes(self) -> list[int]:
@@ -95,6 +96,25 @@ class ExemplarBank:
     def shipped(cls) -> ExemplarBank:
         here = resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK
         return cls.load(Path(str(here)))
+
+    def object_sizes(self, cls_id: int) -> dict[int, float]:
+        """Per crop: the median area (px, at the bank's GSD) of its ``cls_id`` objects, the
+        connected parts of the class not cut by the crop's border (all of them if every
+        part is cut)."""
+        if cls_id not in self._sizes:
+            from scipy.ndimage import label
+
+            out: dict[int, float] = {}
+            for i, lab in enumerate(self.labels):
+                parts, n = label(lab == cls_id)
+                if n:
+                    border = np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])
+                    cut = set(np.unique(border)) - {0}
+                    counts = np.bincount(parts.ravel())[1:]
+                    areas = [a for k, a in enumerate(counts, 1) if k not in cut] or list(counts)
+                    out[i] = float(np.median(areas))
+            self._sizes[cls_id] = out
+        return self._sizes[cls_id]
 
     def candidates(self, cls_id: int, scale: float, seed: int = 0, cap: int = 1536) -> Candidates:
         """Patches holding at least a quarter of ``cls_id`` from the crops resampled by
