@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from ...errors import InputError
 from ..base import TileCondition
 from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
-from .quilt import quilt, seam_band
+from .quilt import look_group, quilt, seam_band
 from .reference import Reference
 from .shadows import DUBAI, ShadowModel, estimate_shadows
 from .steer import apply_shift, entity_shifts, shipped_lexicon
@@ -157,7 +157,15 @@ class ExemplarBackend:
         if building is not None:
             sizes = {i: a * scale**2 for i, a in bank.object_sizes(building).items()}
             objects = (building, cond.instances, sizes)
-        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects)
+
+        def regions(c: int, known: NDArray[np.bool_], start: NDArray[np.float32],
+                    rng: np.random.Generator) -> Candidates:  # fmt: skip
+            looks = bank.looks(c)
+            if not len(looks.ids):
+                return lookup(c)
+            return bank.candidates(c, scale, sources=look_group(looks, start, known, rng))
+
+        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions)
         for mask, shift in shifts:
             img = apply_shift(img, mask, shift)
         img = self._shade(img, cond, bank, scale)

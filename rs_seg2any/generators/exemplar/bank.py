@@ -41,6 +41,7 @@ class Candidates:
     energy: F32  # (n,) mean gradient magnitude of the class's pixels (texture strength)
     median_energy: float
     source: NDArray[np.int32] | None = None  # (n,) the bank crop each patch was cut from
+    base: NDArray[np.int32] | None = None  # (n,) the cut patch before its turn or flip
 
     def subset(self, keep: NDArray[np.bool_]) -> Candidates:
         """The candidates under ``keep`` (the class's median look is kept)."""
@@ -48,7 +49,25 @@ class Candidates:
             self.rgb[keep], self.labels[keep], self.flat[keep], self.sq[keep], self.mine[keep],
             self.orient[keep], self.colour[keep], self.median, self.energy[keep],
             self.median_energy, None if self.source is None else self.source[keep],
+            None if self.base is None else self.base[keep],
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Looks:
+    """The crops of a bank that hold one class: crop ``ids``, each one's ``look`` (mean
+    colour 0..1 and mean gradient magnitude of the class's pixels) and ``weight`` (pixels)."""
+
+    ids: NDArray[np.int64]
+    look: F32  # (n, 4)
+    weight: F32  # (n,)
+
+
+GROUP_CACHE = 12
+"""Candidate sets of region looks kept at once (each ~30 MB at the default cap)."""
+PURE_SHARE = 0.5
+"""A crop sets a region's look only if the class covers at least this share of it."""
+"""Candidate sets of region looks kept at once (each ~30 MB at the default cap)."""
 
 
 @dataclass
@@ -60,8 +79,11 @@ class ExemplarBank:
     gsd: float
     names: dict[int, str]
     source: str = ""
-    _cache: dict[tuple[int, float], Candidates] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[int, float, tuple[int, ...]], Candidates] = field(
+        default_factory=dict, repr=False
+    )
     _sizes: dict[int, dict[int, float]] = field(default_factory=dict, repr=False)
+    _looks: dict[int, Looks] = field(default_factory=dict, repr=False)
 
     @property
     def classes(self) -> list[int]:
@@ -116,15 +138,44 @@ class ExemplarBank:
             self._sizes[cls_id] = out
         return self._sizes[cls_id]
 
-    def candidates(self, cls_id: int, scale: float, seed: int = 0, cap: int = 1536) -> Candidates:
+    def looks(self, cls_id: int) -> Looks:
+        """Per crop holding ``cls_id``: the class's mean colour and texture strength there
+        (what a region's one look is chosen by) and its pixel count (how often it is drawn)."""
+        if cls_id not in self._looks:
+            ids, looks, weights = [], [], []
+            for i, (img, lab) in enumerate(zip(self.rgb, self.labels, strict=True)):
+                m = lab == cls_id
+                if m.mean() < PURE_SHARE:  # mostly another class: its labels are no look
+                    continue
+                f = img.astype(np.float32) / 255.0
+                gy, gx = np.gradient(f.mean(-1))
+                ids.append(i)
+                looks.append([*f[m].mean(0), float(np.hypot(gx, gy)[m].mean())])
+                weights.append(float(m.sum()))
+            self._looks[cls_id] = Looks(
+                np.asarray(ids, dtype=np.int64),
+                np.asarray(looks, dtype=np.float32).reshape(-1, 4),
+                np.asarray(weights, dtype=np.float32),
+            )
+        return self._looks[cls_id]
+
+    def candidates(
+        self, cls_id: int, scale: float, seed: int = 0, cap: int = 1536,
+        sources: tuple[int, ...] = (),
+    ) -> Candidates:  # fmt: skip
         """Patches holding at least a quarter of ``cls_id`` from the crops resampled by
         ``scale`` (bank GSD / job GSD), in all 8 turns and flips, at most ``cap`` of them
-        (a fixed subset: the same for every tile of a job, so neighbours match)."""
-        key = (cls_id, round(scale, 4))
+        (a fixed subset: the same for every tile of a job, so neighbours match); only from
+        the crops ``sources`` when given (one region's look). The last few sets are cached."""
+        key = (cls_id, round(scale, 4), tuple(sorted(sources)))
         if key in self._cache:
             return self._cache[key]
+        if sources and sum(1 for k in self._cache if k[2]) >= GROUP_CACHE:
+            del self._cache[next(k for k in self._cache if k[2])]  # oldest group set
         rgbs, labs, srcs = [], [], []
         for i, (img, lab) in enumerate(zip(self.rgb, self.labels, strict=True)):
+            if sources and i not in sources:
+                continue
             if not (lab == cls_id).any():
                 continue
             img2, lab2 = _resample(img, lab, scale)
@@ -141,7 +192,7 @@ class ExemplarBank:
         if not rgbs:
             raise LookupError(cls_id)
         rgb, lab = np.stack(rgbs), np.stack(labs)
-        rng = np.random.default_rng(seed + 7919 * cls_id)
+        rng = np.random.default_rng([seed + 7919 * cls_id, *key[2]])
         picks = rng.permutation(len(rgb) * 8)[:cap]
         base, turn = picks // 8, picks % 8
         rgb = np.stack([_dihedral(rgb[b], t) for b, t in zip(base, turn, strict=True)])
@@ -167,6 +218,7 @@ class ExemplarBank:
             energy.astype(np.float32),
             float(np.median(energy)),
             np.asarray(srcs, dtype=np.int32)[base],
+            base.astype(np.int32),
         )
         self._cache[key] = out
         return out

@@ -21,13 +21,16 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import binary_opening, gaussian_filter
+from scipy.ndimage import binary_opening, gaussian_filter, label
 
 from ...harmonise import harmonise
 from ...job.tiling import SOFT_EDGE
-from .bank import PATCH, Candidates
+from .bank import PATCH, Candidates, Looks
 
 U8 = NDArray[np.uint8]
+RegionLookup = Callable[
+    [int, NDArray[np.bool_], NDArray[np.float32], np.random.Generator], Candidates
+]
 OVERLAP = PATCH // 4
 MISSING_WEIGHT = 0.25  # layout says class c, patch pixel is not c: its texture would be wrong
 CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: context mismatch
@@ -38,6 +41,7 @@ ENERGY_WEIGHT = 0.005  # texture strength far from the class's median (relative,
 HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam
 FREE_SLACK = 0.01  # a patch with nothing under it yet: a wider choice (seeds differ)
 TOLERANCE = 0.03  # pick at random among candidates within 3 % of the best cost
+REUSE_WEIGHT = 0.006  # per earlier use of the same patch: no verbatim repeats (tiled look)
 
 
 def _positions(n: int) -> list[int]:
@@ -116,6 +120,9 @@ def quilt_class(
     # texture strength near the class's typical one
     rel = (cands.energy - cands.median_energy) / max(cands.median_energy, 1e-6)
     prior = prior + ENERGY_WEIGHT * rel**2
+    # earlier uses of each cut patch, turned or not: the same stone or shed twice is a tell
+    base = cands.base if cands.base is not None else np.arange(len(cands.flat))
+    uses = np.zeros(int(base.max()) + 1 if len(base) else 0, dtype=np.float32)
     for y in _positions(h):
         for x in _positions(w):
             win = (slice(y, y + PATCH), slice(x, x + PATCH))
@@ -138,10 +145,12 @@ def quilt_class(
                 mc = (cur * m[:, None]).reshape(-1)
                 ssd = cands.sq @ m - 2.0 * (cands.flat @ mc) + float((cur**2).sum(1) @ m)
                 cost = cost + ssd / (3.0 * m.sum())
+            cost = cost + REUSE_WEIGHT * uses[base]
             best = float(cost.min())
             slack = TOLERANCE * abs(best) + (1e-6 if m.any() else FREE_SLACK)
             pool = np.flatnonzero(cost <= best + slack)
             k = int(pool[int(rng.integers(len(pool)))]) if len(pool) else int(np.argmin(cost))
+            uses[base[k]] += 1.0
             patch = cands.flat[k].reshape(PATCH, PATCH, 3)
             err = ((patch - canvas[win]) ** 2).sum(-1) * filled[win]
             side = _new_side(err.astype(np.float32), filled[win], locked[win])
@@ -223,6 +232,29 @@ def _one_source(
     return int(ok[int(rng.integers(len(ok)))])
 
 
+MIN_REGION = 64 * 64  # px: smaller regions take the class's whole bank (cheaper, as good)
+LOOK_GROUP = 5  # bank crops per region: enough patches for context, one look
+ENERGY_SCALE = 2.0  # texture strength's weight against colour when grouping looks
+
+
+def look_group(looks: Looks, start: NDArray[np.float32], known: NDArray[np.bool_],
+               rng: np.random.Generator) -> tuple[int, ...]:  # fmt: skip
+    """The bank crops a connected region of a class is quilted from: the ``LOOK_GROUP``
+    whose class look (mean colour, texture strength) is nearest one anchor crop, so a region
+    has one surface (one desert, one asphalt), not a patchwork of every crop's. The anchor
+    continues the region's known pixels (a neighbour tile's part of it) when there are
+    enough, else is drawn at random, weighted by the crop's pixels of the class."""
+    look = looks.look * np.array([1.0, 1.0, 1.0, ENERGY_SCALE], np.float32)
+    if known.sum() >= 16:
+        anchor = int(np.argmin(((look[:, :3] - start[known].mean(0)) ** 2).sum(1)))
+    else:  # typical looks more often: a plain desert, not the odd roundabout
+        far = ((look - np.median(look, axis=0)) ** 2).sum(1)
+        p = looks.weight * np.exp(-far / max(float(np.median(far)), 1e-9))
+        anchor = int(rng.choice(len(looks.ids), p=p / p.sum()))
+    near = np.argsort(((look - look[anchor]) ** 2).sum(1), kind="stable")[:LOOK_GROUP]
+    return tuple(sorted(int(i) for i in looks.ids[near]))
+
+
 def seam_band(edit: NDArray[np.bool_], feather: int) -> NDArray[np.bool_]:
     """Known pixels the cut may pass through: up to ``feather`` px above a long horizontal run
     of the area to generate, or left of a long vertical one (a tile's top and left overlaps,
@@ -248,13 +280,16 @@ def quilt(
     edit: NDArray[np.bool_] | None = None,
     feather: int = 0,
     objects: tuple[int, NDArray[np.integer], Mapping[int, float]] | None = None,
+    regions: RegionLookup | None = None,
 ) -> U8:
     """An RGB tile for class raster ``labels`` (ids the ``lookup`` understands). With
     ``known`` + ``edit`` (True = generate): known pixels are kept exactly and matched by the
     patches next to them, except in the :func:`seam_band` (``feather`` px). ``objects`` =
     (class id, instance raster, bank crop -> typical object area in px at this scale): each
     instance of that class (a building) is quilted from the patches of one bank crop whose
-    objects are about its size, so it has one roof, not a mosaic of many."""
+    objects are about its size, so it has one roof, not a mosaic of many. ``regions``
+    (class id, region's known pixels, start, rng -> candidates): each connected region of
+    the other classes is quilted from its own candidates (one look per region)."""
     h, w = labels.shape
     pad_h, pad_w = max(PATCH - h, 0), max(PATCH - w, 0)
     if pad_h or pad_w:  # smaller than one patch: quilt a padded tile, crop
@@ -269,6 +304,7 @@ def quilt(
             None
             if objects is None
             else (objects[0], np.pad(objects[1], pad, mode="edge"), objects[2]),
+            regions,
         )
         return big[:h, :w]
     rng = np.random.default_rng(seed)
@@ -295,6 +331,19 @@ def quilt(
                     continue
                 src = _one_source(cands, start, keep & part, float(part.sum()), objects[2], rng)
                 sub = cands.subset(cands.source == src)
+                canvas = start.copy()
+                quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
+                            shadow)  # fmt: skip
+                out[part] = canvas[part]
+            continue
+        if regions is not None:
+            parts, n = label(mask)
+            for e in range(1, n + 1):
+                part = parts == e
+                if not (part & ~locked).any():
+                    continue
+                big = part.sum() >= MIN_REGION
+                sub = regions(c, keep & part, start, rng) if big else cands
                 canvas = start.copy()
                 quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
                             shadow)  # fmt: skip
