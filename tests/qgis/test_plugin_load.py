@@ -8,8 +8,8 @@ from typing import Any
 from qgis.core import QgsApplication
 
 ENABLED = ("generate", "flood", "planning", "seasons", "change", "cloudfill", "damage",
-           "settings")  # fmt: skip
-COMING = ("detection",)
+           "detection", "settings")  # fmt: skip
+COMING: tuple[str, ...] = ()
 ALGORITHMS = ("rasterise_layout", "generate_imagery", "flood", "planning_zones", "seasons",
               "change_pair", "cloud_fill", "damage_pair")  # fmt: skip
 
