@@ -18,6 +18,7 @@ import pytest
 import yaml
 from conftest import wait_for
 from qgis.core import (
+    QgsApplication,
     QgsCategorizedSymbolRenderer,
     QgsCoordinateReferenceSystem,
     QgsFeature,
@@ -208,3 +209,25 @@ def test_detection_action_on_a_generated_background(
     check_on_grid(layers["background"])  # the rendered scene the chips were cut from
     assert layers["background"].bandCount() == 3
     assert_matches_objects(layers["boxes"])  # the objects drawn in are the ones labelled
+
+
+def test_detection_set_via_processing(
+    plugin: Any, qgis_processing: None, photo: Path, objects: QgsVectorLayer, tmp_path: Path
+) -> None:
+    import processing
+
+    alg = QgsApplication.processingRegistry().algorithmById("rs_seg2any:detection_set")
+    formats = alg.parameterDefinition("FORMATS").options()
+    result = processing.run("rs_seg2any:detection_set", {
+        "IMAGE": str(photo), "OBJECTS": objects, "OBJECT_CLASS_FIELD": "kind", "CHIP_SIZE": 32,
+        "FORMATS": [formats.index("coco"), formats.index("vector")], "SPLIT_BLOCK": 32,
+        "SPLIT_BUFFER": 0, "OUTPUT": str(tmp_path / "processing_set"),
+    })  # fmt: skip
+    for name in ("BOXES", "ORIENTED_BOXES", "INSTANCES"):
+        layer = QgsVectorLayer(result[name], name, "ogr")
+        assert layer.isValid(), result[name]
+        assert_matches_objects(layer)
+    coco = json.loads(Path(result["COCO_TRAIN"]).read_text())
+    assert {c["name"] for c in coco["categories"]} == {"building", "ship"}
+    assert "YOLO_DETECT" not in result  # not chosen
+    assert not (tmp_path / "processing_set" / "yolo").exists()
