@@ -107,6 +107,14 @@ def test_detection_action_on_a_real_image_adds_boxes_matching_the_objects(
     dialog.buttons.button(QDialogButtonBox.Ok).click()
     assert not dialog.isVisible(), dialog.bar.currentItem().text()
 
+    from rs_seg2any_qgis.scenario_dialogs import DetectionDialog
+
+    again = DetectionDialog(None, plugin.start_job)  # the values are remembered
+    assert again.objects.currentLayer() == objects and again.image.currentLayer() == image
+    assert (again.object_class_field.currentField(), again.chip_size.value()) == ("kind", 32)
+    assert again.more.widget("split_buffer").text() == "0"
+    again.deleteLater()
+
     task = plugin.tasks[-1]
     assert task.args[0] == "detection-set"
     assert task.args[task.args.index("--image") + 1] == str(photo)
