@@ -9,8 +9,11 @@ import os
 from pathlib import Path
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
     QgsColorRampShader,
+    QgsFillSymbol,
     QgsLayerTreeGroup,
+    QgsMapLayer,
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsProviderRegistry,
@@ -19,6 +22,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRasterShader,
     QgsRectangle,
+    QgsRendererCategory,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
     QgsVectorFileWriter,
@@ -165,6 +169,33 @@ def fromto_renderer(layer: QgsRasterLayer, path: str) -> QgsPalettedRasterRender
     return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
 
 
+def category_renderer(layer: QgsVectorLayer, filled: bool) -> QgsCategorizedSymbolRenderer:
+    """One colour per object class (the ``category`` field of a detection set): outlines
+    for boxes, translucent fills for instance polygons."""
+    names = sorted(str(v) for v in layer.uniqueValues(layer.fields().indexOf("category")))
+    ramp = QgsRandomColorRamp()
+    ramp.setTotalColorCount(max(1, len(names)))
+    categories = []
+    for i, name in enumerate(names):
+        colour = ramp.color(i / max(1, len(names)))
+        rgb = f"{colour.red()},{colour.green()},{colour.blue()}"
+        fill = f"{rgb},90" if filled else "0,0,0,0"
+        symbol = QgsFillSymbol.createSimple(
+            {"color": fill, "outline_color": f"{rgb},255", "outline_width": "0.4"}
+        )
+        categories.append(QgsRendererCategory(name, symbol, name))
+    return QgsCategorizedSymbolRenderer("category", categories)
+
+
+def vector_result(path: str, entry: ResultLayer) -> QgsVectorLayer:
+    """One layer of a vector output (a GeoPackage's ``entry.sublayer``), styled by class."""
+    uri = f"{path}|layername={entry.sublayer}" if entry.sublayer else path
+    layer = QgsVectorLayer(uri, entry.name, "ogr")
+    if layer.isValid() and "category" in layer.fields().names():
+        layer.setRenderer(category_renderer(layer, filled=entry.sublayer == "instances"))
+    return layer
+
+
 MASK_STYLE = {"flood_mask": (QColor(31, 120, 180), "flooded")}
 CHANGE_MASK_STYLE = (QColor(227, 26, 28), "changed")
 
@@ -195,26 +226,32 @@ def add_results(
     title: str,
     project: QgsProject | None = None,
     command: str = "generate",
-) -> tuple[QgsLayerTreeGroup, list[QgsRasterLayer], list[str]]:
+) -> tuple[QgsLayerTreeGroup, list[QgsMapLayer], list[str]]:
     """Add the outputs of one ``command`` run as a group at the top of the layer tree:
-    images, label masks with their paletted style, contours, masks (see ``result_layers``).
+    images, label masks with their paletted style, contours, masks, vector layers (see
+    ``result_layers``).
 
     Returns the group, the layers added and the problems (outputs that would not load).
     """
     project = project or QgsProject.instance()
     group = project.layerTreeRoot().insertGroup(0, title)
-    added: list[QgsRasterLayer] = []
+    added: list[QgsMapLayer] = []
     problems: list[str] = []
     for entry in result_layers(command, outputs):
         path = outputs[entry.key]
-        layer = QgsRasterLayer(path, entry.name, "gdal")
+        layer: QgsMapLayer
+        if entry.kind == "vector":
+            layer = vector_result(path, entry)
+        else:
+            layer = QgsRasterLayer(path, entry.name, "gdal")
         if not layer.isValid():
             problems.append(f"{entry.name}: {path} did not load")
             continue
-        style = outputs.get("style") if entry.key == "label" else None
-        problem = style_layer(layer, entry, path, style)
-        if problem:
-            problems.append(problem)
+        if isinstance(layer, QgsRasterLayer):
+            style = outputs.get("style") if entry.key == "label" else None
+            problem = style_layer(layer, entry, path, style)
+            if problem:
+                problems.append(problem)
         project.addMapLayer(layer, False)
         node = group.addLayer(layer)
         node.setItemVisibilityChecked(entry.visible)

@@ -51,10 +51,7 @@ ACTIONS = (
     ActionDef("change", "Change pair…", "change.svg"),
     ActionDef("cloudfill", "Cloud fill…", "cloudfill.svg"),
     ActionDef("damage", "Damage pair…", "damage.svg"),
-    ActionDef(
-        "detection", "Detection dataset…", "detection.svg",
-        "Coming with the detection dataset export (boxes from instances, not built yet)",
-    ),
+    ActionDef("detection", "Detection dataset…", "detection.svg"),
     ActionDef("settings", "Settings…", "settings.svg"),
 )  # fmt: skip
 
@@ -145,10 +142,11 @@ class RsSeg2AnyPlugin:
 
     def show_scenario(self, key: str) -> ScenarioDialog:
         """Open (or raise) the modeless dialog of a scenario: flood, planning, seasons, change,
-        cloudfill.
+        cloudfill, damage, detection.
 
-        The active layer is taken as the base image (a raster, for flood, planning and cloud
-        fill) or the layout (a polygon layer, for seasons, change and cloud fill). A dialog
+        The active layer is taken as the base image (a raster, for flood, planning, cloud
+        fill and detection) or the layout (a polygon layer, for seasons, change and cloud
+        fill; the objects for detection). A dialog
         built for another backend (or before one was readable) is built again.
         """
         dialog = self.scenario_dialogs.get(key)
@@ -162,8 +160,8 @@ class RsSeg2AnyPlugin:
         polygons = isinstance(active, QgsVectorLayer) and active.geometryType() == POLYGON
         if isinstance(active, QgsRasterLayer) and dialog.image is not None:
             dialog.image.setLayer(active)
-        elif polygons and dialog.needs_layout:  # flood, planning: polygons may be the extent
-            dialog.layer.setLayer(active)
+        elif polygons:  # the layout, or the objects of a detection set
+            dialog.take_active(active)
         dialog.show()
         dialog.raise_()
         return dialog

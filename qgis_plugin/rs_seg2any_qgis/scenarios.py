@@ -1,5 +1,5 @@
 """The scenario commands (``flood``, ``plan``, ``seasons``, ``change``, ``cloudfill``,
-``damage``) as one value, and which of their outputs become layers.
+``damage``, ``detection-set``) as one value, and which of their outputs become layers.
 
 Like ``jobs``, free of QGIS imports: the dialogs, the Processing algorithms and the tests
 build a ``ScenarioSpec``; its ``values`` are keyed by the CLI's dests and the backend's schema
@@ -24,6 +24,7 @@ COMMANDS = {
     "change": "Change pair",
     "cloudfill": "Cloud fill",
     "damage": "Damage pair",
+    "detection-set": "Detection dataset",
 }
 #: commands whose base is a layout only (no image), and the one that needs both
 LAYOUT_ONLY = ("seasons", "change")
@@ -71,6 +72,15 @@ class ScenarioSpec(CliOptions):
     damage_type_field: str | None = None
     disaster: str | None = None
     origin: tuple[float, float] | None = None
+    # detection-set: the objects layer and how the scene is chipped and exported
+    objects: str | None = None
+    object_class_field: str | None = None
+    object_description_field: str | None = None
+    chip_size: int | None = None
+    chip_stride: int | None = None
+    min_visible: float | None = None
+    formats: list[str] | None = None  # None: the CLI's default
+    segmentation: str | None = None
 
     def problems(self) -> list[str]:
         """Mistakes the CLI would reject, caught before a process is started."""
@@ -91,7 +101,7 @@ class ScenarioSpec(CliOptions):
             found += self.grid_problems()
         if self.steps is not None and self.steps < 1:
             found.append("steps must be at least 1")
-        found += getattr(self, f"_{self.command}_problems")()
+        found += getattr(self, f"_{self._name()}_problems")()
         return found
 
     def _flood_problems(self) -> list[str]:
@@ -129,6 +139,26 @@ class ScenarioSpec(CliOptions):
             return ["choose a damage layer, or a layout for the recipe to draw buildings from"]
         return []
 
+    def _detection_set_problems(self) -> list[str]:
+        found = []
+        if not self.objects and not any(self.extra.get(k) for k in ("insert", "insert_count")):
+            found.append("choose the objects layer (or rare objects to insert)")
+        if self.objects and not self.object_class_field:
+            found.append("choose the objects' class field")
+        if self.chip_size is not None and self.chip_size < 1:
+            found.append("the chip size must be at least 1 pixel")
+        if self.chip_stride is not None and self.chip_stride < 1:
+            found.append("the chip stride must be at least 1 pixel")
+        if self.min_visible is not None and not 0.0 <= self.min_visible <= 1.0:
+            found.append("the minimum visible fraction must be within 0 and 1")
+        if self.formats is not None and not self.formats:
+            found.append("choose at least one export format")
+        return found
+
+    def _name(self) -> str:
+        """The command as a method suffix (``detection-set`` -> ``detection_set``)."""
+        return self.command.replace("-", "_")
+
     def verb(self) -> str:
         return COMMANDS.get(self.command, self.command)
 
@@ -143,7 +173,7 @@ class ScenarioSpec(CliOptions):
                        "class_field": self.class_field,
                        "description_field": self.description_field}  # fmt: skip
         values["taxonomy"] = self.taxonomy
-        values |= getattr(self, f"_{self.command}_values")()
+        values |= getattr(self, f"_{self._name()}_values")()
         if self.layout and not self.image:
             values |= self.grid_values()
         values |= self.generator_values(schema, self.command)
@@ -195,6 +225,18 @@ class ScenarioSpec(CliOptions):
                        "dem_resample": self.dem_resample}  # fmt: skip
         return values
 
+    def _detection_set_values(self) -> dict[str, Any]:
+        return {
+            "objects": self.objects,
+            "object_class_field": self.object_class_field,
+            "object_description_field": self.object_description_field,
+            "chip_size": self.chip_size,
+            "chip_stride": self.chip_stride,
+            "min_visible": self.min_visible,
+            "formats": ",".join(self.formats) if self.formats else None,
+            "segmentation": self.segmentation,
+        }
+
 
 def parse_params(text: str) -> dict[str, str]:
     """``"count=20, fraction=0.3"`` -> ``{"count": "20", "fraction": "0.3"}``; ValueError else."""
@@ -228,12 +270,14 @@ def parse_points(text: str) -> list[tuple[float, float]]:
 @dataclass(frozen=True)
 class ResultLayer:
     """One output of a run as a layer: its key in the ``done`` event, its name in the group,
-    how it is styled (image, label, contour, mask, depth, fromto) and whether it shows."""
+    how it is styled (image, label, contour, mask, depth, fromto; vector: a layer of a
+    vector file, ``sublayer``) and whether it shows."""
 
     key: str
     name: str
     kind: str
     visible: bool = False
+    sublayer: str = ""
 
 
 _CHANGE_KEY = re.compile(r"^(?:t2_(?P<t2>\d{3})_|(?P<pair>\d{3})_)?(?P<rest>.+)$")
@@ -249,6 +293,8 @@ def result_layers(command: str, outputs: dict[str, str]) -> list[ResultLayer]:
         return _seasons_layers(outputs)
     if command == "change":
         return _change_layers(outputs)
+    if command == "detection-set":
+        return _detection_layers(outputs)
     if command == "damage":
         plan = [
             ResultLayer("damage_level", "damage level", "label"),
@@ -310,4 +356,19 @@ def _change_layers(outputs: dict[str, str]) -> list[ResultLayer]:
                 plan.append(ResultLayer(keys[rest], name + suffix, kind, shown))
     plan += [ResultLayer("t1_label", "T1 label", "label"),
              ResultLayer("t1_image", "T1 (before)", "image")]  # fmt: skip
+    return [r for r in plan if outputs.get(r.key)]
+
+
+def _detection_layers(outputs: dict[str, str]) -> list[ResultLayer]:
+    """Boxes, oriented boxes and instance polygons from the GeoPackage, over the background
+    when it was generated (a real background is the user's own layer already)."""
+    plan = [
+        ResultLayer("gpkg", "boxes", "vector", True, "boxes"),
+        ResultLayer("gpkg", "oriented boxes", "vector", False, "oriented_boxes"),
+        ResultLayer("gpkg", "instances", "vector", True, "instances"),
+    ]
+    folder = outputs.get("classes") or outputs.get("report")
+    image = outputs.get("image")
+    if image and folder and Path(image).is_relative_to(Path(folder).parent):
+        plan.append(ResultLayer("image", "background", "image", True))
     return [r for r in plan if outputs.get(r.key)]

@@ -57,7 +57,7 @@ class SchemaOptionsBox(QgsCollapsibleGroupBox):
         found: dict[str, Any] = {}
         for dest, (arg, widget) in self.rows.items():
             value = _value(arg, widget)
-            if value not in (None, "", [], False):
+            if not (value is None or value is False or value in ("", [])):  # 0 is a value
                 found[dest] = value
         return found
 

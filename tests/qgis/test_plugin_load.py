@@ -8,10 +8,10 @@ from typing import Any
 from qgis.core import QgsApplication
 
 ENABLED = ("generate", "flood", "planning", "seasons", "change", "cloudfill", "damage",
-           "settings")  # fmt: skip
-COMING = ("detection",)
+           "detection", "settings")  # fmt: skip
+COMING: tuple[str, ...] = ()
 ALGORITHMS = ("rasterise_layout", "generate_imagery", "flood", "planning_zones", "seasons",
-              "change_pair", "cloud_fill", "damage_pair")  # fmt: skip
+              "change_pair", "cloud_fill", "damage_pair", "detection_set")  # fmt: skip
 
 
 def test_class_factory_and_init_gui_create_every_action(plugin: Any) -> None:
@@ -64,13 +64,28 @@ def test_processing_registers_the_scenarios(plugin: Any) -> None:
             "ORIGIN",
             "PARAMS",
         },
+        "detection_set": {
+            "IMAGE",
+            "OBJECTS",
+            "OBJECT_CLASS_FIELD",
+            "OBJECT_DESCRIPTION_FIELD",
+            "CHIP_SIZE",
+            "CHIP_STRIDE",
+            "MIN_VISIBLE",
+            "FORMATS",
+            "SEGMENTATION",
+            "SPLIT_BLOCK",
+            "INSERT_COUNT",
+        },
     }
     outputs = {"flood": {"BEFORE", "IMAGE", "LABEL", "FLOOD_MASK", "FLOOD_DEPTH"},
                "planning_zones": {"BEFORE", "IMAGE", "LABEL"},
                "seasons": {"SPRING_IMAGE", "WINTER_LABEL"},
                "change_pair": {"T1_IMAGE", "T2_IMAGE", "CHANGE_MASK", "CHANGE_FROMTO"},
                "cloud_fill": {"IMAGE", "LABEL"},
-               "damage_pair": {"BEFORE", "IMAGE", "LABEL", "DAMAGE_LEVEL"}}  # fmt: skip
+               "damage_pair": {"BEFORE", "IMAGE", "LABEL", "DAMAGE_LEVEL"},
+               "detection_set": {"BOXES", "ORIENTED_BOXES", "INSTANCES", "COCO_TRAIN",
+                                 "REPORT"}}  # fmt: skip
     for name, params in own.items():
         alg = registry.algorithmById(f"rs_seg2any:{name}")
         assert alg is not None, name

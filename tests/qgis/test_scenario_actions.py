@@ -31,7 +31,7 @@ EXTENT = "300000,300048,2780150,2780198 [EPSG:32640]"  # Processing's order: x, 
 FLOOD_BOX = (300010.0, 2780160.0, 300030.0, 2780180.0)
 SCENARIOS = {"flood": "Flood", "planning": "Planning zones", "seasons": "Seasons",
              "change": "Change pair", "cloudfill": "Cloud fill",
-             "damage": "Damage pair"}  # fmt: skip
+             "damage": "Damage pair", "detection": "Detection dataset"}  # fmt: skip
 
 
 def write_raster(path: Path, bands: list[list[float]], data_type: int) -> Path:

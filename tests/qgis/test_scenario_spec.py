@@ -84,6 +84,12 @@ def test_damage_arguments(schema: Any) -> None:
         ({"command": "change", "layout": "/l", "class_field": "c", "recipe": "new_buildings"},
          "resolution"),
         ({"command": "damage", "image": "/b.tif"}, "damage layer, or a layout"),
+        ({"command": "detection-set", "image": "/b.tif"}, "objects layer"),
+        ({"command": "detection-set", "image": "/b.tif", "objects": "/o"}, "class field"),
+        ({"command": "detection-set", "image": "/b.tif", "objects": "/o",
+          "object_class_field": "c", "formats": []}, "export format"),
+        ({"command": "detection-set", "objects": "/o", "object_class_field": "c"},
+         "base image, or a layout"),
     ],
 )  # fmt: skip
 def test_problems_before_a_process_starts(kwargs: dict[str, object], problem: str) -> None:
@@ -91,6 +97,28 @@ def test_problems_before_a_process_starts(kwargs: dict[str, object], problem: st
 
     found = ScenarioSpec(out_dir="/o", **kwargs).problems()  # type: ignore[arg-type]
     assert any(problem in p for p in found), found
+
+
+def test_detection_set_arguments(schema: Any) -> None:
+    real = args_of(schema, command="detection-set", out_dir="/o", image="/b.tif",
+                   objects="/obj.gpkg", object_class_field="kind", chip_size=32, chip_stride=16,
+                   min_visible=0.3, formats=["coco", "vector"], segmentation="polygon",
+                   extra={"split_block": 32})  # fmt: skip
+    joined = " ".join(real)
+    assert real[0] == "detection-set"
+    assert "--objects /obj.gpkg --object-class-field kind --chip-size 32 --chip-stride 16" in joined
+    assert "--min-visible 0.3 --formats coco,vector --segmentation polygon" in joined
+    assert "--split-block 32" in joined and "--layout" not in real
+    from rs_seg2any_qgis.scenarios import ScenarioSpec
+
+    inserting = ScenarioSpec(command="detection-set", out_dir="/o", image="/b.tif",
+                             extra={"insert_count": 3})  # fmt: skip
+    assert inserting.problems() == []  # rare objects alone need no objects layer
+    rendered = args_of(schema, command="detection-set", out_dir="/o", layout="/l.gpkg",
+                       class_field="lc", objects="/obj.gpkg", object_class_field="kind",
+                       resolution=0.5)  # fmt: skip
+    assert "--layout" in rendered and "--resolution" in rendered and "--image" not in rendered
+    assert "--formats" not in rendered and "--chip-size" not in rendered  # the CLI's defaults
 
 
 def test_parse_params_and_points() -> None:
@@ -132,6 +160,13 @@ def test_result_layers_per_scenario() -> None:
     assert [(r.name, r.visible) for r in result_layers("damage", damage)] == [
         ("damage level", False), ("label (post-event)", False), ("post-event", True),
         ("label (pre-event)", False), ("pre-event", False)]  # fmt: skip
+    real = {"gpkg": "/o/vector/detection.gpkg", "classes": "/o/classes.json",
+            "image": "/data/photo.tif"}  # fmt: skip
+    assert [(r.name, r.sublayer, r.visible) for r in result_layers("detection-set", real)] == [
+        ("boxes", "boxes", True), ("oriented boxes", "oriented_boxes", False),
+        ("instances", "instances", True)]  # fmt: skip
+    generated = {**real, "image": "/o/scene/image.tif"}  # rendered into the set's folder
+    assert [r.name for r in result_layers("detection-set", generated)][-1] == "background"
     generate = {k: "/x" for k in ("image", "label", "contour")}
     assert [(r.name, r.visible) for r in result_layers("generate", generate)] == [
         ("contour", True), ("label", False), ("image", True)]  # fmt: skip

@@ -174,6 +174,11 @@ def fill(dialog: Any, key: str, rasters: Any, polygons: Any, town: Any, out: Pat
         dialog.disaster.setCurrentIndex(dialog.disaster.findData("earthquake"))
         dialog.origin.setText("300010,2780170")
         dialog.params.setText("decay=0.3")
+    elif key == "detection":
+        dialog.objects.setLayer(polygons)
+        dialog.object_class_field.setField("desc")
+        dialog.chip_size.setValue(32)
+        dialog.format_boxes["dota"].setChecked(False)
     dialog.steps.setValue(2)
     dialog.out_dir.setFilePath(str(out))
 
@@ -186,7 +191,8 @@ def test_every_scenario_dialog_builds_its_argv_from_the_schema(
 
     town = add_layer(demo_town, "demo_town")
     commands = {key: dialog.command for key, dialog in DIALOGS.items()}
-    assert set(commands.values()) == {"flood", "plan", "seasons", "change", "cloudfill", "damage"}
+    assert set(commands.values()) == {"flood", "plan", "seasons", "change", "cloudfill", "damage",
+                                      "detection-set"}  # fmt: skip
     for key, command in commands.items():
         dialog = plugin.show_scenario(key)
         assert dialog.schema is schema
@@ -218,6 +224,10 @@ def test_every_scenario_dialog_builds_its_argv_from_the_schema(
             assert (args["disaster"], args["origin"], args["param"]) == (
                 "earthquake", "300010,2780170", ["decay=0.3"])  # fmt: skip
             assert args["image"].endswith("base.tif") and args["damage_layer"] is None
+        elif key == "detection":
+            assert Path(args["objects"]).is_file() and args["object_class_field"] == "desc"
+            assert (args["chip_size"], args["formats"]) == (32, "coco,yolo,vector")
+            assert args["image"].endswith("base.tif") and "--resolution" not in argv
         else:
             assert Path(args["clouds"]).is_file() and args["image"].endswith("base.tif")
             assert "like" not in args and args["layout"] == str(demo_town)  # no grid options

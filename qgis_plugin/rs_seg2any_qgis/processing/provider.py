@@ -8,6 +8,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import config
 from .algorithms import GenerateImageryAlgorithm, RasteriseLayoutAlgorithm
+from .detection_algorithm import DetectionSetAlgorithm
 from .scenario_algorithms import SCENARIO_ALGORITHMS
 
 PROVIDER_ID = "rs_seg2any"
@@ -15,8 +16,8 @@ PROVIDER_ID = "rs_seg2any"
 
 class RsSeg2AnyProvider(QgsProcessingProvider):
     """Algorithms: ``rs_seg2any:rasterise_layout``, ``rs_seg2any:generate_imagery`` and the
-    scenarios ``flood``, ``planning_zones``, ``seasons``, ``change_pair``, ``cloud_fill`` and
-    ``damage_pair``."""
+    scenarios ``flood``, ``planning_zones``, ``seasons``, ``change_pair``, ``cloud_fill``,
+    ``damage_pair`` and ``detection_set``."""
 
     def id(self) -> str:
         return PROVIDER_ID
@@ -35,3 +36,4 @@ class RsSeg2AnyProvider(QgsProcessingProvider):
         self.addAlgorithm(GenerateImageryAlgorithm())
         for algorithm in SCENARIO_ALGORITHMS:
             self.addAlgorithm(algorithm())
+        self.addAlgorithm(DetectionSetAlgorithm())

@@ -111,6 +111,10 @@ class _ScenarioAlgorithm(QgsProcessingAlgorithm):
         add_job_params(self)
         shown = [*LAYOUT_DESTS, *GENERATOR_DESTS, *JOB_DESTS, *self.own_dests, "image"]
         add_schema_params(self, self.command, shown + (list(GRID_DESTS) if self.has_grid else []))
+        self.add_outputs()
+
+    def add_outputs(self) -> None:
+        """The outputs: rasters (the detection set's are vector layers and files)."""
         for name, _keys, description in self.result_defs():
             self.addOutput(QgsProcessingOutputRasterLayer(name, description))
 

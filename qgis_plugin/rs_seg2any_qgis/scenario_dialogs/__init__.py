@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The scenario dialogs: Flood, Planning zones, Seasons, Change pair, Cloud fill and Damage
-pair.
+"""The scenario dialogs: Flood, Planning zones, Seasons, Change pair, Cloud fill, Damage
+pair and Detection dataset.
 
 One base class (``base``) holds what they share (base image or layout, target grid,
 generator, output; validation, remembered values, exporting file-less layers); each
@@ -15,6 +15,7 @@ from .base import ScenarioDialog
 from .change import ChangeDialog
 from .cloudfill import CloudfillDialog
 from .damage import DamageDialog
+from .detection import DetectionDialog
 from .flood import FloodDialog
 from .planning import PlanDialog
 from .seasons import SeasonsDialog
@@ -26,6 +27,7 @@ DIALOGS: dict[str, type[ScenarioDialog]] = {
     "change": ChangeDialog,
     "cloudfill": CloudfillDialog,
     "damage": DamageDialog,
+    "detection": DetectionDialog,
 }
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ChangeDialog",
     "CloudfillDialog",
     "DamageDialog",
+    "DetectionDialog",
     "FloodDialog",
     "PlanDialog",
     "ScenarioDialog",

@@ -190,6 +190,12 @@ class ScenarioDialog(JobExport, QDialog):
         image = self.image.currentLayer() if self.image is not None else None
         return image or self.source.current()
 
+    def take_active(self, layer: QgsMapLayer) -> None:
+        """The active polygon layer when the dialog opens: the layout of the scenarios that
+        need one (for flood and planning, polygons may be the extent: left alone)."""
+        if self.needs_layout:
+            self.layer.setLayer(layer)
+
     def _base_changed(self) -> None:
         image = self.image.currentLayer() if self.image is not None else None
         self.grid.setEnabled(image is None)
