@@ -195,8 +195,7 @@ class ExemplarBank:
         rng = np.random.default_rng([seed + 7919 * cls_id, *key[2]])
         picks = rng.permutation(len(rgb) * 8)[:cap]
         base, turn = picks // 8, picks % 8
-        rgb = np.stack([_dihedral(rgb[b], t) for b, t in zip(base, turn, strict=True)])
-        lab = np.stack([_dihedral(lab[b], t) for b, t in zip(base, turn, strict=True)])
+        rgb, lab = _dihedrals(rgb, base, turn), _dihedrals(lab, base, turn)
         flat = rgb.reshape(len(rgb), -1).astype(np.float32) / 255.0
         sq = (flat.reshape(len(rgb), PATCH * PATCH, 3) ** 2).sum(-1)
         mine = (lab == cls_id).reshape(len(rgb), -1).astype(np.float32)
@@ -234,10 +233,16 @@ def orientation(lum: NDArray[np.floating]) -> F32:
     return out
 
 
-def _dihedral(a: NDArray[np.generic], t: int) -> NDArray[np.generic]:
-    """One of the 8 turns and flips of a square patch."""
-    r = np.rot90(a, t % 4)
-    return np.ascontiguousarray(r[:, ::-1] if t >= 4 else r)
+def _dihedrals(a: NDArray[Any], base: NDArray[np.integer], turn: NDArray[np.integer]) -> Any:
+    """Patch ``a[base[i]]`` turned ``turn[i] % 4`` quarter turns and, for ``turn[i] >= 4``,
+    flipped left-right: all 8 turns and flips of square patches, one array operation each."""
+    out = np.empty((len(base), *a.shape[1:]), dtype=a.dtype)
+    for t in range(8):
+        sel = turn == t
+        if sel.any():
+            r = np.rot90(a[base[sel]], t % 4, axes=(1, 2))
+            out[sel] = r[:, :, ::-1] if t >= 4 else r
+    return out
 
 
 def _resample(img: U8, lab: U8, scale: float) -> tuple[U8, U8]:

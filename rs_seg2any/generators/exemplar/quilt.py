@@ -123,6 +123,8 @@ def quilt_class(
     # earlier uses of each cut patch, turned or not: the same stone or shed twice is a tell
     base = cands.base if cands.base is not None else np.arange(len(cands.flat))
     uses = np.zeros(int(base.max()) + 1 if len(base) else 0, dtype=np.float32)
+    mine_sum = cands.mine.sum(1)
+    u_norm = np.linalg.norm(cands.orient, axis=1)
     for y in _positions(h):
         for x in _positions(w):
             win = (slice(y, y + PATCH), slice(x, x + PATCH))
@@ -130,15 +132,16 @@ def quilt_class(
                 continue
             m = filled[win].astype(np.float32).reshape(-1)
             t = target_all[win].reshape(-1)
-            missing = (t.sum() - cands.mine @ t) / t.size
-            context = (cands.mine.sum(1) - cands.mine @ t) / t.size
+            mine_t = cands.mine @ t
+            missing = (t.sum() - mine_t) / t.size
+            context = (mine_sum - mine_t) / t.size
             cost = MISSING_WEIGHT * missing + CONTEXT_WEIGHT * context + prior
             wx, wy = gx[win], gy[win]
             jxx, jyy, jxy = float((wx * wx).sum()), float((wy * wy).sum()), float((wx * wy).sum())
             if jxx + jyy > 1e-6:
                 v = np.array([jxx - jyy, 2 * jxy], np.float32) / (jxx + jyy)
                 u = cands.orient
-                mag = np.linalg.norm(u, axis=1) * float(np.linalg.norm(v))
+                mag = u_norm * float(np.linalg.norm(v))
                 cost = cost + w_or * (mag - u @ v) / 2
             if m.any():
                 cur = canvas[win].reshape(-1, 3)
@@ -234,23 +237,39 @@ def _one_source(
 
 MIN_REGION = 64 * 64  # px: smaller regions take the class's whole bank (cheaper, as good)
 LOOK_GROUP = 5  # bank crops per region: enough patches for context, one look
+LOOK_ANCHORS = 4  # looks a class's regions draw from (one candidate set each)
 ENERGY_SCALE = 2.0  # texture strength's weight against colour when grouping looks
+
+
+def look_anchors(look: NDArray[np.float32], k: int = LOOK_ANCHORS) -> NDArray[np.int64]:
+    """``k`` crops that span a class's looks: the most typical one (nearest the median
+    look), then each next the one farthest from those chosen (deterministic)."""
+    chosen = [int(np.argmin(((look - np.median(look, axis=0)) ** 2).sum(1)))]
+    dist = ((look - look[chosen[0]]) ** 2).sum(1)
+    while len(chosen) < min(k, len(look)):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, ((look - look[nxt]) ** 2).sum(1))
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def look_group(looks: Looks, start: NDArray[np.float32], known: NDArray[np.bool_],
                rng: np.random.Generator) -> tuple[int, ...]:  # fmt: skip
     """The bank crops a connected region of a class is quilted from: the ``LOOK_GROUP``
-    whose class look (mean colour, texture strength) is nearest one anchor crop, so a region
-    has one surface (one desert, one asphalt), not a patchwork of every crop's. The anchor
-    continues the region's known pixels (a neighbour tile's part of it) when there are
-    enough, else is drawn at random, weighted by the crop's pixels of the class."""
+    whose class look (mean colour, texture strength) is nearest an anchor crop, so a region
+    has one surface (one desert, one asphalt), not a patchwork of every crop's. Anchors are
+    the few :func:`look_anchors` (a job reuses a few candidate sets, not one per region).
+    The anchor continues the region's known pixels (a neighbour tile's part of it) when
+    there are enough, else is drawn at random, typical looks and big crops more often."""
     look = looks.look * np.array([1.0, 1.0, 1.0, ENERGY_SCALE], np.float32)
+    anchors = look_anchors(look)
     if known.sum() >= 16:
-        anchor = int(np.argmin(((look[:, :3] - start[known].mean(0)) ** 2).sum(1)))
+        gap = ((look[anchors, :3] - start[known].mean(0)) ** 2).sum(1)
+        anchor = int(anchors[int(np.argmin(gap))])
     else:  # typical looks more often: a plain desert, not the odd roundabout
-        far = ((look - np.median(look, axis=0)) ** 2).sum(1)
-        p = looks.weight * np.exp(-far / max(float(np.median(far)), 1e-9))
-        anchor = int(rng.choice(len(looks.ids), p=p / p.sum()))
+        far = ((look[anchors] - np.median(look, axis=0)) ** 2).sum(1)
+        p = looks.weight[anchors] * np.exp(-far / max(float(np.median(far)), 1e-9))
+        anchor = int(anchors[int(rng.choice(len(anchors), p=p / p.sum()))])
     near = np.argsort(((look - look[anchor]) ** 2).sum(1), kind="stable")[:LOOK_GROUP]
     return tuple(sorted(int(i) for i in looks.ids[near]))
 
