@@ -129,6 +129,16 @@ class Canvas:
     texts: dict[int, str]
     plan: TilePlan
     caption: str | None
+    cond: Entities | None = None
+    """The maps the generator is conditioned on, when ``ents`` is only the judged part of
+    them (an edit's region): the whole layout, so entities crossing the edit keep their shape."""
+
+    def restrict(self, region: NDArray[np.bool_]) -> None:
+        """Judge and repair only ``region`` (an edit mask): entities are clipped to it, so
+        no pixel outside it is ever regenerated or copied."""
+        full = self.cond or self.ents
+        self.cond = full
+        self.ents = Entities.of(np.where(region, full.instances, 0), full.labels)
 
     def windows(self, mask: NDArray[np.bool_]) -> list[Tile]:
         return [t for t in self.plan.tiles if mask[t.rows, t.cols].any()]
@@ -155,10 +165,11 @@ class Canvas:
             edit = todo[tile.rows, tile.cols]
             if not edit.any():
                 continue
-            inst = self.ents.instances[tile.rows, tile.cols]
-            labels = self.ents.labels[tile.rows, tile.cols].astype(np.uint8)
+            full = self.cond or self.ents
+            inst = full.instances[tile.rows, tile.cols]
+            labels = full.labels[tile.rows, tile.cols].astype(np.uint8)
             texts = {
-                e: emphasised(t, names.get(self.ents.classes.get(e, 0), "")) if e in failing else t
+                e: emphasised(t, names.get(full.classes.get(e, 0), "")) if e in failing else t
                 for e, t in self.texts.items()
             }
             present = {int(e) for e in np.unique(inst) if e > 0}
