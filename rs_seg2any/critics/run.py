@@ -88,6 +88,12 @@ def refine_outputs(
     traj["seams"] = seam_scores(canvas.image[..., :3], tile_size, overlap).to_dict()
     traj["colour_statistics"] = colours.source if colours is not None else None
     traj["tiles"] = tile_scores(canvas, traj["final"], params.min_score)
+    if fidelity:  # the final pixels' descriptions against what the segmenter sees
+        from .text import judge_texts
+
+        traj["text_check"] = judge_texts(
+            canvas.image, canvas.ents, canvas.texts, layout.taxonomy, segmenter
+        )
     outputs = write_reports(out, traj, canvas.ents, names, params.min_score)
     if not np.array_equal(original, canvas.image):
         outputs["image"] = rewrite_image(out / "image.tif", canvas.image)
