@@ -89,9 +89,10 @@ def test_refine_reports_the_text_check_in_quality_json(
     from rs_seg2any.job.generate_job import run_generate_job
     from rs_seg2any.layout import load_layout
 
+    extent = (300000, 2780150, 300064, 2780214)
     layout: Any = load_layout(write_demo_layer(tmp_path / "town.gpkg"), "landcover",
                               description_field="description", taxonomy="dubai_aerial",
-                              resolution=0.5, extent=(300000, 2780150, 300064, 2780214))  # fmt: skip
+                              resolution=0.5, extent=extent)  # fmt: skip
     gen = TinyBackend(tiny_random_weights, threads=1)
     run_generate_job(layout, tmp_path / "o", gen, steps=2, tile_size=128, overlap=16)
     settings = Settings(2, 4.0, 1.0, 0, 1, 1.0)
