@@ -27,6 +27,7 @@ from rs_seg2any.geoio import write_cog
 from rs_seg2any.scenarios.change import change_pairs
 from rs_seg2any.scenarios.cloudfill import cloudfill
 from rs_seg2any.scenarios.common import GenOptions, Polygons
+from rs_seg2any.scenarios.flood import flood
 from rs_seg2any.scenarios.planning import plan
 
 CRS = "EPSG:32640"
@@ -63,7 +64,7 @@ def read(path: Path) -> np.ndarray:
         return src.read()
 
 
-def check_edit_refined(folder: Path, base: Path) -> dict[str, Any]:
+def check_edit_refined(folder: Path, base: Path, judged_some: bool = True) -> dict[str, Any]:
     """The refined edit in ``folder``: judged inside its mask only, exact outside it."""
     mask = read(folder / "edit_mask.tif")[0] != 0
     image, before = read(folder / "image.tif"), read(base)
@@ -74,6 +75,9 @@ def check_edit_refined(folder: Path, base: Path) -> dict[str, Any]:
     assert judged == {int(e) for e in np.unique(inst[mask]) if e > 0}
     assert judged != {int(e) for e in np.unique(inst) if e > 0}  # some entity lies outside
     traj = json.loads((folder / "refine_trajectory.json").read_text())
+    if not judged_some:  # no critic knows the edit's classes: said, and nothing regenerated
+        assert traj["initial"] == {} and traj["rounds"] == [] and traj["notes"]
+        return traj
     assert traj["rounds"] and traj["rounds"][0]["entities"]  # the strict threshold bites
     assert set(map(int, traj["rounds"][0]["entities"])) <= judged
     check = json.loads((folder / "edit_check.json").read_text())
@@ -98,6 +102,16 @@ def test_plan_and_cloudfill_refine_inside_the_edit_only(
     cpath = write_cog(tmp_path / "clouds.tif", clouds, GRID, categorical=True)
     cloudfill(tmp_path / "cf", gen, base, cpath, town, opts=OPTS)
     check_edit_refined(tmp_path / "cf", base)
+
+
+def test_flood_refine_says_why_it_judges_nothing_and_keeps_the_base(
+    tmp_path: Path, gen: Any, town: Polygons
+) -> None:
+    base = photo(tmp_path)
+    zone = gpd.GeoDataFrame(geometry=[box(X0 + 10, Y0 + 5, X0 + 40, Y0 + 60)], crs=CRS)
+    flood(tmp_path / "f", gen, extent=zone, base_image=base, polygons=town, opts=OPTS)
+    traj = check_edit_refined(tmp_path / "f" / "after", base, judged_some=False)
+    assert any("flood water" in n for n in traj["notes"])
 
 
 def test_change_pair_refines_t1_whole_and_t2_inside_its_mask(
