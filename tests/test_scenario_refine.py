@@ -29,6 +29,7 @@ from rs_seg2any.scenarios.cloudfill import cloudfill
 from rs_seg2any.scenarios.common import GenOptions, Polygons
 from rs_seg2any.scenarios.flood import flood
 from rs_seg2any.scenarios.planning import plan
+from rs_seg2any.scenarios.seasons import seasons
 
 CRS = "EPSG:32640"
 X0, Y0, N = 300_000.0, 2_780_000.0, 96
@@ -125,6 +126,15 @@ def test_change_pair_refines_t1_whole_and_t2_inside_its_mask(
     inst = read(t1 / "instance.tif")[0]
     assert {r["entity"] for r in q1["entities"]} == {int(e) for e in np.unique(inst) if e > 0}
     check_edit_refined(Path(res.pairs[0].t2.outputs["image"]).parent, t1 / "image.tif")
+
+
+def test_seasons_refine_each_render_whole(tmp_path: Path, gen: Any, town: Polygons) -> None:
+    seasons(tmp_path / "s", lambda lora: gen, town, GRID, ["winter"], opts=OPTS)
+    folder = tmp_path / "s" / "winter"
+    inst = read(folder / "instance.tif")[0]
+    quality = json.loads((folder / "quality.json").read_text())
+    assert {r["entity"] for r in quality["entities"]} == {int(e) for e in np.unique(inst) if e}
+    assert json.loads((folder / "refine_trajectory.json").read_text())["rounds"]
 
 
 def test_refine_is_skipped_with_a_note_for_a_base_the_generator_cannot_paint(
