@@ -56,7 +56,8 @@ def run_backend(
     after: list[float] = []
     comb_b: list[float] = []
     comb_a: list[float] = []
-    t_plain = t_ref = 0.0
+    t_plain = t_ref = t_loop = 0.0
+    flagged = judged = 0
     calls_plain = calls_ref = 0
     params = RefineParams(True, a.min_score, a.max_rounds, 2.0)
     with tempfile.TemporaryDirectory() as work:
@@ -84,6 +85,10 @@ def run_backend(
             before += [fb[e] for e in fb]
             after += [fa.get(e, fb[e]) for e in fb]
             comb_b += list(traj["initial"].values())
+            t_loop += traj["refine"]["seconds"]  # rounds only: no first scoring, no reports
+            text = traj.get("text_check") or {}
+            flagged += int(text.get("flagged") or 0)
+            judged += len(text.get("entities") or [])
             comb_a += list(traj["final"].values())
     b, f = np.array(before), np.array(after)
     cb, ca = np.array(comb_b), np.array(comb_a)
@@ -100,6 +105,8 @@ def run_backend(
         "hist_after": np.histogram(f, bins)[0].tolist(),
         "plain_seconds": t_plain, "refine_seconds": t_ref,
         "extra_time_ratio": t_ref / t_plain, "plain_calls": calls_plain,
+        "loop_seconds": t_loop, "loop_time_ratio": t_loop / t_plain,
+        "text_flagged": flagged, "text_judged": judged,
         "refine_calls": calls_ref,
     }  # fmt: skip
 
