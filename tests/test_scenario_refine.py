@@ -65,7 +65,7 @@ def read(path: Path) -> np.ndarray:
         return src.read()
 
 
-def check_edit_refined(folder: Path, base: Path, judged_some: bool = True) -> dict[str, Any]:
+def check_edit_refined(folder: Path, base: Path, judged_some: bool | None = True) -> dict[str, Any]:
     """The refined edit in ``folder``: judged inside its mask only, exact outside it."""
     mask = read(folder / "edit_mask.tif")[0] != 0
     image, before = read(folder / "image.tif"), read(base)
@@ -76,8 +76,9 @@ def check_edit_refined(folder: Path, base: Path, judged_some: bool = True) -> di
     assert judged == {int(e) for e in np.unique(inst[mask]) if e > 0}
     assert judged != {int(e) for e in np.unique(inst) if e > 0}  # some entity lies outside
     traj = json.loads((folder / "refine_trajectory.json").read_text())
-    if not judged_some:  # no critic knows the edit's classes: said, and nothing regenerated
+    if judged_some is False:  # no critic knows the edit's classes: said, nothing regenerated
         assert traj["initial"] == {} and traj["rounds"] == [] and traj["notes"]
+    if not judged_some:
         return traj
     assert traj["rounds"] and traj["rounds"][0]["entities"]  # the strict threshold bites
     assert set(map(int, traj["rounds"][0]["entities"])) <= judged
@@ -135,6 +136,34 @@ def test_seasons_refine_each_render_whole(tmp_path: Path, gen: Any, town: Polygo
     quality = json.loads((folder / "quality.json").read_text())
     assert {r["entity"] for r in quality["entities"]} == {int(e) for e in np.unique(inst) if e}
     assert json.loads((folder / "refine_trajectory.json").read_text())["rounds"]
+
+
+def test_detection_set_refines_its_generated_background(
+    tmp_path: Path, tiny_random_weights: Path, town: Polygons
+) -> None:
+    import rs_seg2any as rs
+
+    layer = tmp_path / "town.gpkg"
+    town.frame.to_file(layer)
+    insert = tmp_path / "insert.geojson"
+    gpd.GeoDataFrame(
+        {"class": ["shed"], "text": ["temporary shed with a blue roof"]},
+        geometry=[box(X0 + 70, Y0 + 70, X0 + 80, Y0 + 77)],
+        crs=CRS,
+    ).to_file(insert)
+    out = tmp_path / "det"
+    rs.detection_set(out, layout=str(layer), class_field="cls", description_field="desc",
+                     taxonomy="dubai_aerial", resolution="1", insert=str(insert),
+                     object_description_field="text",
+                     model=str(tiny_random_weights), steps=2, tile_size=64, overlap=16, seed=5,
+                     chip_size=32, split_block=32, split_buffer=0, refine=STRICT,
+                     progress="none")  # fmt: skip
+    scene = out / "scene"
+    quality = json.loads((scene / "quality.json").read_text())
+    inst = read(scene / "instance.tif")[0]
+    assert {r["entity"] for r in quality["entities"]} == {int(e) for e in np.unique(inst) if e}
+    assert json.loads((scene / "refine_trajectory.json").read_text())["rounds"]
+    check_edit_refined(out / "inserted", scene / "image.tif", judged_some=None)
 
 
 def test_refine_is_skipped_with_a_note_for_a_base_the_generator_cannot_paint(
