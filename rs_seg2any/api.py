@@ -231,6 +231,12 @@ def scenario(
     a polygon file / GeoDataFrame read with ``layer`` options. ``options``: the scenario's own
     params (e.g. ``level``, ``dem`` for a flood) and any field of the shared params.
     """
+    refine = options.pop("refine", None)
+    if isinstance(refine, RefineParams):  # given whole, like generate(refine=...)
+        options.update({f.name: getattr(refine, f.name) for f in dataclasses.fields(refine)})
+        options["refine"] = True
+    elif refine is not None:
+        options["refine"] = refine
     flat = {**_grouped(layer, grid, sampler, tiles), **_route(name, options)}
     job = _job(name, out, layout, flat)
     return run_loaded_job(job, progress=_progress(progress), generator=generator)
@@ -512,6 +518,8 @@ def _scenario(job: Job, out: Path, progress: Progress | None, generator: Any) ->
     if getattr(job.params, "image", None) is not None or not spec.grid:
         grid = None  # the base image's grid
     inputs = ScenarioInputs(out, polygons, grid, job.sampler, job.tiles, progress, layer)
+    if spec.refine and job.refine.refine:
+        inputs.refine = job.refine
     if generator is not None:
         inputs._generators[()] = generator
     res = spec.run(inputs, job.params)

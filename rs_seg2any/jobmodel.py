@@ -78,7 +78,10 @@ def command_groups(command: str) -> dict[str, type]:
     groups: dict[str, type] = {"params": spec.params, "layer": LayerOptions}
     if spec.grid:
         groups["grid"] = GridParams
-    return {**groups, "sampler": SamplerParams, "tiles": TileParams, "cluster": ExecParams}
+    groups = {**groups, "sampler": SamplerParams, "tiles": TileParams, "cluster": ExecParams}
+    if spec.refine:
+        groups["refine"] = RefineParams
+    return groups
 
 
 def job_keys(command: str) -> list[str]:

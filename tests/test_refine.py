@@ -11,6 +11,8 @@ within its generator-call budget; the reports must be complete and valid.
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from rs_seg2any.critics.entity import ClassColours, Entities, colour_scores
-from rs_seg2any.critics.loop import CountingGenerator, Settings
+from rs_seg2any.critics.loop import CountingGenerator, Judge, Settings, read_canvas, refine
 from rs_seg2any.critics.params import RefineParams
 from rs_seg2any.critics.run import refine_outputs
 from rs_seg2any.demo import write_demo_layer
@@ -30,6 +32,7 @@ from rs_seg2any.errors import InputError
 from rs_seg2any.generators.base import TileCondition
 from rs_seg2any.generators.registry import TinyBackend
 from rs_seg2any.job.generate_job import run_generate_job
+from rs_seg2any.job.tiling import TilePlan
 from rs_seg2any.layout import load_layout
 
 EXTENT = (300000, 2780150, 300064, 2780214)  # 128 x 128 px at 0.5 m
@@ -291,3 +294,32 @@ def test_job_files_and_cli_take_the_refine_keys() -> None:
     args = build_parser().parse_args(["generate", "x.gpkg", "--class-field", "c", "--out", "o",
                                       "--refine", "--time-factor", "1.5"])  # fmt: skip
     assert (args.refine, args.time_factor, args.max_rounds) == (True, 1.5, 2)
+
+
+class SlowJudge(Judge):
+    """The colour critic taking 0.2 s per scoring (a segmenter on a big tile, say)."""
+
+    def scores(self, image: Any, ents: Any) -> dict[str, dict[int, float]]:
+        time.sleep(0.2)
+        return super().scores(image, ents)
+
+
+def test_wall_time_budget_counts_the_first_scoring_and_the_last_round(
+    layout: Any, tiny: TinyBackend, clean: Path, tmp_path: Path
+) -> None:
+    text, _bad = bad_text(layout, clean)
+    settings = run_bad(layout, tiny, tmp_path, text, disarm=False)  # failures persist
+    gen = CountingGenerator(WrongDescription(tiny, text))  # type: ignore[arg-type]
+    plan = TilePlan.for_grid(layout.grid, tile_size=64, overlap=16)
+    names = layout.taxonomy.names_by_id()
+    params = RefineParams(True, 1.0, 5, 2.0)
+    many = replace(settings, plain_calls=1000)  # calls never bind: only seconds do
+    # the first scoring (0.2 s) alone is over a 0.1 s budget: no round starts
+    judge = SlowJudge(layout.taxonomy, names, stats(clean, layout), fidelity=False)
+    canvas = read_canvas(tmp_path, layout, plan, None)
+    traj = refine(canvas, gen, judge, params, replace(many, plain_seconds=0.1))
+    assert traj["rounds"] == [] and traj["stopped"].startswith("time budget")
+    # 0.5 s: round 1 starts at 0.2 s; round 2 would end past 0.2 + 2 x (0.2 + generation)
+    canvas = read_canvas(tmp_path, layout, plan, None)
+    traj = refine(canvas, gen, judge, params, replace(many, plain_seconds=0.5))
+    assert len(traj["rounds"]) == 1 and traj["stopped"].startswith("time budget")

@@ -7,7 +7,10 @@ guessing.
 
 - :mod:`.entity` -- layout fidelity (segmenter IoU) and class colour against real statistics;
 - :mod:`.edit` -- edit leakage, the recovered edit mask and its IoU with the intended one;
+- :mod:`.text` -- text-level attribute check: the class a description reads as (a sentence
+  embedder against the taxonomy's class texts) vs the class the segmenter sees;
 - :mod:`.loop` -- the bounded refine loop behind ``generate --refine``;
+- :mod:`.scenario` -- the same loop on every scenario render, inside the edit for edits;
 - :mod:`.report` -- the trajectory and the per-job quality report (JSON + histogram PNG).
 """
 

@@ -63,8 +63,11 @@ def fidelity_scores(
     """Segmenter IoU per entity (see :func:`rs_seg2any.quality.segmenter.per_entity_iou`)."""
     from ..quality import segmenter
 
-    if not segmenter.applies_to(taxonomy):
-        name = taxonomy if isinstance(taxonomy, str) else getattr(taxonomy, "name", "?")
+    name = taxonomy if isinstance(taxonomy, str) else getattr(taxonomy, "name", "?")
+    # a scenario's extension (``dubai_aerial+flood_water``) keeps the ids of the classes it
+    # extends; the classes it adds get no score (per_entity_iou: NaN)
+    extended = str(name).startswith(f"{segmenter.TAXONOMY}+")
+    if not (segmenter.applies_to(taxonomy) or extended):
         return {}, [f"fidelity skipped: the segmenter knows {segmenter.TAXONOMY}, not {name}"]
     try:
         net = segmenter.load(model)

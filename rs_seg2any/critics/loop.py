@@ -9,7 +9,9 @@ versions scored best. Passing entities and background are never touched: their p
 bit-identical through every round.
 
 Time is bounded by generator calls: the loop may spend ``(time_factor - 1)`` times the calls
-of the plain job (and as much wall time); a round that would not fit is not started.
+of the plain job (and as much wall time, counted from the first scoring); a round that would
+not fit -- too many calls, or the time spent plus the previous round's time over the budget --
+is not started. The reports written after the loop are outside the budget.
 """
 
 from __future__ import annotations
@@ -129,6 +131,16 @@ class Canvas:
     texts: dict[int, str]
     plan: TilePlan
     caption: str | None
+    cond: Entities | None = None
+    """The maps the generator is conditioned on, when ``ents`` is only the judged part of
+    them (an edit's region): the whole layout, so entities crossing the edit keep their shape."""
+
+    def restrict(self, region: NDArray[np.bool_]) -> None:
+        """Judge and repair only ``region`` (an edit mask): entities are clipped to it, so
+        no pixel outside it is ever regenerated or copied."""
+        full = self.cond or self.ents
+        self.cond = full
+        self.ents = Entities.of(np.where(region, full.instances, 0), full.labels)
 
     def windows(self, mask: NDArray[np.bool_]) -> list[Tile]:
         return [t for t in self.plan.tiles if mask[t.rows, t.cols].any()]
@@ -155,10 +167,11 @@ class Canvas:
             edit = todo[tile.rows, tile.cols]
             if not edit.any():
                 continue
-            inst = self.ents.instances[tile.rows, tile.cols]
-            labels = self.ents.labels[tile.rows, tile.cols].astype(np.uint8)
+            full = self.cond or self.ents
+            inst = full.instances[tile.rows, tile.cols]
+            labels = full.labels[tile.rows, tile.cols].astype(np.uint8)
             texts = {
-                e: emphasised(t, names.get(self.ents.classes.get(e, 0), "")) if e in failing else t
+                e: emphasised(t, names.get(full.classes.get(e, 0), "")) if e in failing else t
                 for e, t in self.texts.items()
             }
             present = {int(e) for e in np.unique(inst) if e > 0}
@@ -209,12 +222,13 @@ def refine(
     budget_calls = int((params.time_factor - 1.0) * settings.plain_calls)
     budget_seconds = (params.time_factor - 1.0) * settings.plain_seconds
     ents = canvas.ents
+    t0 = time.perf_counter()  # the first scoring counts against the budget too
     per_critic = judge.scores(canvas.image[..., :3], ents)
     best = combined(per_critic)
     initial = dict(best)
     rounds: list[dict[str, Any]] = []
     stopped = "all entities pass"
-    t0 = time.perf_counter()
+    last = 0.0  # the previous round's seconds: the next one is expected to take as long
     for r in range(1, params.max_rounds + 1):
         failing = {e for e, s in best.items() if s < params.min_score}
         if not failing:
@@ -222,9 +236,9 @@ def refine(
             break
         mask = np.isin(ents.instances, sorted(failing))
         need = len(canvas.windows(mask))
-        spent = time.perf_counter() - t0
+        start = time.perf_counter()
         if counter.calls + need > budget_calls or (
-            settings.plain_seconds > 0 and spent > budget_seconds
+            settings.plain_seconds > 0 and start - t0 + last > budget_seconds
         ):
             stopped = f"time budget ({params.time_factor}x the plain generation)"
             break
@@ -256,6 +270,7 @@ def refine(
                 "candidate": new,
                 "action": "regenerated, kept" if kept else "regenerated, rejected",
             }
+        last = time.perf_counter() - start
         rounds.append(
             {
                 "round": r,

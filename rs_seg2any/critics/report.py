@@ -68,6 +68,7 @@ def quality_table(
         "entities": rows,
         "tiles": traj.get("tiles", []),
         "seams": traj.get("seams"),
+        "text_check": traj.get("text_check"),
         "summary": {
             "entities": len(rows),
             "scored": n,
@@ -82,6 +83,7 @@ def quality_table(
             if traj["plain"]["seconds"] > 0
             else None,
             "extra_generator_calls": traj["refine"]["generator_calls"],
+            "text_flagged": (traj.get("text_check") or {}).get("flagged"),
         },
     }
 

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from ..atomic import write_json
 from ..generators.base import Generator
 from ..job.tiling import TilePlan
 from ..layout import Layout
@@ -58,15 +60,24 @@ def refine_outputs(
     colours: ClassColours | None = None,
     segmenter: Any = None,
     fidelity: bool = True,
+    region: NDArray[np.bool_] | None = None,
 ) -> dict[str, Path]:
     """Score ``out``'s entities, refine the failing ones, rewrite image.tif if anything was
-    kept, and write the trajectory and quality reports. Returns the files written."""
+    kept, and write the trajectory and quality reports. Returns the files written.
+    ``region`` (an edit mask on the grid): only the entities' parts inside it are judged and
+    repaired; every pixel outside it stays as it is."""
     from ..job.generate_job import _image_preview
     from ..quality.seams import seam_scores
 
     out = Path(out)
     plan = TilePlan.for_grid(layout.grid, tile_size=tile_size, overlap=overlap)
     canvas = read_canvas(out, layout, plan, caption)
+    if canvas.image.dtype != np.uint8 or canvas.image.shape[2] != generator.bands:
+        bands, dtype = canvas.image.shape[2], canvas.image.dtype
+        why = f"refine skipped: the image is {bands}-band {dtype}; the generator paints uint8"
+        return {"quality": write_json(out / "quality.json", {"skipped": why, "notes": [why]})}
+    if region is not None:
+        canvas.restrict(region)
     names = layout.taxonomy.names_by_id()
     notes: list[str] = []
     if colours is None:
@@ -77,6 +88,12 @@ def refine_outputs(
     traj["seams"] = seam_scores(canvas.image[..., :3], tile_size, overlap).to_dict()
     traj["colour_statistics"] = colours.source if colours is not None else None
     traj["tiles"] = tile_scores(canvas, traj["final"], params.min_score)
+    if fidelity:  # the final pixels' descriptions against what the segmenter sees
+        from .text import judge_texts
+
+        traj["text_check"] = judge_texts(
+            canvas.image, canvas.ents, canvas.texts, layout.taxonomy, segmenter
+        )
     outputs = write_reports(out, traj, canvas.ents, names, params.min_score)
     if not np.array_equal(original, canvas.image):
         outputs["image"] = rewrite_image(out / "image.tif", canvas.image)

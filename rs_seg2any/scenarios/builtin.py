@@ -360,6 +360,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         _flood,
         help="flood an image: polygons, or a DEM and a water level",
         presets=("flood",),
+        refine=True,
     ),
     ScenarioSpec(
         "plan",
@@ -367,6 +368,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         _plan,
         help="inpaint planning zones (polygons + descriptions)",
         presets=("planning",),
+        refine=True,
     ),
     ScenarioSpec(
         "seasons",
@@ -375,6 +377,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         layout="required",
         help="render one layout for several seasons (same seed)",
         presets=("seasons",),
+        refine=True,
     ),
     ScenarioSpec(
         "change",
@@ -383,6 +386,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         layout="required",
         help="bi-temporal change pairs with change masks",
         presets=("change",),
+        refine=True,
     ),
     ScenarioSpec(
         "cloudfill",
@@ -391,6 +395,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         layout="required",
         grid=False,
         help="fill the clouds of a real image from a layout",
+        refine=True,
     ),
     ScenarioSpec(
         "damage",
@@ -398,6 +403,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         _damage,
         help="disaster damage pairs (fire, earthquake, flood) with per-building damage labels",
         presets=("damage_fire", "damage_earthquake", "damage_flood"),
+        refine=True,
     ),
     ScenarioSpec(
         "detection-set",
@@ -405,6 +411,7 @@ SHIPPED: tuple[ScenarioSpec, ...] = (
         _detection_set,
         help="detection training set: objects over a real or generated background, rare "
         "objects inserted, chips in COCO, YOLO, DOTA and GeoJSON, filter report, STAC",
+        refine=True,
     ),
 )
 """The shipped scenarios, in the order the CLI lists them."""

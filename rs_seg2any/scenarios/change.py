@@ -26,11 +26,11 @@ from odc.geo.geobox import GeoBox
 from rasterio.windows import Window
 
 from ..atomic import atomic_open
+from ..critics.scenario import generate_or_refine
 from ..errors import ScenarioError
 from ..generators.base import Generator
 from ..geoio import GridRasterWriter, ensure_writable_dir
 from ..grid import same_grid
-from ..job.generate_job import run_generate_job
 from ..job.runner import JobResult
 from ..layout import Layout
 from ..limits import check
@@ -240,7 +240,7 @@ def change_pairs(
                 "not vary with the seed); use --pairs 1, or vary it with --param"
             )
         afters.append((polys, digest))
-    t1 = run_generate_job(layout1, out / "t1", generator, progress=progress, **opts.job_kwargs())
+    t1 = generate_or_refine(layout1, out / "t1", generator, opts, progress)
     result = ChangeResult(t1)
     before_labels = raster_mask(Path(t1.outputs["label"]))  # T1's label.tif, by window
     for i, (polys, _) in enumerate(afters):

@@ -24,7 +24,7 @@ from ..errors import InputError, LayoutError, ScenarioError
 from ..generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator
 from ..geoio import GridRasterWriter, ensure_writable_dir
 from ..inputs import raster_grid, read_vector
-from ..job.generate_job import EditRegion, run_generate_job
+from ..job.generate_job import EditRegion
 from ..job.jobdir import folder_lock
 from ..job.runner import GDAL_CACHE_BYTES, JobResult
 from ..layout import Layout, load_layout
@@ -68,6 +68,7 @@ class GenOptions:
     overlap: int = DEFAULT_OVERLAP
     caption: str | None = None
     restart: bool = False
+    refine: Any = None  # rs_seg2any.critics.RefineParams: refine every render (None: never)
 
     def __post_init__(self) -> None:
         check_sampler(steps=self.steps, guidance=self.guidance, gamma=self.gamma, seed=self.seed)
@@ -94,7 +95,7 @@ class GenOptions:
     def job_kwargs(self, **changes: Any) -> dict[str, Any]:
         """Keyword arguments of ``run_generate_job`` for these settings (``changes``
         override some, e.g. a scenario's own seed or caption)."""
-        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "refine"}
         return {**kwargs, **changes}
 
 
@@ -364,9 +365,9 @@ def render_base(
     progress: Progress | None = None,
 ) -> JobResult:
     """The *before* image of a scenario that starts from a layout instead of a photo."""
-    return run_generate_job(
-        polys.layout(grid), out, generator, progress=progress, **opts.job_kwargs()
-    )
+    from ..critics.scenario import generate_or_refine  # refined when opts.refine says so
+
+    return generate_or_refine(polys.layout(grid), out, generator, opts, progress)
 
 
 def edit_job(
@@ -398,13 +399,16 @@ def edit_job(
     radiometry = check_base(base_image, mask, grid)
     out = ensure_writable_dir(out)
     mask_path = write_mask(out / "edit_mask.tif", reader, grid, {"RS_SEG2ANY_ROLE": "edit mask"})
-    res = run_generate_job(
+    from ..critics.scenario import generate_or_refine  # refined inside the mask when asked
+
+    res = generate_or_refine(
         layout,
         out,
         generator,
-        progress=progress,
+        opts,
+        progress,
         edit=EditRegion(Path(base_image), mask_path, radiometry),
-        **opts.job_kwargs(seed=seed),
+        seed=seed,
     )
     from ..critics.verify import verify_edit  # the edit, recovered from the pixels
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from odc.geo.geobox import GeoBox
 
+from ..critics.scenario import generate_or_refine
 from ..errors import InputError
 from ..generators.base import Generator
 from ..geoio import ensure_writable_dir
-from ..job.generate_job import run_generate_job
 from ..job.runner import JobResult
 from ..progress import Progress
 from .common import GenOptions, Polygons, exclusive_folder
@@ -88,11 +88,7 @@ def seasons(
         polys = replace(polygons, frame=frame, description_field=desc_field)
         generator = generator_for(cfg["seasons"][name].get("lora"))
         caption = f"{opts.caption or 'top-down aerial photograph'}, {name}"
-        result.seasons[name] = run_generate_job(
-            polys.layout(grid),
-            out / name,
-            generator,
-            progress=progress,
-            **opts.job_kwargs(caption=caption),
+        result.seasons[name] = generate_or_refine(
+            polys.layout(grid), out / name, generator, opts, progress, caption=caption
         )
     return result

@@ -7,7 +7,7 @@ build specs without importing the registry that lists them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class ScenarioInputs:
     tiles: TileParams
     progress: Progress | None = None
     layer_options: Any = None  # rs_seg2any.options.LayerOptions of the layout, for sibling layers
+    refine: Any = None  # rs_seg2any.critics.RefineParams, for specs with refine=True
     _generators: dict[tuple[str, ...], Generator] = field(default_factory=dict, repr=False)
 
     def generator(self, extra_lora: Sequence[str] = ()) -> Generator:
@@ -45,7 +46,8 @@ class ScenarioInputs:
         """The sampler and tiling settings as the scenario functions take them."""
         from .common import GenOptions
 
-        return GenOptions.from_params(self.sampler, self.tiles)
+        opts = GenOptions.from_params(self.sampler, self.tiles)
+        return replace(opts, refine=self.refine) if self.refine is not None else opts
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class ScenarioSpec:
     grid: bool = True
     """Whether the grid options apply (False: the grid is always the base image's)."""
     presets: tuple[str, ...] = ()
+    refine: bool = False
+    """Whether it takes ``--refine`` (:class:`~rs_seg2any.critics.RefineParams`): the loop
+    on every render it makes, inside the edit for edits."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (``rs-seg2any scenarios``)."""
