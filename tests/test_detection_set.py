@@ -237,3 +237,25 @@ def test_objects_inserted_into_a_real_image_change_only_their_pixels(
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     [obj] = {o["object_id"]: o for o in report["objects"]}.values()
     assert obj["source"] == "inserted" and obj["leakage"] == 0.0 and obj["area_px"] == 15
+
+
+def test_an_inserted_object_in_no_exported_chip_is_reported_not_lost(
+    tmp_path: Path, photo: Path, tiny_random_weights: Path
+) -> None:
+    """Chips 32 px every 64 px leave gaps; a car inserted in a gap gets no label: the run
+    says so (a warning and ``objects_in_no_chip`` in the report) instead of dropping it."""
+    pytest.importorskip("torch")
+    insert = tmp_path / "insert.gpkg"
+    car = box(X0 + 40, Y0 + N - 50, X0 + 45, Y0 + N - 47)  # rows 47-50, cols 40-45: a gap
+    gpd.GeoDataFrame(
+        {"class": ["vehicle"], "text": ["burnt-out car"]}, geometry=[car], crs=CRS
+    ).to_file(insert)
+    with pytest.warns(UserWarning, match="inserted object"):
+        rs.detection_set(tmp_path / "o", image=str(photo), insert=str(insert),
+                         object_description_field="text", model=str(tiny_random_weights),
+                         steps=2, tile_size=64, overlap=16, chip_size=32, chip_stride=64,
+                         split_block=64, split_buffer=0)  # fmt: skip
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert not report["objects"]
+    [lost] = report["summary"]["objects_in_no_chip"]
+    assert lost["source"] == "inserted" and lost["category"] == "vehicle"

@@ -189,8 +189,23 @@ def _build(out: Path, inputs: ScenarioInputs, p: DetectionParams, grid: GeoBox,
         raise
     files.update(exported)
     files["image"] = final
+    # objects no exported chip holds (e.g. only in chips dropped between two splits' cells):
+    # said, never lost silently; an inserted one the user asked for is also warned about
+    unlabelled = [o for o in scene.objects if o.id not in report.labelled]
     summary = {**provenance, "chips_dropped_by_split_buffer": dropped,
-               "objects": len(scene.objects)}  # fmt: skip
+               "objects": len(scene.objects),
+               "objects_in_no_chip": [{"object_id": o.id, "category": o.category,
+                                       "source": o.source} for o in unlabelled]}  # fmt: skip
+    lost = [o for o in unlabelled if o.source == "inserted"]
+    if lost:
+        import warnings
+
+        warnings.warn(
+            f"{len(lost)} inserted object(s) lie in no exported chip (only in chips dropped "
+            "on the border between two splits' cells, or cut below --min-visible): ids "
+            f"{[o.id for o in lost]}; see objects_in_no_chip in report.json",
+            UserWarning, stacklevel=2,
+        )  # fmt: skip
     files.update(report.close(summary))
     if not p.no_stac:
         from .stac import write_catalog

@@ -133,6 +133,7 @@ class ReportWriter:
         self._objects = Spool(out, "report-objects.json")
         self._counts = {"samples": 0, "samples_kept": 0, "objects_kept": 0, "objects_rejected": 0}
         self._fields: list[str] = []
+        self.labelled: set[int] = set()  # objects with a label row in some chip
 
     def add(self, rec: ChipRecord) -> None:
         t, scores = self.thresholds, self.scores
@@ -143,6 +144,7 @@ class ReportWriter:
         for a, r in rec.rejected:
             rows.append(object_row(rec, a, False, r + rec.flags.get(a.object_id, []), scores))
         for row in rows:
+            self.labelled.add(int(row["object_id"]))
             self._objects.add(row)
             self._counts["objects_kept" if row["kept"] else "objects_rejected"] += 1
             self._fields = self._fields or list(row)
