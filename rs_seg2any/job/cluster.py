@@ -16,11 +16,15 @@
 - Worker processes get one thread each and fixed torch threads per tile, so tiles are
   byte-identical to the local run's. A worker that dies mid-tile is replaced and its tile
   rerun by the scheduler.
+- A GPU job's tiles each hold one unit of a Dask resource (``--gpu-resource``, see
+  :mod:`rs_seg2any.job.resources`): one tile at a time per GPU worker, none on CPU workers;
+  ``--workers N`` on a machine with GPUs gives the first workers one GPU each.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -33,16 +37,17 @@ from typing import Any
 import numpy as np
 
 from ..deps import require
-from ..errors import InputError, RsSeg2AnyError
+from ..errors import ClusterError, InputError, RsSeg2AnyError
 from ..progress import Progress
 from .execparams import ExecParams
 from .jobdir import JobDir
 from .manifest import DONE, FAILED, TileOutcome
+from .resources import local_worker_specs, offered, require_resource, tile_resource, visible_gpus
 from .tiletask import OnDone, Render, TileSettings, blocked, run_tile
 from .tiling import Tile, TilePlan
 from .waves import dependencies, waves
 
-__all__ = ["DaskExecutor", "WorkerGenerator"]
+__all__ = ["DaskExecutor", "WorkerGenerator", "local_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +145,60 @@ def tile_task(
         if outcome.status != DONE:
             return blocked(tile, outcome.seed_key)
     with job.writing():
-        return run_tile(render, job, tile, attempts, threads)
+        done = run_tile(render, job, tile, attempts, threads)
+    return dataclasses.replace(done, worker=_worker_address())
+
+
+def _worker_address() -> str | None:
+    """The address of the worker running this task (recorded in the manifest)."""
+    import distributed
+
+    try:
+        address: str = distributed.get_worker().address
+    except ValueError:  # not on a worker
+        return None
+    return address
+
+
+WORKERS_START_S = 300.0
+"""How long local workers may take to start (a busy machine imports torch slowly)."""
+
+
+def local_cluster(
+    n_workers: int, gpus: list[str] | None = None, dashboard: str | None = None
+) -> tuple[Any, Any]:
+    """A LocalCluster of ``n_workers`` processes (one thread each) and its client; with
+    ``gpus`` (default: those this process sees), worker i < len(gpus) sees only GPU i and
+    offers the ``GPU`` resource."""
+    import distributed
+    from distributed.system import MEMORY_LIMIT
+
+    LocalCluster: Any = distributed.LocalCluster
+    Client: Any = distributed.Client
+
+    gpus = visible_gpus() if gpus is None else gpus
+    cluster = LocalCluster(
+        n_workers=0,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=dashboard,
+        env=THREAD_ENV,
+        memory_limit=max(1, int(MEMORY_LIMIT / n_workers)),
+        silence_logs=logging.ERROR,
+    )
+    try:
+        cluster.worker_spec.update(local_worker_specs(cluster.new_spec, n_workers, gpus))
+        cluster.scale(n_workers)
+        client = Client(cluster)
+        client.wait_for_workers(n_workers, timeout=WORKERS_START_S)
+    except BaseException as exc:
+        cluster.close()
+        if isinstance(exc, TimeoutError | OSError):
+            raise ClusterError(f"{n_workers} local Dask workers did not start in "
+                               f"{WORKERS_START_S:.0f} s ({exc}); try fewer --workers"
+                               ) from exc  # fmt: skip
+        raise
+    return cluster, client
 
 
 class DaskExecutor:
@@ -155,6 +213,7 @@ class DaskExecutor:
         self._cluster: Any = None
         self.client: Any = None
         self.dashboard: str | None = None
+        self.resource_wait: float | None = None  # None: resources.RESOURCE_WAIT_S
         self.name = (f"dask ({params.workers} local workers)" if params.workers
                      else f"dask ({params.scheduler})")  # fmt: skip
 
@@ -165,7 +224,6 @@ class DaskExecutor:
         import distributed
 
         Client: Any = distributed.Client
-        LocalCluster: Any = distributed.LocalCluster
 
         params = self.params
         if params.scheduler:
@@ -177,16 +235,9 @@ class DaskExecutor:
                     "--scheduler (tcp://HOST:8786) and that the scheduler is running"
                 ) from exc
         else:
+            assert params.workers is not None
             dashboard = ":0" if importlib.util.find_spec("bokeh") else None
-            self._cluster = LocalCluster(
-                n_workers=params.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=dashboard,
-                env=THREAD_ENV,
-                silence_logs=logging.ERROR,
-            )
-            self.client = Client(self._cluster)
+            self._cluster, self.client = local_cluster(params.workers, dashboard=dashboard)
         self.dashboard = self._dashboard_link()
         if self._progress is not None:
             if self.dashboard:
@@ -223,6 +274,17 @@ class DaskExecutor:
         if not pending:
             return
         client = self._start()
+        resource = tile_resource(self.params.gpu_resource, render)
+        restrict = None
+        if resource:  # checked first: tiles no worker can take would wait forever
+            where = ("the local cluster" if self.params.workers
+                     else f"the Dask cluster at {self.params.scheduler}")  # fmt: skip
+            require_resource(client, resource, where, wait=self.resource_wait)
+            restrict = {resource: 1}
+            if self._progress is not None:
+                having, total = offered(client, resource)
+                self._progress.message(f"each tile holds the Dask resource {resource}: "
+                                       f"{having} of {total} workers offer it")  # fmt: skip
         deps = dependencies(plan)
         level = waves(plan, deps)
         blob = _dumps(for_workers(render))
@@ -235,7 +297,7 @@ class DaskExecutor:
             key = f"tile-{tag}-{tile.seed_key}"
             futures[tile.index] = client.submit(
                 tile_task, shipped, job, tile, settings.attempts, settings.threads, *needed,
-                key=key, priority=-level[tile.index], pure=False,
+                key=key, priority=-level[tile.index], pure=False, resources=restrict,
             )  # fmt: skip
             tiles[key] = tile
         try:
