@@ -7,6 +7,11 @@ worker and of 2 workers. Outputs must be byte-identical in all three.
 
 What is timed, and why the first version measured 1.12x instead of ~1.8x:
 
+- Placement (a bug, fixed in rs_seg2any.job.cluster): Dask puts a task with dependencies
+  only on a worker holding one of them, and every tile depended on the renderer and its
+  neighbours, so all tiles ran on the first worker. Tiles are now submitted by the client
+  when their neighbours are saved, without Dask dependencies; "tiles per worker" below
+  shows the split (it was [8] for 8 tiles on 2 workers, now e.g. [5, 3]).
 - Only the tile stage (the job manifest's ``seconds``). Starting the cluster, and each
   worker's first generator and sentence-encoder load (~5 s per process when idle, 20 s+ on
   a busy machine, paid once per worker for every later job), are a separate "setup" figure:

@@ -1,18 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Dask backend: a job's tiles as tasks on a ``distributed`` cluster, same bytes as local.
 
-- Each pending tile is one task whose inputs are the tasks of the tiles it reads
-  (:mod:`rs_seg2any.job.waves`), so a tile starts only once its upper-left, upper,
-  upper-right and left neighbours are saved, and all tiles of a wave run in parallel; the
-  task priority is minus the wave, so earlier waves go first when workers are scarce.
+- Each pending tile is one task, submitted by the client once the tiles it reads
+  (:mod:`rs_seg2any.job.waves`: its upper-left, upper, upper-right and left neighbours) are
+  saved, earliest wave first. The tasks have no Dask dependencies on purpose: Dask places
+  a task with dependencies only on a worker that holds one of them, so a chain of
+  neighbours (and a renderer held by one worker) would keep every tile on the first worker
+  (measured: all 8 tiles of a 2 x 4 grid on one of 2 workers). Free of dependencies, a
+  tile goes to whichever worker is idle.
 - Workers write tiles straight into the job folder (which they must see: any local cluster,
   or a shared disk) and return only the outcome (status, attempts, sha256); the client alone
   keeps the manifest and the folder lock. While a worker renders and writes it holds a shared
   ``writers`` lock, so a rerun after the client died waits for it instead of racing it.
-- The renderer travels once as a task of its own (so a lost worker's copy is rebuilt from
-  the graph); its generator travels as a recipe (:class:`WorkerGenerator`): each worker
-  process loads a generator once per (backend, weights digest) and keeps it for every later
-  tile and job.
+- The renderer travels once per job as a file in the job's state folder, which workers
+  must see anyway (:class:`ShippedRenderer`): each worker process reads it on its first tile
+  (a replaced or late worker too) and keeps it; its generator travels as a recipe
+  (:class:`WorkerGenerator`): each worker process loads a generator once per (backend,
+  weights digest) and keeps it for every later tile and job.
 - Worker processes get one thread each and fixed torch threads per tile, so tiles are
   byte-identical to the local run's. A worker that dies mid-tile is replaced and its tile
   rerun by the scheduler.
@@ -31,11 +35,16 @@ import json
 import logging
 import pickle
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write, remove_quietly
 from ..deps import require
 from ..errors import ClusterError, InputError, RsSeg2AnyError
 from ..progress import Progress
@@ -127,25 +136,47 @@ def for_workers(render: Render) -> Render:
     return shipped
 
 
-def _unpack(blob: bytes) -> Render:
-    render: Render = pickle.loads(blob)
-    return render
+_RENDERERS: OrderedDict[str, Render] = OrderedDict()
+"""Worker-process cache: renderer digest -> renderer (the latest few jobs')."""
+_RENDERERS_KEPT = 4
+_RENDERERS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ShippedRenderer:
+    """A job's renderer as tile tasks carry it: the path of its pickle and its digest."""
+
+    path: str
+    digest: str
+
+    @classmethod
+    def write(cls, job: JobDir, render: Render) -> ShippedRenderer:
+        blob = _dumps(for_workers(render))
+        digest = hashlib.sha256(blob).hexdigest()[:20]
+        path = job.path / f"renderer-{digest}.pkl"
+        atomic_write(path, lambda fh: fh.write(blob))
+        return cls(str(path), digest)
+
+    def load(self) -> Render:
+        """The renderer, read once per worker process."""
+        with _RENDERERS_LOCK:
+            render = _RENDERERS.get(self.digest)
+            if render is None:
+                with open(self.path, "rb") as fh:
+                    render = pickle.load(fh)
+                _RENDERERS[self.digest] = render
+                while len(_RENDERERS) > _RENDERERS_KEPT:
+                    _RENDERERS.popitem(last=False)
+            _RENDERERS.move_to_end(self.digest)
+            return render
 
 
 def tile_task(
-    render: Render,
-    job: JobDir,
-    tile: Tile,
-    attempts: int,
-    threads: int | None,
-    *needed: TileOutcome,
+    shipped: ShippedRenderer, job: JobDir, tile: Tile, attempts: int, threads: int | None
 ) -> TileOutcome:
-    """One tile on a worker, after the tiles it reads (``needed``) are done."""
-    for outcome in needed:
-        if outcome.status != DONE:
-            return blocked(tile, outcome.seed_key)
+    """One tile on a worker (the client submits it once the tiles it reads are saved)."""
     with job.writing():
-        done = run_tile(render, job, tile, attempts, threads)
+        done = run_tile(shipped.load(), job, tile, attempts, threads)
     return dataclasses.replace(done, worker=_worker_address())
 
 
@@ -287,41 +318,70 @@ class DaskExecutor:
                                        f"{having} of {total} workers offer it")  # fmt: skip
         deps = dependencies(plan)
         level = waves(plan, deps)
-        blob = _dumps(for_workers(render))
+        for stale in job.path.glob("renderer-*.pkl"):  # of a client that was killed
+            remove_quietly(stale)
+        shipped = ShippedRenderer.write(job, render)
         tag = secrets.token_hex(4)
-        shipped = client.submit(_unpack, blob, key=f"renderer-{tag}", pure=False)
-        futures: dict[tuple[int, int], Any] = {}
-        tiles: dict[str, Tile] = {}
-        for tile in pending:  # row-major: every dependency is submitted before its readers
-            needed = [futures[d.index] for d in deps[tile.index] if d.index in futures]
-            key = f"tile-{tag}-{tile.seed_key}"
-            futures[tile.index] = client.submit(
-                tile_task, shipped, job, tile, settings.attempts, settings.threads, *needed,
-                key=key, priority=-level[tile.index], pure=False, resources=restrict,
-            )  # fmt: skip
-            tiles[key] = tile
+        todo = {t.index for t in pending}
+        waiting = {t.index: {d.index for d in deps[t.index] if d.index in todo} for t in pending}
+        readers: dict[tuple[int, int], list[Tile]] = {}
+        for tile in pending:
+            for index in waiting[tile.index]:
+                readers.setdefault(index, []).append(tile)
+        status: dict[tuple[int, int], str] = {}  # tiles not pending are done
+        live: dict[str, tuple[Tile, Any]] = {}
+        running = as_completed()
+
+        def submit(tiles: list[Tile]) -> None:
+            for tile in sorted(tiles, key=lambda t: (level[t.index], t.index)):
+                key = f"tile-{tag}-{tile.seed_key}"
+                future = client.submit(
+                    tile_task, shipped, job, tile, settings.attempts, settings.threads,
+                    key=key, priority=-level[tile.index], pure=False, resources=restrict,
+                )  # fmt: skip
+                live[key] = (tile, future)
+                running.add(future)
+
+        def finish(tile: Tile, outcome: TileOutcome) -> None:
+            """Record ``outcome``; submit the readers it was the last wait of, or mark them
+            blocked (their pixels would differ from a complete run's) if a tile failed."""
+            ready: list[Tile] = []
+            stack = [(tile, outcome)]
+            while stack:
+                tile, outcome = stack.pop()
+                status[tile.index] = outcome.status
+                on_done(tile, outcome)
+                for reader in readers.get(tile.index, ()):
+                    waits = waiting[reader.index]
+                    waits.discard(tile.index)
+                    if waits:
+                        continue
+                    bad = [d for d in deps[reader.index] if status.get(d.index, DONE) != DONE]
+                    if bad:
+                        stack.append((reader, blocked(reader, bad[0].seed_key)))
+                    else:
+                        ready.append(reader)
+            submit(ready)
+
         try:
-            for future in as_completed(list(futures.values())):
-                tile = tiles[future.key]
+            submit([t for t in pending if not waiting[t.index]])
+            for future in running:
+                tile, _ = live.pop(future.key)
                 if future.status == "finished":
                     outcome: TileOutcome = future.result()
                 else:
                     exc = future.exception()
                     if isinstance(exc, RsSeg2AnyError):
                         raise exc
-                    bad = [d for d in deps[tile.index] if d.index in futures
-                           and futures[d.index].status != "finished"]  # fmt: skip
-                    outcome = (blocked(tile, bad[0].seed_key) if bad else
-                               TileOutcome(tile.seed_key, FAILED, settings.attempts,
-                                           error=f"{type(exc).__name__}: {exc}"))  # fmt: skip
-                on_done(tile, outcome)
+                    outcome = TileOutcome(tile.seed_key, FAILED, settings.attempts,
+                                          error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                finish(tile, outcome)
         except BaseException:
-            client.cancel(list(futures.values()))
+            client.cancel([f for _, f in live.values()])
             self.close()  # a local cluster's workers stop before the folder lock is released
             raise
         finally:
-            if self.client is not None:
-                shipped.release()
+            remove_quietly(Path(shipped.path))
 
     def close(self) -> None:
         client, self.client = self.client, None
