@@ -292,17 +292,21 @@ def run(
     workers: int | None = None,
     scheduler: str | None = None,
     attempts: int | None = None,
+    gpu_resource: str | None = None,
 ) -> Result:
     """Run a job file (YAML) or a :class:`~rs_seg2any.jobmodel.Job`; ``workers`` (a local
     Dask cluster of that many processes) or ``scheduler`` (an existing cluster's address)
-    override the job's own, ``attempts`` the tries per tile."""
+    override the job's own, ``attempts`` the tries per tile, ``gpu_resource`` the Dask
+    resource each tile holds (auto, none or a name)."""
     from .areas import is_areas_file, load_areas
 
     if isinstance(job, Job):
         loaded = job
     else:
         loaded = load_areas(job) if is_areas_file(job) else load_job(job)
-    cluster = loaded.cluster.override(workers=workers, scheduler=scheduler, attempts=attempts)
+    cluster = loaded.cluster.override(
+        workers=workers, scheduler=scheduler, attempts=attempts, gpu_resource=gpu_resource
+    )
     loaded = dataclasses.replace(loaded, cluster=cluster)
     return run_loaded_job(loaded, progress=_progress(progress))
 

@@ -98,3 +98,8 @@ def one_line(exc: BaseException, limit: int | None = None) -> str:
 
 class AdapterMismatchError(WeightsError):
     """A LoRA adapter trained for another backend, base model, band set or class set."""
+
+
+class ClusterError(InputError):
+    """The Dask cluster cannot run the job as asked: no worker offers the resource each tile
+    needs (a GPU), so the tiles would wait forever."""

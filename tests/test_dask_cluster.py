@@ -99,6 +99,9 @@ def test_generate_on_the_cluster_equals_the_local_run(
     assert manifest["summary"]["backend"].startswith("dask")
     assert {t["status"] for t in manifest["tiles"].values()} == {"done"}
     assert manifest["outputs"]["image"]["sha256"] == reference["image.tif"]
+    # both workers rendered tiles (Dask puts a task with dependencies only where one of
+    # them is held, which once kept every tile on the first worker)
+    assert len({t["worker"] for t in manifest["tiles"].values()}) == 2
 
 
 def test_scenario_on_the_cluster_equals_the_local_run(

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scenario, and the command's long options as keys",
     )
     add_params(run.add_argument_group("execution (overrides the job file)"), ExecParams,
-               defaults={"attempts": None})  # fmt: skip
+               defaults={"attempts": None, "gpu_resource": None})  # fmt: skip
 
     train = sub.add_parser(
         "train-base",
@@ -369,8 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             job = load_areas(args.job) if is_areas_file(args.job) else load_job(args.job)
             cluster = job.cluster.override(
-                workers=args.workers, scheduler=args.scheduler, attempts=args.attempts
-            )
+                workers=args.workers, scheduler=args.scheduler, attempts=args.attempts,
+                gpu_resource=args.gpu_resource,
+            )  # fmt: skip
             job = dataclasses.replace(job, cluster=cluster)
         elif args.command not in _TOOLS:
             job = job_of(args)

@@ -104,6 +104,7 @@ TEXT_DESTS = frozenset(
         "resolution",  # 10 or 10,10
         "roles",
         "scheduler",  # a Dask scheduler address, tcp://HOST:8786
+        "gpu_resource",  # auto, none or a Dask resource name
         "seasons",  # comma list
         "seed_xy",  # X,Y
         "taxonomy",  # a shipped name or a YAML path

@@ -1,48 +1,62 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Dask backend: a job's tiles as tasks on a ``distributed`` cluster, same bytes as local.
 
-- Each pending tile is one task whose inputs are the tasks of the tiles it reads
-  (:mod:`rs_seg2any.job.waves`), so a tile starts only once its upper-left, upper,
-  upper-right and left neighbours are saved, and all tiles of a wave run in parallel; the
-  task priority is minus the wave, so earlier waves go first when workers are scarce.
+- Each pending tile is one task, submitted by the client once the tiles it reads
+  (:mod:`rs_seg2any.job.waves`: its upper-left, upper, upper-right and left neighbours) are
+  saved, earliest wave first. The tasks have no Dask dependencies on purpose: Dask places
+  a task with dependencies only on a worker that holds one of them, so a chain of
+  neighbours (and a renderer held by one worker) would keep every tile on the first worker
+  (measured: all 8 tiles of a 2 x 4 grid on one of 2 workers). Free of dependencies, a
+  tile goes to whichever worker is idle.
 - Workers write tiles straight into the job folder (which they must see: any local cluster,
   or a shared disk) and return only the outcome (status, attempts, sha256); the client alone
   keeps the manifest and the folder lock. While a worker renders and writes it holds a shared
   ``writers`` lock, so a rerun after the client died waits for it instead of racing it.
-- The renderer travels once as a task of its own (so a lost worker's copy is rebuilt from
-  the graph); its generator travels as a recipe (:class:`WorkerGenerator`): each worker
-  process loads a generator once per (backend, weights digest) and keeps it for every later
-  tile and job.
+- The renderer travels once per job as a file in the job's state folder, which workers
+  must see anyway (:class:`ShippedRenderer`): each worker process reads it on its first tile
+  (a replaced or late worker too) and keeps it; its generator travels as a recipe
+  (:class:`WorkerGenerator`): each worker process loads a generator once per (backend,
+  weights digest) and keeps it for every later tile and job.
 - Worker processes get one thread each and fixed torch threads per tile, so tiles are
   byte-identical to the local run's. A worker that dies mid-tile is replaced and its tile
   rerun by the scheduler.
+- A GPU job's tiles each hold one unit of a Dask resource (``--gpu-resource``, see
+  :mod:`rs_seg2any.job.resources`): one tile at a time per GPU worker, none on CPU workers;
+  ``--workers N`` on a machine with GPUs gives the first workers one GPU each.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import json
 import logging
 import pickle
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write, remove_quietly
 from ..deps import require
-from ..errors import InputError, RsSeg2AnyError
+from ..errors import ClusterError, InputError, RsSeg2AnyError
 from ..progress import Progress
 from .execparams import ExecParams
 from .jobdir import JobDir
 from .manifest import DONE, FAILED, TileOutcome
+from .resources import local_worker_specs, offered, require_resource, tile_resource, visible_gpus
 from .tiletask import OnDone, Render, TileSettings, blocked, run_tile
 from .tiling import Tile, TilePlan
 from .waves import dependencies, waves
 
-__all__ = ["DaskExecutor", "WorkerGenerator"]
+__all__ = ["DaskExecutor", "WorkerGenerator", "local_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -122,25 +136,100 @@ def for_workers(render: Render) -> Render:
     return shipped
 
 
-def _unpack(blob: bytes) -> Render:
-    render: Render = pickle.loads(blob)
-    return render
+_RENDERERS: OrderedDict[str, Render] = OrderedDict()
+"""Worker-process cache: renderer digest -> renderer (the latest few jobs')."""
+_RENDERERS_KEPT = 4
+_RENDERERS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ShippedRenderer:
+    """A job's renderer as tile tasks carry it: the path of its pickle and its digest."""
+
+    path: str
+    digest: str
+
+    @classmethod
+    def write(cls, job: JobDir, render: Render) -> ShippedRenderer:
+        blob = _dumps(for_workers(render))
+        digest = hashlib.sha256(blob).hexdigest()[:20]
+        path = job.path / f"renderer-{digest}.pkl"
+        atomic_write(path, lambda fh: fh.write(blob))
+        return cls(str(path), digest)
+
+    def load(self) -> Render:
+        """The renderer, read once per worker process."""
+        with _RENDERERS_LOCK:
+            render = _RENDERERS.get(self.digest)
+            if render is None:
+                with open(self.path, "rb") as fh:
+                    render = pickle.load(fh)
+                _RENDERERS[self.digest] = render
+                while len(_RENDERERS) > _RENDERERS_KEPT:
+                    _RENDERERS.popitem(last=False)
+            _RENDERERS.move_to_end(self.digest)
+            return render
 
 
 def tile_task(
-    render: Render,
-    job: JobDir,
-    tile: Tile,
-    attempts: int,
-    threads: int | None,
-    *needed: TileOutcome,
+    shipped: ShippedRenderer, job: JobDir, tile: Tile, attempts: int, threads: int | None
 ) -> TileOutcome:
-    """One tile on a worker, after the tiles it reads (``needed``) are done."""
-    for outcome in needed:
-        if outcome.status != DONE:
-            return blocked(tile, outcome.seed_key)
+    """One tile on a worker (the client submits it once the tiles it reads are saved)."""
     with job.writing():
-        return run_tile(render, job, tile, attempts, threads)
+        done = run_tile(shipped.load(), job, tile, attempts, threads)
+    return dataclasses.replace(done, worker=_worker_address())
+
+
+def _worker_address() -> str | None:
+    """The address of the worker running this task (recorded in the manifest)."""
+    import distributed
+
+    try:
+        address: str = distributed.get_worker().address
+    except ValueError:  # not on a worker
+        return None
+    return address
+
+
+WORKERS_START_S = 300.0
+"""How long local workers may take to start (a busy machine imports torch slowly)."""
+
+
+def local_cluster(
+    n_workers: int, gpus: list[str] | None = None, dashboard: str | None = None
+) -> tuple[Any, Any]:
+    """A LocalCluster of ``n_workers`` processes (one thread each) and its client; with
+    ``gpus`` (default: those this process sees), worker i < len(gpus) sees only GPU i and
+    offers the ``GPU`` resource."""
+    import distributed
+    from distributed.system import MEMORY_LIMIT
+
+    LocalCluster: Any = distributed.LocalCluster
+    Client: Any = distributed.Client
+
+    gpus = visible_gpus() if gpus is None else gpus
+    cluster = LocalCluster(
+        n_workers=0,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=dashboard,
+        env=THREAD_ENV,
+        memory_limit=max(1, int(MEMORY_LIMIT / n_workers)),
+        silence_logs=logging.ERROR,
+    )
+    try:
+        cluster.worker_spec.update(local_worker_specs(cluster.new_spec, n_workers, gpus))
+        cluster.scale(n_workers)
+        client = Client(cluster)
+        client.wait_for_workers(n_workers, timeout=WORKERS_START_S)
+    except BaseException as exc:
+        cluster.close()
+        if isinstance(exc, TimeoutError | OSError):
+            raise ClusterError(f"{n_workers} local Dask workers did not start in "
+                               f"{WORKERS_START_S:.0f} s ({exc}); try fewer --workers"
+                               ) from exc  # fmt: skip
+        raise
+    return cluster, client
 
 
 class DaskExecutor:
@@ -155,6 +244,7 @@ class DaskExecutor:
         self._cluster: Any = None
         self.client: Any = None
         self.dashboard: str | None = None
+        self.resource_wait: float | None = None  # None: resources.RESOURCE_WAIT_S
         self.name = (f"dask ({params.workers} local workers)" if params.workers
                      else f"dask ({params.scheduler})")  # fmt: skip
 
@@ -165,7 +255,6 @@ class DaskExecutor:
         import distributed
 
         Client: Any = distributed.Client
-        LocalCluster: Any = distributed.LocalCluster
 
         params = self.params
         if params.scheduler:
@@ -177,16 +266,9 @@ class DaskExecutor:
                     "--scheduler (tcp://HOST:8786) and that the scheduler is running"
                 ) from exc
         else:
+            assert params.workers is not None
             dashboard = ":0" if importlib.util.find_spec("bokeh") else None
-            self._cluster = LocalCluster(
-                n_workers=params.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=dashboard,
-                env=THREAD_ENV,
-                silence_logs=logging.ERROR,
-            )
-            self.client = Client(self._cluster)
+            self._cluster, self.client = local_cluster(params.workers, dashboard=dashboard)
         self.dashboard = self._dashboard_link()
         if self._progress is not None:
             if self.dashboard:
@@ -223,43 +305,83 @@ class DaskExecutor:
         if not pending:
             return
         client = self._start()
+        resource = tile_resource(self.params.gpu_resource, render)
+        restrict = None
+        if resource:  # checked first: tiles no worker can take would wait forever
+            where = ("the local cluster" if self.params.workers
+                     else f"the Dask cluster at {self.params.scheduler}")  # fmt: skip
+            require_resource(client, resource, where, wait=self.resource_wait)
+            restrict = {resource: 1}
+            if self._progress is not None:
+                having, total = offered(client, resource)
+                self._progress.message(f"each tile holds the Dask resource {resource}: "
+                                       f"{having} of {total} workers offer it")  # fmt: skip
         deps = dependencies(plan)
         level = waves(plan, deps)
-        blob = _dumps(for_workers(render))
+        for stale in job.path.glob("renderer-*.pkl"):  # of a client that was killed
+            remove_quietly(stale)
+        shipped = ShippedRenderer.write(job, render)
         tag = secrets.token_hex(4)
-        shipped = client.submit(_unpack, blob, key=f"renderer-{tag}", pure=False)
-        futures: dict[tuple[int, int], Any] = {}
-        tiles: dict[str, Tile] = {}
-        for tile in pending:  # row-major: every dependency is submitted before its readers
-            needed = [futures[d.index] for d in deps[tile.index] if d.index in futures]
-            key = f"tile-{tag}-{tile.seed_key}"
-            futures[tile.index] = client.submit(
-                tile_task, shipped, job, tile, settings.attempts, settings.threads, *needed,
-                key=key, priority=-level[tile.index], pure=False,
-            )  # fmt: skip
-            tiles[key] = tile
+        todo = {t.index for t in pending}
+        waiting = {t.index: {d.index for d in deps[t.index] if d.index in todo} for t in pending}
+        readers: dict[tuple[int, int], list[Tile]] = {}
+        for tile in pending:
+            for index in waiting[tile.index]:
+                readers.setdefault(index, []).append(tile)
+        status: dict[tuple[int, int], str] = {}  # tiles not pending are done
+        live: dict[str, tuple[Tile, Any]] = {}
+        running = as_completed()
+
+        def submit(tiles: list[Tile]) -> None:
+            for tile in sorted(tiles, key=lambda t: (level[t.index], t.index)):
+                key = f"tile-{tag}-{tile.seed_key}"
+                future = client.submit(
+                    tile_task, shipped, job, tile, settings.attempts, settings.threads,
+                    key=key, priority=-level[tile.index], pure=False, resources=restrict,
+                )  # fmt: skip
+                live[key] = (tile, future)
+                running.add(future)
+
+        def finish(tile: Tile, outcome: TileOutcome) -> None:
+            """Record ``outcome``; submit the readers it was the last wait of, or mark them
+            blocked (their pixels would differ from a complete run's) if a tile failed."""
+            ready: list[Tile] = []
+            stack = [(tile, outcome)]
+            while stack:
+                tile, outcome = stack.pop()
+                status[tile.index] = outcome.status
+                on_done(tile, outcome)
+                for reader in readers.get(tile.index, ()):
+                    waits = waiting[reader.index]
+                    waits.discard(tile.index)
+                    if waits:
+                        continue
+                    bad = [d for d in deps[reader.index] if status.get(d.index, DONE) != DONE]
+                    if bad:
+                        stack.append((reader, blocked(reader, bad[0].seed_key)))
+                    else:
+                        ready.append(reader)
+            submit(ready)
+
         try:
-            for future in as_completed(list(futures.values())):
-                tile = tiles[future.key]
+            submit([t for t in pending if not waiting[t.index]])
+            for future in running:
+                tile, _ = live.pop(future.key)
                 if future.status == "finished":
                     outcome: TileOutcome = future.result()
                 else:
                     exc = future.exception()
                     if isinstance(exc, RsSeg2AnyError):
                         raise exc
-                    bad = [d for d in deps[tile.index] if d.index in futures
-                           and futures[d.index].status != "finished"]  # fmt: skip
-                    outcome = (blocked(tile, bad[0].seed_key) if bad else
-                               TileOutcome(tile.seed_key, FAILED, settings.attempts,
-                                           error=f"{type(exc).__name__}: {exc}"))  # fmt: skip
-                on_done(tile, outcome)
+                    outcome = TileOutcome(tile.seed_key, FAILED, settings.attempts,
+                                          error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                finish(tile, outcome)
         except BaseException:
-            client.cancel(list(futures.values()))
+            client.cancel([f for _, f in live.values()])
             self.close()  # a local cluster's workers stop before the folder lock is released
             raise
         finally:
-            if self.client is not None:
-                shipped.release()
+            remove_quietly(Path(shipped.path))
 
     def close(self) -> None:
         client, self.client = self.client, None

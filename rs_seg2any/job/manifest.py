@@ -53,15 +53,19 @@ class TileOutcome:
     sha256: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    worker: str | None = None  # the Dask worker that ran it (None: this process)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "status": self.status,
             "attempts": self.attempts,
             "sha256": self.sha256,
             "error": self.error,
             "seconds": round(self.seconds, 3),
         }
+        if self.worker:
+            data["worker"] = self.worker
+        return data
 
 
 class Manifest:
@@ -106,6 +110,7 @@ class Manifest:
 
     def record(self, outcome: TileOutcome) -> None:
         entry = self.tiles.setdefault(outcome.seed_key, {})
+        entry.pop("worker", None)  # from an earlier run elsewhere
         entry.update(outcome.to_dict())
         self._dirty = True
 
