@@ -160,6 +160,9 @@ def test_shipped_weights_segment_a_real_validation_crop(shared_data: Path) -> No
     with safe_open(str(seg.DEFAULT_WEIGHTS), framework="pt") as f:
         meta = dict(f.metadata() or {})
     assert "7" not in meta["train_tiles"].split(",") and "2" not in meta["train_tiles"]
+    # v2.1: decision offsets fit on the validation tile, stored as JSON data
+    assert meta["class_bias_fit_on"] == "tile_2"
+    assert len(json.loads(meta["config"])["class_bias"]) == 5
     pair = load_pairs(shared_data / "dubai_aerial", [2])[4]  # v2: 0.443, v1 recipe: 0.326
     img, lab = pair.image[:512, :512], pair.classes[:512, :512]
     pred = seg.segment(img, flips=False)

@@ -574,7 +574,7 @@ def train_segmenter(
             "steps": str(steps + int(before.get("steps", 0))),
             "minutes": f"{minutes_run:.1f}",
             "threads": str(threads),
-            "recipe": json.dumps(asdict(recipe)),
+            "recipe": json.dumps(asdict(replace(recipe, lr=lr) if lr else recipe)),
             "data": "Semantic segmentation of aerial imagery (Dubai), Humans in the Loop, CC0 1.0",
         }
 
