@@ -31,6 +31,7 @@ from rs_seg2any.train.segmenter import (
     load_segmenter,
     predict,
     save_segmenter,
+    segmenter_metadata,
     train_segmenter,
 )
 
@@ -159,6 +160,9 @@ def test_shipped_weights_segment_a_real_validation_crop(shared_data: Path) -> No
     with safe_open(str(seg.DEFAULT_WEIGHTS), framework="pt") as f:
         meta = dict(f.metadata() or {})
     assert "7" not in meta["train_tiles"].split(",") and "2" not in meta["train_tiles"]
+    # v2.1: decision offsets fit on the validation tile, stored as JSON data
+    assert meta["class_bias_fit_on"] == "tile_2"
+    assert len(json.loads(meta["config"])["class_bias"]) == 5
     pair = load_pairs(shared_data / "dubai_aerial", [2])[4]  # v2: 0.443, v1 recipe: 0.326
     img, lab = pair.image[:512, :512], pair.classes[:512, :512]
     pred = seg.segment(img, flips=False)
@@ -189,3 +193,80 @@ def test_evaluate_scores_fidelity_with_the_shipped_segmenter_for_dubai_labels(
     assert off.fidelity is None and off.rows["real copy"].fidelity is None
     with pytest.raises(InputError, match="not found"):
         evaluate({"x": [real]}, real, lab, classifier=False, segmenter="missing.safetensors")
+
+
+def _fake_dubai(root: Path, tiles: list[int], size: int = 64) -> Path:
+    """A data set laid out like the Dubai one (jpg images, palette png masks), tiny."""
+    from PIL import Image
+
+    from rs_seg2any.train.dubai import PALETTE
+
+    colour = {cid: rgb for rgb, cid in PALETTE.items()}
+    for t in tiles:
+        images, labels = _synthetic(1, size, t)
+        for sub in ("images", "masks"):
+            (root / f"tile_{t}" / sub).mkdir(parents=True)
+        Image.fromarray(images[0]).save(root / f"tile_{t}" / "images" / "image_part_001.jpg")
+        mask = np.array([colour[int(c)] for c in labels[0].ravel()], np.uint8)
+        Image.fromarray(mask.reshape(size, size, 3)).save(
+            root / f"tile_{t}" / "masks" / "image_part_001.png"
+        )
+    return root
+
+
+def test_training_resumes_from_weights_and_leaves_scored_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``init`` continues from a file (steps add up, its config wins); ``checkpoint_minutes``
+    writes ``<out>.step<N>.safetensors`` files, each scored on the validation tile."""
+    torch.set_num_threads(1)
+    root = _fake_dubai(tmp_path / "data", [1, 2])
+    first = train_segmenter(root, tmp_path / "a.safetensors", 0.03, tiles=[1])
+    steps_a = int(segmenter_metadata(first)["steps"])
+    assert steps_a > 0
+    out = tmp_path / "b.safetensors"
+    second = train_segmenter(root, out, 0.05, tiles=[1], init=first, checkpoint_minutes=0.01)
+    meta = segmenter_metadata(second)
+    assert int(meta["steps"]) > steps_a and meta["train_tiles"] == "1"
+    ckpts = sorted(tmp_path.glob("b.step*.safetensors"))
+    assert ckpts, "no checkpoint written"
+    logged = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"checkpoint"' in x]
+    assert {Path(r["checkpoint"]).name for r in logged} == {p.name for p in ckpts}
+    assert all(r["val_tile"] == 2 and 0.0 <= r["miou"] <= 1.0 for r in logged)
+    for p in ckpts:  # each checkpoint is a loadable segmenter past the initial steps
+        assert load_segmenter(p).cfg == load_segmenter(first).cfg
+        assert int(segmenter_metadata(p)["steps"]) >= steps_a
+    # resuming really starts from the given weights: zero new steps keep them bit for bit
+    same, n = fit(*_synthetic(1, 64, 5), steps=0, init=load_segmenter(first))
+    ref = load_segmenter(first).state_dict()
+    assert n == 0 and all(torch.equal(v, ref[k]) for k, v in same.state_dict().items())
+
+
+def test_class_bias_fit_on_validation_tile_is_stored_as_data_and_applied(tmp_path: Path) -> None:
+    """A net skewed towards class 1 gets a negative offset for it; the offsets travel in the
+    file's JSON config (no code), load back, and predict applies them."""
+    from rs_seg2any.train.segmenter import calibrate_segmenter, fit_class_bias, log_probs
+
+    torch.set_num_threads(1)
+    images, labels = _synthetic(3, 64, 3)
+    cfg = SegConfig(width=8, depth=2, input_scale=0.5)
+    recipe = Recipe(size=64, batch=6, lr=1e-2, dice=0.5)
+    model, _ = fit(images, labels, steps=60, cfg=cfg, recipe=recipe)
+    with torch.no_grad():
+        model.head.bias[0] += 6.0  # over-calls building everywhere
+    bias, before, after = fit_class_bias(model, images, labels)
+    assert bias[0] < 0 and after > before + 0.1
+    root = _fake_dubai(tmp_path / "data", [2])
+    plain = save_segmenter(model, tmp_path / "plain.safetensors", {"steps": "60"})
+    rep = calibrate_segmenter(plain, root, tmp_path / "cal.safetensors")
+    meta = segmenter_metadata(tmp_path / "cal.safetensors")
+    assert json.loads(meta["config"])["class_bias"] == rep["class_bias"]
+    assert meta["steps"] == "60" and meta["class_bias_fit_on"] == "tile_2"
+    cal = load_segmenter(tmp_path / "cal.safetensors")
+    assert cal.cfg.class_bias == tuple(rep["class_bias"])  # type: ignore[arg-type]
+    pair = load_pairs(root, [2])[0]
+    want = (log_probs(cal, pair.image) + np.array(cal.cfg.class_bias)[:, None, None]).argmax(0)
+    assert np.array_equal(predict(cal, pair.image), want.astype(np.uint8) + 1)
+    got = iou_scores([predict(cal, pair.image)], [pair.classes])["miou"]
+    assert got == pytest.approx(rep["val_miou_after"])
+    assert got > iou_scores([predict(model, pair.image)], [pair.classes])["miou"]  # type: ignore[operator]
