@@ -6,22 +6,24 @@ small ``worldcover`` taxonomy by rules on indices that hold across dates and sen
 
 - water (80): dark in near-infrared (below the image's Otsu split of NIR: open water absorbs
   it, so lakes form their own dark mode) and NDWI = (G - N) / (G + N) above ``water_ndwi``
-  (shadowed vegetation is dark in NIR too, but NIR still beats green there); algae-green
-  lakes stay water. NDWI alone is not enough: on some dates (2014) dry grass has G > N;
+  (shadowed vegetation is dark in NIR too, but NIR still beats green there). NDWI alone is
+  not enough: on some dates (2014) dry grass has G > N. Shallow, algae-green lakes that
+  reflect NIR come out as vegetation (a known miss);
 - cropland (40): dense green vegetation, NDVI = (N - R) / (N + R) above the image's own
   vegetation split (crops in season, tall stands);
 - grassland (30): the rest of the vegetated land (pasture, prairie, field margins);
 - bare / sparse vegetation (60): NDVI below ``bare_ndvi`` (tilled or harvested fields,
   dry lake rims);
-- built-up (50): bright and not green (gravel roads, farmyards, roofs): brightness above the
-  image's ``built_percentile`` and NDVI below ``bare_ndvi`` plus a margin.
+- built-up (50): bright and not green (gravel roads, farmyards, roofs): connected areas of
+  NDVI below ``bare_ndvi`` plus a margin and brightness above the image's ``grow_percentile``
+  that reach its ``built_percentile`` (hysteresis, so a road is one piece, not specks).
 
-The water and vegetation splits default to Otsu's thresholds of the image's NIR and land NDVI, so one rule set
-works on June and September dates whose NDVI ranges differ. The result is smoothed: a
-``majority`` filter (roads are kept: built-up pixels are laid back after it) and GDAL's sieve
-to a minimum mapping unit of ``min_area`` pixels. Written as a label GeoTIFF on the image's
-grid (``--reference-labels``, ``evaluate --labels``) and as polygons with a ``class`` field
-(``--class-field class --taxonomy worldcover``).
+The water and vegetation splits default to Otsu's thresholds of the image's NIR and land NDVI,
+so one rule set works on June and September dates whose NDVI ranges differ. The result is
+smoothed: a ``majority`` filter (roads are kept: built-up pixels are laid back after it) and
+GDAL's sieve to a minimum mapping unit of ``min_area`` pixels. Written as a label GeoTIFF on the
+image's grid (``--reference-labels``, ``evaluate --labels``) and as polygons with a ``class``
+field (``--class-field class --taxonomy worldcover``).
 """
 
 from __future__ import annotations
@@ -42,8 +44,13 @@ F32 = NDArray[np.float32]
 TAXONOMY = "worldcover"
 WATER, CROPLAND, GRASSLAND, BARE, BUILT = 80, 40, 30, 60, 50
 #: Class ids in the order the rules assign them (the ``worldcover`` taxonomy's ids).
-CLASSES = {WATER: "permanent water bodies", CROPLAND: "cropland", GRASSLAND: "grassland",
-           BARE: "bare / sparse vegetation", BUILT: "built-up"}  # fmt: skip
+CLASSES = {
+    WATER: "permanent water bodies",
+    CROPLAND: "cropland",
+    GRASSLAND: "grassland",
+    BARE: "bare / sparse vegetation",
+    BUILT: "built-up",
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class PseudoLabelRules:
     water_ndwi: float = -0.15
     crop_ndvi: float | None = None  # None: Otsu split of the land NDVI
     bare_ndvi: float = 0.12
-    built_percentile: float = 99.0
+    built_percentile: float = 99.0  # seeds of built-up: the brightest land pixels
+    grow_percentile: float = 96.0  # built-up grows from its seeds over pixels this bright
     built_margin: float = 0.05
     majority: int = 5  # odd window of the majority filter (1: none)
     min_area: int = 24  # minimum mapping unit, pixels (0: no sieve)
@@ -62,8 +70,8 @@ class PseudoLabelRules:
     def __post_init__(self) -> None:
         if self.majority < 1 or self.majority % 2 == 0:
             raise InputError(f"majority window must be an odd number >= 1 (got {self.majority})")
-        if self.min_area < 0 or not 50.0 <= self.built_percentile <= 100.0:
-            raise InputError("min_area must be >= 0 and built_percentile in [50, 100]")
+        if self.min_area < 0 or not 50.0 <= self.grow_percentile <= self.built_percentile <= 100:
+            raise InputError("need min_area >= 0 and 50 <= grow_percentile <= built_percentile")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,8 +118,10 @@ def majority_filter(labels: U8, size: int) -> U8:
         return labels.copy()
     classes = np.unique(labels)
     counts = np.stack(
-        [ndimage.uniform_filter((labels == c).astype(np.float32), size, mode="nearest")
-         for c in classes]  # fmt: skip
+        [
+            ndimage.uniform_filter((labels == c).astype(np.float32), size, mode="nearest")
+            for c in classes
+        ]
     )
     own = np.searchsorted(classes, labels)
     counts[own, np.arange(labels.shape[0])[:, None], np.arange(labels.shape[1])] += 1e-3
@@ -145,8 +155,14 @@ def raw_labels(image: NDArray[Any], rules: PseudoLabelRules | None = None) -> tu
     lab = np.full(ndvi.shape, GRASSLAND, np.uint8)
     lab[ndvi >= split] = CROPLAND
     lab[ndvi < p.bare_ndvi] = BARE
-    bright_cut = float(np.percentile(bright[land], p.built_percentile)) if land.any() else 1.0
-    lab[(bright >= bright_cut) & (ndvi < p.bare_ndvi + p.built_margin)] = BUILT
+    if land.any():  # hysteresis: bright, not-green areas that reach the brightest pixels
+        seed_cut, grow_cut = np.percentile(bright[land], [p.built_percentile, p.grow_percentile])
+        grow = land & (bright >= grow_cut) & (ndvi < p.bare_ndvi + p.built_margin)
+        comp, n = ndimage.label(grow, structure=np.ones((3, 3)))
+        hit = np.zeros(n + 1, bool)
+        hit[np.unique(comp[grow & (bright >= seed_cut)])] = True
+        hit[0] = False
+        lab[hit[comp]] = BUILT
     lab[water] = WATER
     return lab, float(split)
 
@@ -188,9 +204,17 @@ def write_label_raster(dest: str | Path, labels: U8, profile: dict[str, Any]) ->
 
     from ..geoio import atomic_output
 
-    prof = {"driver": "GTiff", "width": labels.shape[1], "height": labels.shape[0], "count": 1,
-            "dtype": "uint8", "crs": profile["crs"], "transform": profile["transform"],
-            "nodata": 0, "compress": "deflate"}  # fmt: skip
+    prof = {
+        "driver": "GTiff",
+        "width": labels.shape[1],
+        "height": labels.shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": profile["crs"],
+        "transform": profile["transform"],
+        "nodata": 0,
+        "compress": "deflate",
+    }
     with atomic_output(Path(dest)) as tmp, rasterio.open(tmp, "w", **prof) as dst:
         dst.write(labels, 1)
         dst.update_tags(taxonomy=TAXONOMY, source="rs_seg2any.quality.pseudo_labels")
@@ -205,13 +229,15 @@ def write_polygons(dest: str | Path, labels: U8, profile: dict[str, Any]) -> Pat
 
     from ..geoio import atomic_output
 
-    rows = [(CLASSES[int(v)], shape(g))
-            for g, v in features.shapes(labels, mask=labels > 0, transform=profile["transform"])]  # fmt: skip
+    rows = [
+        (CLASSES[int(v)], shape(g))
+        for g, v in features.shapes(labels, mask=labels > 0, transform=profile["transform"])
+    ]
     frame = gpd.GeoDataFrame(
         {"class": [r[0] for r in rows]}, geometry=[r[1] for r in rows], crs=profile["crs"]
     )
     with atomic_output(Path(dest)) as tmp:
-        frame.to_file(tmp, driver="GPKG")
+        frame.to_file(tmp, driver="GPKG", layer="pseudo_labels")
     return Path(dest)
 
 
