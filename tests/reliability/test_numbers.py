@@ -183,6 +183,23 @@ def test_scenario_and_job_entry_points(tmp_path: Path, tiny_random_weights: Path
     assert not (tmp_path / "c").exists()
 
 
+def test_train_lora_params_use_the_rules_table() -> None:
+    """The API's LoraTrainParams refuses what the CLI refuses, with the table's message."""
+    from rs_seg2any.lora.params import LoraTrainParams
+
+    base = {"images": ("a.tif",), "labels": "l.gpkg"}
+    names = ("rank", "max_steps", "batch", "crop", "val_every", "patience", "ckpt_every",
+             "segmenter_steps", "border", "val_fraction", "lr", "alpha", "minutes", "seed",
+             "threads")  # fmt: skip
+    for name in names:
+        rule = RULES[name]
+        for bad in (math.nan, math.inf, -1, rule.high * 10, True):
+            with pytest.raises(InputError) as err:
+                LoraTrainParams(**{**base, name: bad})  # type: ignore[arg-type]
+            assert str(err.value).startswith(rule.option), (name, bad, str(err.value))
+    LoraTrainParams(**base, patience=0, border=0, val_fraction=0.5, lr=1.0)  # type: ignore[arg-type]
+
+
 def test_rules_accept_their_boundaries() -> None:
     for rule in RULES.values():
         low = rule.low if not rule.low_open else rule.low + 1
