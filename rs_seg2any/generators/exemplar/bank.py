@@ -63,8 +63,9 @@ class Looks:
     weight: F32  # (n,)
 
 
-GROUP_CACHE = 12
-"""Candidate sets of region looks kept at once (each ~30 MB at the default cap)."""
+GROUP_CACHE = 24
+"""Candidate sets of region looks kept at once (each ~36 MB at the default cap): 4 anchor
+looks for each of a few classes."""
 PURE_SHARE = 0.5
 """A crop sets a region's look only if the class covers at least this share of it."""
 """Candidate sets of region looks kept at once (each ~30 MB at the default cap)."""

@@ -357,12 +357,15 @@ def quilt(
             continue
         if regions is not None:
             parts, n = label(mask)
-            for e in range(1, n + 1):
-                part = parts == e
-                if not (part & ~locked).any():
-                    continue
-                big = part.sum() >= MIN_REGION
-                sub = regions(c, keep & part, start, rng) if big else cands
+            size = np.bincount(parts.ravel(), minlength=n + 1)
+            size[0] = 0
+            small = (size < MIN_REGION)[parts] & mask  # quilted together, from the whole bank
+            groups = [(small, cands)] if (small & ~locked).any() else []
+            for region in np.flatnonzero(size >= MIN_REGION):
+                part = parts == region
+                if (part & ~locked).any():
+                    groups.append((part, regions(c, keep & part, start, rng)))
+            for part, sub in groups:
                 canvas = start.copy()
                 quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
                             shadow)  # fmt: skip
