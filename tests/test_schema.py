@@ -190,6 +190,11 @@ def scenario_specs(tmp: str) -> dict[str, ScenarioSpec]:
                                disaster="earthquake", origin=(300010.0, 2.5),
                                params={"decay": "0.3"},
                                extra={"damage_description_field": "note"}),
+        "detection-set": ScenarioSpec(command="detection-set", out_dir=f"{tmp}/ds", **layout,
+                                      **grid, **gen, objects=f"{tmp}/obj.gpkg",
+                                      object_class_field="kind", chip_size=32, chip_stride=16,
+                                      min_visible=0.3, formats=["coco", "vector"],
+                                      segmentation="polygon", extra={"split_block": 32}),
     }  # fmt: skip
 
 
@@ -227,6 +232,10 @@ def test_every_scenario_argv_built_from_the_schema_is_accepted(schema: CliSchema
     damage = parse_args(specs["damage"].to_args(schema))
     assert (damage.disaster, damage.origin, damage.param) == (
         "earthquake", "300010,2.5", ["decay=0.3"])  # fmt: skip
+    det = parse_args(specs["detection-set"].to_args(schema))
+    assert (det.objects, det.object_class_field, det.chip_size, det.chip_stride) == (
+        "/data/obj.gpkg", "kind", 32, 16)  # fmt: skip
+    assert (det.min_visible, det.formats, det.segmentation) == (0.3, "coco,vector", "polygon")
 
 
 def test_layout_and_generate_argv_built_from_the_schema_are_accepted(schema: CliSchema) -> None:
