@@ -19,7 +19,8 @@ from .errors import GridError, InputError, RsSeg2AnyError
 
 @dataclass(frozen=True)
 class Rule:
-    """A finite number of one kind in [low, high] (``low_open``: strictly above ``low``)."""
+    """A finite number of one kind in [low, high] (``low_open``: strictly above ``low``;
+    ``high_open``: strictly below ``high``)."""
 
     option: str
     integer: bool
@@ -28,12 +29,14 @@ class Rule:
     low_open: bool = False
     error: type[RsSeg2AnyError] = InputError
     hint: str = ""
+    high_open: bool = False
 
     def check(self, value: Any) -> Any:
         """``value`` as int or float if it obeys the rule, else the rule's typed error."""
         number = self._number(value)
         below = number <= self.low if self.low_open else number < self.low
-        if below or number > self.high:
+        above = number >= self.high if self.high_open else number > self.high
+        if below or above:
             raise self.error(f"{self.option} must be {self._range()} (got {value!r}){self.hint}")
         return number
 
@@ -60,7 +63,7 @@ class Rule:
 
     def _range(self) -> str:
         lo, hi = (f"{int(v):,}" if self.integer else f"{v:g}" for v in (self.low, self.high))
-        return f"{'>' if self.low_open else '>='} {lo} and <= {hi}"
+        return f"{'>' if self.low_open else '>='} {lo} and {'<' if self.high_open else '<='} {hi}"
 
 
 MAX_SEED = 2**32 - 1
@@ -94,7 +97,7 @@ RULES: dict[str, Rule] = {
     "min_fidelity": Rule("--min-fidelity", False, 0, 1),
     # train-lora
     "border": Rule("--border", True, 0, 100_000),
-    "val_fraction": Rule("--val-fraction", False, 0, 1, low_open=True),
+    "val_fraction": Rule("--val-fraction", False, 0, 1, low_open=True, high_open=True),
     "rank": Rule("--rank", True, 1, 512),
     "alpha": Rule("--alpha", False, 0, 1e4, low_open=True),
     "max_steps": Rule("--max-steps", True, 1, 10_000_000),

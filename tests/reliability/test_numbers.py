@@ -202,9 +202,15 @@ def test_train_lora_params_use_the_rules_table() -> None:
 
 def test_rules_accept_their_boundaries() -> None:
     for rule in RULES.values():
-        low = rule.low if not rule.low_open else rule.low + 1
+        step = 1 if rule.integer else min(1.0, (rule.high - rule.low) / 2)
+        low = rule.low if not rule.low_open else rule.low + step
         assert rule.check(str(int(low) if rule.integer else low)) == low
-        assert rule.check(rule.high) == rule.high
+        if rule.high_open:  # the bound itself is refused, a value just inside is not
+            with pytest.raises(RsSeg2AnyError):
+                rule.check(rule.high)
+            assert rule.check(rule.high - step / 2) == rule.high - step / 2
+        else:
+            assert rule.check(rule.high) == rule.high
     check_tiling(64, 31)
     with pytest.raises(RsSeg2AnyError):
         check_tiling(64, 32)
