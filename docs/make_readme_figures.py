@@ -71,7 +71,7 @@ def layout_figure(dest: Path) -> Path:
 
 
 def demo_image_figure(dest: Path) -> Path:
-    """The demo town rendered by the embedded model (the output of ``make demo``)."""
+    """The demo town rendered by the default backend (the output of ``make demo``)."""
     with tempfile.TemporaryDirectory() as tmp:
         layer = write_demo_layer(Path(tmp) / "demo_town.gpkg")
         out = Path(tmp) / "out"
@@ -80,16 +80,21 @@ def demo_image_figure(dest: Path) -> Path:
                 "--progress", "none", "--out", str(out)]  # fmt: skip
         if main(args) != 0:
             sys.exit("demo generate job failed")
-        with rasterio.open(out / "image.tif") as src:
-            image = src.read().transpose(1, 2, 0)
-        with rasterio.open(out / "label.tif") as src:
-            label = src.read(1)
+        return demo_output_figure(out, dest)
+
+
+def demo_output_figure(out: Path, dest: Path) -> Path:
+    """Layout and image of a finished demo job folder ``out`` (e.g. ``demo_out/``)."""
+    with rasterio.open(out / "image.tif") as src:
+        image = src.read().transpose(1, 2, 0)
+    with rasterio.open(out / "label.tif") as src:
+        label = src.read(1)
     colours = class_colours()
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4), dpi=90)
     axes[0].imshow(colours[label], interpolation="nearest")
     axes[0].set_title("layout (label.tif)")
     axes[1].imshow(image)
-    axes[1].set_title("image.tif, embedded model on CPU")
+    axes[1].set_title("image.tif, default backend (exemplar) on CPU")
     for ax in axes:
         ax.set_axis_off()
     fig.tight_layout()

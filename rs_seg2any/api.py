@@ -176,9 +176,10 @@ def rasterize(
 
 
 def load_generator(
-    backend: str = "tiny", model: str | Path | None = None, **options: Any
+    backend: str = "auto", model: str | Path | None = None, **options: Any
 ) -> Generator:
-    """A ready generator of a registered backend (see :func:`list_backends`)."""
+    """A ready generator of a registered backend (see :func:`list_backends`); ``auto``: the
+    default ``exemplar``, or the embedded network ``tiny`` when ``model`` or ``lora`` is given."""
     from .generators.registry import load_generator as load
 
     return load(backend, model, **options)

@@ -26,7 +26,22 @@ DEFAULT_OVERLAP = 64
 """Overlap of neighbouring tiles (pixels): room for the seamless fade between tiles."""
 DEFAULT_LAYOUT_TILE = 2048
 """Tile size of ``layout`` jobs (pure rasterisation: big tiles are cheap)."""
-DEFAULT_BACKEND = "tiny"
+DEFAULT_BACKEND = "exemplar"
+"""The backend that renders when the user names none and asks for nothing only the embedded
+network can do (see :func:`resolve_backend`)."""
+AUTO_BACKEND = "auto"
+NETWORK_BACKEND = "tiny"
+"""The embedded network: what ``--model`` (its weights) and ``--lora`` (its adapters) adapt."""
+
+
+def resolve_backend(backend: str | None, model: object = None, lora: object = ()) -> str:
+    """``auto`` (or None) -> the default backend, or the embedded network ``tiny`` when a
+    weights file (``model``) or LoRA adapters are given: those options only the network takes,
+    so naming them picks it, as before the quilting backend became the default."""
+    if backend not in (None, AUTO_BACKEND):
+        return str(backend)
+    return NETWORK_BACKEND if (model is not None or lora) else DEFAULT_BACKEND
+
 
 T = TypeVar("T")
 
@@ -98,7 +113,11 @@ class GridParams:
 class SamplerParams:
     """Which generator renders, and how: backend, weights, sampler, seed, caption."""
 
-    backend: str = opt(DEFAULT_BACKEND, "generator backend (see `rs-seg2any backends`)")
+    backend: str = opt(
+        AUTO_BACKEND,
+        f"generator backend (see `rs-seg2any backends`); {AUTO_BACKEND}: {DEFAULT_BACKEND}, "
+        f"or {NETWORK_BACKEND} when --model or --lora is given",
+    )
     model: str | None = opt(None, "weights file or model folder (default: the embedded model)")
     steps: int | None = opt(None, "sampling steps (default: the backend's)")
     guidance: float | None = opt(None, "guidance scale (default: the backend's)")
@@ -139,6 +158,8 @@ class SamplerParams:
     def __post_init__(self) -> None:
         for name in ("steps", "guidance", "gamma", "seed", "threads"):
             check(name, getattr(self, name))
+        # frozen: the one place the resolved backend is stored, so job.json records it
+        object.__setattr__(self, "backend", resolve_backend(self.backend, self.model, self.lora))
 
 
 @dataclass(frozen=True)

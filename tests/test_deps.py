@@ -94,9 +94,24 @@ def test_import_and_layout_work_without_torch(blocker: Path, layer: Path, tmp_pa
         assert src.shape == (64, 64)
 
 
-def test_generate_without_torch_names_the_extra(blocker: Path, layer: Path, tmp_path: Path) -> None:
+def test_generate_with_the_default_backend_needs_no_torch(
+    blocker: Path, layer: Path, tmp_path: Path
+) -> None:
+    """The default backend (exemplar: numpy quilting) renders without a deep-learning stack."""
     out = tmp_path / "out"
-    run = _cli(blocker, "torch,diffusers", "generate", *_layer_args(layer, out), "--steps", "1")
+    run = _cli(blocker, "torch,diffusers", "generate", *_layer_args(layer, out))
+    assert run.returncode == 0, run.stderr
+    with rasterio.open(out / "image.tif") as src:
+        img = src.read()
+    assert img.shape == (3, 64, 64) and img.std() > 0
+
+
+def test_the_tiny_network_without_torch_names_the_extra(
+    blocker: Path, layer: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = [*_layer_args(layer, out), "--backend", "tiny", "--steps", "1"]
+    run = _cli(blocker, "torch,diffusers", "generate", *args)
     assert run.stderr == "error: the tiny backend needs torch: pip install 'rs-seg2any[model]'\n"
     assert run.returncode == MissingDependencyError.exit_code == 13
     assert not (out / "image.tif").exists()

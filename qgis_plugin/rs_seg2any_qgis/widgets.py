@@ -39,7 +39,8 @@ from .backend import list_taxonomies
 from .jobs import CliOptions
 
 LAST = "last/"
-BACKENDS = (("tiny", "Embedded model (CPU)", ""),
+BACKENDS = (("exemplar", "Real texture from the exemplar bank (CPU, default)", ""),
+            ("tiny", "Embedded network (CPU; the Settings' model)", ""),
             ("flux", "FLUX + LoRA (GPU)", "coming with the GPU backend (issue 4)"))  # fmt: skip
 
 _taxonomy_cache: list[str] = []
@@ -362,7 +363,8 @@ class GeneratorBox(QGroupBox):
 
     def apply(self, spec: CliOptions) -> None:
         spec.backend = self.backend.currentData()
-        spec.model = config.default_model()
+        # weights are the network's option: the exemplar backend refuses --model
+        spec.model = config.default_model() if spec.backend == "tiny" else None
         spec.threads = config.threads()
         spec.seed = self.seed.value()
         spec.steps = self.steps.value()

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from ..params import DEFAULT_BACKEND, SamplerParams
+from ..params import AUTO_BACKEND, SamplerParams, resolve_backend
 from ..plugins import Registry
 from .base import DEFAULT_GUIDANCE, DEFAULT_STEPS, Generator, TileCondition, weights_digest
 
@@ -185,18 +185,20 @@ class TinyBackend:
 
 
 def load_generator(
-    backend: str = DEFAULT_BACKEND,
+    backend: str = AUTO_BACKEND,
     model: str | Path | None = None,
     *,
     threads: int | None = None,
     **options: Any,
 ) -> Generator:
-    """A ready generator: ``tiny`` (embedded weights, or ``model`` = a weights file),
-    ``flux`` (``model`` = a FLUX folder or hub id) or any registered backend. ``options``
-    (``lora``, ``device``, ``dtype``, ``offload``) go to backends that take them."""
+    """A ready generator: ``exemplar`` (the default), ``tiny`` (embedded weights, or
+    ``model`` = a weights file), ``flux`` (``model`` = a FLUX folder or hub id) or any
+    registered backend; ``auto`` picks as :func:`~rs_seg2any.params.resolve_backend`.
+    ``options`` (``lora``, ``device``, ``dtype``, ``offload``) go to backends that take them."""
     from ..limits import check
 
     check("threads", threads)
+    backend = resolve_backend(backend, model, options.get("lora"))
     spec = backend_spec(backend)
     foreign = sorted(set(options) - set(spec.options))
     if foreign:

@@ -136,7 +136,8 @@ def add_generator_params(alg: QgsProcessingAlgorithm) -> None:
     alg.addParameter(
         QgsProcessingParameterFile(
             MODEL,
-            "Model weights (default: the Settings' model, else the embedded one)",
+            "Network weights (runs the tiny network; empty: the Settings' model, else the "
+            "default exemplar backend)",
             extension="safetensors",
             optional=True,
         )
@@ -214,8 +215,9 @@ def read_grid(
 def read_generator(
     alg: QgsProcessingAlgorithm, parameters: Params, context: Any, spec: CliOptions
 ) -> None:
-    spec.backend = "tiny"
     spec.model = alg.parameterAsFile(parameters, MODEL, context) or config.default_model()
+    # weights name the embedded network; without them the CLI's default backend renders
+    spec.backend = "tiny" if spec.model else None
     spec.seed = alg.parameterAsInt(parameters, SEED, context)
     spec.steps = alg.parameterAsInt(parameters, STEPS, context)
     spec.guidance = alg.parameterAsDouble(parameters, GUIDANCE, context)

@@ -24,6 +24,7 @@ from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
 from .quilt import look_group, quilt, seam_band
 from .reference import Reference
 from .shadows import DUBAI, ShadowModel, estimate_shadows
+from .stand_ins import stand_in
 from .steer import apply_shift, entity_shifts, shipped_lexicon
 
 SCALE_RANGE = (0.5, 2.0)
@@ -91,8 +92,9 @@ class ExemplarBackend:
         self, labels: NDArray[np.integer], cond: TileCondition, bank: ExemplarBank
     ) -> NDArray[np.int64]:
         """Layout class ids -> bank class ids: by name for the shipped bank, as is for a
-        reference (its labels use the layout's taxonomy); missing classes -> the bank's
-        dominant class, with a warning; id 0 (no polygon) -> 0 if the bank has it."""
+        reference (its labels use the layout's taxonomy); a class the bank lacks borrows the
+        bank class its words read as (:mod:`.stand_ins`), else the dominant one, with a
+        warning; id 0 (no polygon) -> 0 if the bank has it."""
         have = set(bank.classes)
         names: dict[int, str] = dict(cond.extra.get("class_names") or {})
         by_name = {v: k for k, v in bank.names.items()}
@@ -104,17 +106,19 @@ class ExemplarBackend:
                 f"the layout here (layout ids {ids}, reference ids {sorted(have)}); use a "
                 "reference with the same taxonomy and classes"
             )
+        defaults = _default_descriptions(cond)
         for c in ids:
             b = by_name.get(names[c], c) if (names and c in names and bank.names) else c
             if b not in have:
+                near = stand_in(names.get(c, ""), defaults.get(c, ""), bank.names)
+                b = near if near in have and c != 0 else bank.dominant()
                 if c != 0:
                     self._warn(
                         f"class{c}",
-                        f"exemplar bank has no class {names.get(c, c)}; "
-                        "painted as its dominant class (pass --reference-image with "
-                        "labels that include it)",
+                        f"exemplar bank has no class {names.get(c, c)}; painted with its "
+                        f"{bank.names.get(b, 'dominant class')} texture (pass --reference-image and "
+                        "--reference-labels with imagery of this class to paint it as it is)",
                     )
-                b = bank.dominant()
             out[labels == c] = b
         return out
 
