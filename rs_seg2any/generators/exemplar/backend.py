@@ -116,8 +116,8 @@ class ExemplarBackend:
                     self._warn(
                         f"class{c}",
                         f"exemplar bank has no class {names.get(c, c)}; painted with its "
-                        f"{bank.names.get(b, 'dominant class')} texture (pass --reference-image and "
-                        "--reference-labels with imagery of this class to paint it as it is)",
+                        f"{bank.names.get(b, 'dominant class')} texture (pass --reference-image "
+                        "and --reference-labels with imagery of this class to paint it as it is)",
                     )
             out[labels == c] = b
         return out
