@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SHIPPED_WEIGHTS, wait_for
+from conftest import wait_for
 from qgis.core import (
     Qgis,
     QgsCoordinateReferenceSystem,
@@ -96,9 +96,13 @@ def test_generate_action_on_demo_town_adds_valid_layers(
     fill_dialog(dialog, field="landcover", taxonomy="dubai_aerial", resolution=0.5,
                 out=tmp_path / "out", extent=EXTENT)  # fmt: skip
     dialog.description_field.setField("description")
+    backends = dialog.generator_box.backend
+    assert backends.currentData() == "exemplar"  # the default backend comes first
+    backends.setCurrentIndex(backends.findData("tiny"))  # the network, with the Settings' model
 
     task = run_dialog(plugin)
     assert "--progress" in task.args and "--model" in task.args
+    assert task.args[task.args.index("--backend") + 1] == "tiny"
     assert any(e.get("event") == "progress" for e in task.events)
     assert task.percent == pytest.approx(100.0)  # what the task manager's bar showed
 
@@ -217,19 +221,19 @@ def test_cli_error_is_shown_in_the_message_bar(
     assert "landcover" in message  # ...which list the fields that exist
 
 
-@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="embedded weights not trained yet")
-def test_generate_with_the_shipped_embedded_weights(
+def test_generate_with_the_default_backend_and_no_settings_model(
     plugin: Any, demo_town: Path, tmp_path: Path, add_layer: Any
 ) -> None:
     from rs_seg2any_qgis import config
 
-    config.put(config.MODEL, "")  # no override: the weights shipped with the backend
+    config.put(config.MODEL, "")  # no Settings' model
     add_layer(demo_town, "demo_town")
     dialog = plugin.show_generate()
     fill_dialog(dialog, field="landcover", taxonomy="dubai_aerial", resolution=0.5,
                 out=tmp_path / "shipped", extent=EXTENT, steps=4, tile=256)  # fmt: skip
     task = run_dialog(plugin, timeout=600)
-    assert "--model" not in task.args
+    assert "--model" not in task.args  # the default backend (exemplar) takes no weights
+    assert task.args[task.args.index("--backend") + 1] == "exemplar"
     assert_on_grid(result_layers("demo_town")["image"], "EPSG:32640", EXTENT, 0.5)
 
 
