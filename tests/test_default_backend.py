@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import rasterio
 from shapely.geometry import box
@@ -96,3 +97,53 @@ def test_classes_the_bank_lacks_borrow_the_texture_their_words_read_as(tmp_path:
     assert green[0] > green[1] + 3  # tree cover painted from vegetation, greener than built-up
     assert water.mean() < built.mean() - 20  # water from the bank's water, darker than roofs
     assert tree.std() > 5 and built.std() > 5  # real texture, not flat paint
+
+
+def test_a_class_is_matched_by_name_not_by_an_id_the_bank_also_uses() -> None:
+    """Slovenian 'cultivated land' has id 1, the Dubai bank's building id: it must borrow
+    vegetation by its words, not roofs by its number."""
+    from rs_seg2any.generators.base import TileCondition
+    from rs_seg2any.generators.exemplar.backend import ExemplarBackend
+
+    tax = load_taxonomy("eolearn_slovenia")
+    names = {c.id: c.name for c in tax.classes}
+    assert names[1] == "cultivated land"
+    labels = np.ones((32, 32), np.uint8)
+    cond = TileCondition(np.ones((32, 32), np.int64), ["x"], "c", labels=labels,
+                         extra={"class_names": names, "taxonomy": tax}, gsd=0.5)  # fmt: skip
+    backend = ExemplarBackend()
+    with pytest.warns(UserWarning, match="painted with its vegetation texture"):
+        mapped = backend.class_map(labels, cond, backend._bank_for(cond))
+    assert set(np.unique(mapped)) == {4}  # the bank's vegetation, not its building (1)
+
+
+def test_borrowed_classes_are_steered_from_the_borrowed_class_description() -> None:
+    """The flood scenario's 'flood water' reads as land ("muddy ... covering the ground") and
+    its words move that land to smooth, darker, brown water, not to the bank's black water."""
+    from types import SimpleNamespace
+
+    from rs_seg2any.generators.base import TileCondition
+    from rs_seg2any.generators.exemplar.backend import ExemplarBackend
+    from rs_seg2any.lab import srgb_to_lab
+
+    text = "brown muddy flood water covering the ground"
+    tax = load_taxonomy("dubai_aerial")
+    classes = [*tax.classes, SimpleNamespace(id=7, name="flood water", description=text)]
+    names = {**{c.id: c.name for c in tax.classes}, 7: "flood water"}
+    labels = np.full((96, 96), 2, np.uint8)
+    labels[:, 48:] = 7
+    inst = np.where(labels == 2, 1, 2).astype(np.int64)
+    cond = TileCondition(inst, [tax.by_id(2).description, text], "c", labels=labels,
+                         extra={"class_names": names, "taxonomy": SimpleNamespace(classes=classes)},
+                         gsd=0.5)  # fmt: skip
+    with pytest.warns(UserWarning, match="no class flood water; painted with its land"):
+        img = ExemplarBackend().generate(cond, steps=1, guidance=1.0, gamma=1.0, seed=0)
+    land, flood = img[8:-8, 8:40].astype(float), img[8:-8, 56:-8].astype(float)
+
+    def grad(p: np.ndarray) -> float:
+        return float(np.abs(np.diff(p.mean(-1), axis=1)).mean())
+
+    assert grad(flood) < 0.5 * grad(land)  # smooth, as water is
+    lab_land, lab_flood = srgb_to_lab(land.astype(np.uint8)), srgb_to_lab(flood.astype(np.uint8))
+    assert lab_flood[..., 0].mean() < lab_land[..., 0].mean() - 15  # darker than the sand
+    assert lab_flood[..., 0].mean() > 25 and lab_flood[..., 2].mean() > 5  # brown, not black

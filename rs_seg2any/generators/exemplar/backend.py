@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,12 @@ class ExemplarBackend:
                 f"the layout here (layout ids {ids}, reference ids {sorted(have)}); use a "
                 "reference with the same taxonomy and classes"
             )
-        defaults = _default_descriptions(cond)
+        borrowed = self.borrowed(labels, cond, bank)
         for c in ids:
-            b = by_name.get(names[c], c) if (names and c in names and bank.names) else c
+            named = bool(names and c in names and bank.names)  # by name, never by a shared id
+            b = by_name.get(names[c], -1) if named else c
             if b not in have:
-                near = stand_in(names.get(c, ""), defaults.get(c, ""), bank.names)
-                b = near if near in have and c != 0 else bank.dominant()
+                b = borrowed.get(c, bank.dominant())
                 if c != 0:
                     self._warn(
                         f"class{c}",
@@ -120,6 +121,24 @@ class ExemplarBackend:
                         "and --reference-labels with imagery of this class to paint it as it is)",
                     )
             out[labels == c] = b
+        return out
+
+    def borrowed(
+        self, labels: NDArray[np.integer], cond: TileCondition, bank: ExemplarBank
+    ) -> dict[int, int]:
+        """Layout classes the shipped bank lacks -> the bank class they borrow texture from
+        (:mod:`.stand_ins`); empty for a reference bank (its labels are the layout's)."""
+        if not bank.names:
+            return {}
+        names: dict[int, str] = dict(cond.extra.get("class_names") or {})
+        known = set(bank.names.values())
+        defaults = _default_descriptions(cond)
+        out = {}
+        for c in (int(v) for v in np.unique(labels)):
+            if c != 0 and c in names and names[c] not in known:
+                near = stand_in(names[c], defaults.get(c, ""), bank.names)
+                if near is not None and near in set(bank.classes):
+                    out[c] = near
         return out
 
     def generate(
@@ -143,6 +162,9 @@ class ExemplarBackend:
         # nearest scale the bank can serve (the warning above says so)
         scale = float(np.clip(scale, 1.5 * PATCH / bank.rgb.shape[1], 4.0))
         mapped = self.class_map(cond.labels, cond, bank)
+        defaults = _default_descriptions(cond)  # steering is relative to them
+        for c, b in self.borrowed(cond.labels, cond, bank).items():
+            defaults[c] = _bank_descriptions().get(bank.names.get(b, ""), defaults.get(c, ""))
 
         def lookup(c: int) -> Candidates:
             try:
@@ -150,8 +172,8 @@ class ExemplarBackend:
             except LookupError:
                 return bank.candidates(bank.dominant(), scale)
 
-        shifts = entity_shifts(cond.instances, cond.labels, cond.descriptions,
-                               _default_descriptions(cond), shipped_lexicon())  # fmt: skip
+        shifts = entity_shifts(cond.instances, cond.labels, cond.descriptions, defaults,
+                               shipped_lexicon())  # fmt: skip
         known = cond.known
         if known is not None and shifts:  # quilt against the known pixels' unshifted look
             for mask, shift in shifts:
@@ -213,6 +235,14 @@ def _default_descriptions(cond: TileCondition) -> dict[int, str]:
     tax = cond.extra.get("taxonomy")
     classes = getattr(tax, "classes", None) or ()
     return {int(c.id): str(c.description) for c in classes}
+
+
+@lru_cache(maxsize=1)
+def _bank_descriptions() -> dict[str, str]:
+    """Default description of each class of the shipped bank's taxonomy, by name."""
+    from ...taxonomy import load_taxonomy
+
+    return {c.name: str(c.description) for c in load_taxonomy("dubai_aerial").classes}
 
 
 def _digest(path: Path) -> str:

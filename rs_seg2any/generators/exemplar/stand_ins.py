@@ -5,9 +5,10 @@ The shipped bank holds Dubai's six classes; a user's taxonomy names its own ("fo
 loses what the layout says, so each one borrows the texture of the bank class its name and
 description read as, by word stems: "tree cover: dense tree canopy" reads as vegetation,
 "built-up" as building, "bare / sparse vegetation: bare soil, sand or rock" as land (the name
-counts twice, then the description breaks ties). A user's own entity descriptions still steer
-its colour relative to the class's default description (:mod:`.steer`), as for every class.
-Stems are plain data here: extend them freely.
+counts twice, then the description breaks ties). Its descriptions then steer the colour
+relative to the *borrowed* class's default description (:mod:`.steer`): "brown muddy flood
+water covering the ground" reads as land and is painted as brown, muddy sand, not as the
+bank's (near-black) Dubai water. Stems are plain data here: extend them freely.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ STEMS: dict[str, tuple[str, ...]] = {
                    "pasture", "wetland", "marsh", "mangrove", "moss", "lichen", "plant",
                    "canopy", "garden", "farm", "herbaceous", "palm"),
     "water": ("water", "river", "lake", "sea", "ocean", "pond", "reservoir", "canal", "lagoon",
-              "stream", "flood", "coast", "bay"),
+              "stream", "coast", "bay"),
     "land": ("land", "bare", "sand", "soil", "desert", "rock", "barren", "dune", "gravel",
-             "dirt", "snow", "ice", "tundra", "quarry", "mine"),
+             "dirt", "snow", "ice", "tundra", "quarry", "mine", "mud", "flood", "turbid",
+             "ground"),
 }  # fmt: skip
 """Bank class name -> word stems that read as it."""
 

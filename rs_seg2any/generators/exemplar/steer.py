@@ -37,21 +37,27 @@ class Shift:
     a: float = 0.0
     b: float = 0.0
     chroma: float = 1.0
+    smooth: float = 0.0
+    """Gaussian blur (sigma, px) of the entity's texture first: water and mud are smooth."""
 
     @property
     def is_identity(self) -> bool:
-        return self.L == 0.0 and self.a == 0.0 and self.b == 0.0 and self.chroma == 1.0
+        return (self.L, self.a, self.b, self.chroma, self.smooth) == (0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def _word_shift(word: str, raw: Any, where: str) -> Shift:
-    if not isinstance(raw, Mapping) or set(raw) - {"L", "a", "b", "chroma"}:
-        raise InputError(f"{where}: word '{word}' needs a mapping of L, a, b, chroma")
+    if not isinstance(raw, Mapping) or set(raw) - {"L", "a", "b", "chroma", "smooth"}:
+        raise InputError(f"{where}: word '{word}' needs a mapping of L, a, b, chroma, smooth")
     try:
         vals = {k: float(v) for k, v in raw.items()}
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: word '{word}' has a value that is not a number") from exc
-    if not all(np.isfinite(v) for v in vals.values()) or vals.get("chroma", 1.0) <= 0:
-        raise InputError(f"{where}: word '{word}' needs finite values and chroma > 0")
+    if (
+        not all(np.isfinite(v) for v in vals.values())
+        or vals.get("chroma", 1.0) <= 0
+        or not 0 <= vals.get("smooth", 0.0) <= 16
+    ):
+        raise InputError(f"{where}: word '{word}' needs finite values, chroma > 0, smooth 0-16")
     return Shift(**vals)
 
 
@@ -71,21 +77,30 @@ def shipped_lexicon() -> dict[str, Shift]:
 
 def text_shift(text: str, lexicon: Mapping[str, Shift], default: str = "") -> Shift:
     """The sum of the shifts of the lexicon's words in ``text`` that ``default`` does not
-    use (chroma factors multiply); each word counts once."""
+    use (chroma factors multiply, the strongest smoothing wins); each word counts once."""
     seen = set(re.findall(r"[a-z]+", default.lower()))
     out = Shift()
     for word in dict.fromkeys(re.findall(r"[a-z]+", text.lower())):
         s = None if word in seen else lexicon.get(word)
         if s is not None:
-            out = Shift(out.L + s.L, out.a + s.a, out.b + s.b, out.chroma * s.chroma)
+            out = Shift(out.L + s.L, out.a + s.a, out.b + s.b, out.chroma * s.chroma,
+                        max(out.smooth, s.smooth))  # fmt: skip
     return out
 
 
 def apply_shift(image: U8, mask: NDArray[np.bool_], shift: Shift, inverse: bool = False) -> U8:
-    """``image`` with ``shift`` (or its inverse) applied to the pixels under ``mask``."""
+    """``image`` with ``shift`` (or its inverse) applied to the pixels under ``mask``; the
+    inverse undoes the colour only (a blur cannot be undone: known pixels keep their detail)."""
     if shift.is_identity or not mask.any():
         return image
-    lab = srgb_to_lab(image[mask])
+    source = image
+    if shift.smooth > 0 and not inverse:
+        from scipy.ndimage import gaussian_filter
+
+        sigma = (shift.smooth, shift.smooth, 0.0)
+        source = np.clip(gaussian_filter(image.astype(np.float32), sigma), 0, 255).round()
+        source = source.astype(np.uint8)
+    lab = srgb_to_lab(source[mask])
     if inverse:
         lab[:, 0] -= shift.L
         lab[:, 1:] = (lab[:, 1:] - [shift.a, shift.b]) / shift.chroma
