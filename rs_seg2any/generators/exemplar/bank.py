@@ -111,7 +111,7 @@ class ExemplarBank:
 
     @classmethod
     def load(cls, path: Path) -> ExemplarBank:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:  # a bank file never runs code
             names = {int(s.split(":", 1)[0]): s.split(":", 1)[1] for s in z["names"].tolist()}
             return cls(z["rgb"], z["labels"], float(z["gsd"]), names, str(z["source"]))
 
