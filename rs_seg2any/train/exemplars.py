@@ -48,6 +48,7 @@ def main() -> int:
     a = ap.parse_args()
     bank = build(a.data, a.per_class)
     bank.save(a.out)
+    bank.save_digest(a.out)
     print(f"{len(bank.rgb)} crops, classes {bank.classes}, {a.out.stat().st_size} bytes -> {a.out}")
     return 0
 

@@ -263,3 +263,44 @@ def test_non_finite_flux_output_is_refused(flux_folder: Path) -> None:
         next(be.c.vae.decoder.parameters()).fill_(float("nan"))
     with pytest.raises(GenerationError):
         be.generate(cond, steps=1, guidance=3.5, gamma=1.0, seed=0)
+
+
+def test_a_corrupt_exemplar_bank_is_refused_with_one_line(tmp_path: Path) -> None:
+    """The default backend's data file gets the same treatment as weights: truncated bytes,
+    another format and wrong arrays are a WeightsError naming the file, not a traceback."""
+    from rs_seg2any.generators.exemplar.bank import SHIPPED_BANK, ExemplarBank
+
+    shipped = Path(__file__).resolve().parents[2] / "rs_seg2any/generators/exemplar" / SHIPPED_BANK
+    good = tmp_path / "good.npz"
+    shutil.copy(shipped, good)
+    assert len(ExemplarBank.load(good).rgb) > 0
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(shipped.read_bytes()[: shipped.stat().st_size // 2])
+    other = tmp_path / "other.npz"
+    other.write_bytes(b"not a bank at all")
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, rgb=np.zeros((2, 8, 8), np.float32), labels=np.zeros((2, 8, 8), np.uint8),
+             gsd=np.float32(0.5), names=np.array(["1:a"]), source=np.array(""))  # fmt: skip
+    for bad in (truncated, other, wrong):
+        with pytest.raises(WeightsError, match=bad.name):
+            ExemplarBank.load(bad)
+
+
+def test_the_shipped_exemplar_bank_is_checked_against_its_recorded_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rs_seg2any.generators.exemplar import bank as bank_module
+
+    folder = Path(__file__).resolve().parents[2] / "rs_seg2any/generators/exemplar"
+    copy = tmp_path / "pkg"
+    copy.mkdir()
+    for name in (bank_module.SHIPPED_BANK, bank_module.SHIPPED_BANK + ".sha256"):
+        shutil.copy(folder / name, copy / name)
+    assert (folder / (bank_module.SHIPPED_BANK + ".sha256")).is_file()  # shipped with the bank
+    monkeypatch.setattr(bank_module.resources, "files", lambda _pkg: copy)
+    assert len(bank_module.ExemplarBank.shipped().rgb) > 0
+    data = bytearray((copy / bank_module.SHIPPED_BANK).read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte inside the archive
+    (copy / bank_module.SHIPPED_BANK).write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256 recorded for the shipped exemplar bank"):
+        bank_module.ExemplarBank.shipped()

@@ -10,6 +10,8 @@ scales. The shipped bank (``dubai_bank.npz``) holds Dubai training tiles 1-6 at 
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +26,15 @@ F32 = NDArray[np.float32]
 SHIPPED_BANK = "dubai_bank.npz"
 PATCH = 32
 """Quilting patch side (px); the overlap between patches is a quarter of it."""
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 1 MB chunks."""
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -109,16 +120,57 @@ class ExemplarBank:
         }
         atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
+    def save_digest(self, path: Path) -> Path:
+        """Record the sha256 of the saved bank ``path`` next to it (``<bank>.sha256``), so a
+        shipped bank is checked byte for byte at load."""
+        from ...atomic import write_text
+
+        out = path.with_name(path.name + ".sha256")
+        write_text(out, f"{file_digest(path)}  {path.name}\n")
+        return out
+
     @classmethod
     def load(cls, path: Path) -> ExemplarBank:
-        with np.load(path, allow_pickle=False) as z:  # a bank file never runs code
-            names = {int(s.split(":", 1)[0]): s.split(":", 1)[1] for s in z["names"].tolist()}
-            return cls(z["rgb"], z["labels"], float(z["gsd"]), names, str(z["source"]))
+        """A bank from ``.npz`` (never unpickled), checked: arrays, dtypes, shapes, GSD; a
+        :class:`~rs_seg2any.errors.WeightsError` naming the file otherwise."""
+        from ...errors import WeightsError, one_line
+
+        try:
+            with np.load(path, allow_pickle=False) as z:  # a bank file never runs code
+                names = {int(s.split(":", 1)[0]): s.split(":", 1)[1] for s in z["names"].tolist()}
+                bank = cls(z["rgb"], z["labels"], float(z["gsd"]), names, str(z["source"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise WeightsError(
+                f"exemplar bank {path} is not a readable bank (truncated, corrupt or of another "
+                f"format: {one_line(exc, 120)}); reinstall rs-seg2any or rebuild it"
+            ) from exc
+        rgb, lab = bank.rgb, bank.labels
+        if not (
+            rgb.dtype == np.uint8 and lab.dtype == np.uint8 and rgb.ndim == 4
+            and rgb.shape[-1] == 3 and lab.shape == rgb.shape[:3] and len(rgb) > 0
+            and np.isfinite(bank.gsd) and bank.gsd > 0
+        ):  # fmt: skip
+            raise WeightsError(
+                f"exemplar bank {path} holds arrays of the wrong kind (rgb {rgb.dtype} "
+                f"{rgb.shape}, labels {lab.dtype} {lab.shape}, gsd {bank.gsd}); rebuild it"
+            )
+        return bank
 
     @classmethod
     def shipped(cls) -> ExemplarBank:
-        here = resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK
-        return cls.load(Path(str(here)))
+        """The bank inside the package, verified against its recorded sha256."""
+        from ...errors import WeightsError
+
+        path = Path(str(resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK))
+        record = path.with_name(path.name + ".sha256")
+        if path.is_file() and record.is_file():
+            expected = record.read_text(encoding="utf-8").split()[0]
+            if file_digest(path) != expected:
+                raise WeightsError(
+                    f"{path} does not match the sha256 recorded for the shipped exemplar bank "
+                    "(corrupt or replaced): reinstall rs-seg2any"
+                )
+        return cls.load(path)
 
     def object_sizes(self, cls_id: int) -> dict[int, float]:
         """Per crop: the median area (px, at the bank's GSD) of its ``cls_id`` objects, the
