@@ -31,9 +31,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -73,9 +75,10 @@ QUIET_CONFIG = {
 }
 """Dask housekeeping of a local cluster (its scheduler runs in this process): no statistical
 profiler sampling the tile thread every 10 ms, event-loop and memory checks every second
-instead of every 20 and 100 ms. Measured on the 2-core machine, 60 tasks of 100 ms CPU on
-one worker: the worker's CPU beyond its tasks fell from 16 to 5.5 ms per task and the
-client + scheduler's from 20 to 7.3 ms (bench/bench_dask.py). Costs: an empty profile page
+instead of every 20 and 100 ms. Measured on the 2-core machine (load 8), 40 tasks of
+100 ms CPU on one worker: the worker's CPU beyond its tasks fell from 19.4 to 5.8 ms per
+task and the client + scheduler's from 26.6 to 7.5 ms ("Dask housekeeping" lines of
+bench/bench_dask.py); idle, a 2-worker cluster used 16% of a core, now 2.4%. Costs: an empty profile page
 on the dashboard, and a worker over its memory limit is noticed within 1 s, not 0.1 s."""
 
 _GENERATORS: dict[str, Any] = {}
@@ -159,12 +162,12 @@ class RendererPlugin(_PluginBase):  # type: ignore[misc]
 
     idempotent = False
 
-    def __init__(self, token: str, render: Render) -> None:
+    def __init__(self, token: str, render: Render, folder: str) -> None:
         self.token, self.render = token, render
-
-    @property
-    def name(self) -> str:
-        return f"rs-seg2any-renderer-{self.token}"
+        # one name per job folder: a rerun after a killed client (which could not unregister
+        # its plugin) replaces that run's renderer on the scheduler and the workers
+        where = hashlib.sha256(folder.encode()).hexdigest()[:16]
+        self.name = f"rs-seg2any-renderer-{where}"
 
     def setup(self, worker: Any) -> None:
         _RENDERERS[self.token] = self.render
@@ -332,7 +335,7 @@ class DaskExecutor:
         deps = dependencies(plan)
         level = waves(plan, deps)
         tag = secrets.token_hex(8)
-        plugin = RendererPlugin(tag, for_workers(render))
+        plugin = RendererPlugin(tag, for_workers(render), os.path.realpath(job.path))
         client.register_plugin(plugin, name=plugin.name)
         todo = {t.index for t in pending}
         waiting = {t.index: {d.index for d in deps[t.index] if d.index in todo} for t in pending}
