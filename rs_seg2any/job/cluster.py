@@ -78,8 +78,9 @@ profiler sampling the tile thread every 10 ms, event-loop and memory checks ever
 instead of every 20 and 100 ms. Measured on the 2-core machine (load 8), 40 tasks of
 100 ms CPU on one worker: the worker's CPU beyond its tasks fell from 19.4 to 5.8 ms per
 task and the client + scheduler's from 26.6 to 7.5 ms ("Dask housekeeping" lines of
-bench/bench_dask.py); idle, a 2-worker cluster used 16% of a core, now 2.4%. Costs: an empty profile page
-on the dashboard, and a worker over its memory limit is noticed within 1 s, not 0.1 s."""
+bench/bench_dask.py); idle, a 2-worker cluster used 16% of a core, now 2.4%. Costs: an
+empty profile page on the dashboard; a worker over its memory limit is noticed within 1 s,
+not 0.1 s."""
 
 _GENERATORS: dict[str, Any] = {}
 """Worker-process cache: recipe key (backend, options, file digests) -> loaded generator."""
