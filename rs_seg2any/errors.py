@@ -103,3 +103,8 @@ class AdapterMismatchError(WeightsError):
 class ClusterError(InputError):
     """The Dask cluster cannot run the job as asked: no worker offers the resource each tile
     needs (a GPU), so the tiles would wait forever."""
+
+
+class RecipeError(WeightsError):
+    """A Dask worker refuses to rebuild the client's generator: a file the recipe names is
+    missing or has another sha256 than the client saw, or the recipe is malformed."""

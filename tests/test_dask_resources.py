@@ -83,6 +83,11 @@ def test_local_cluster_gives_one_worker_per_gpu_the_resource(gpu_cluster: Any) -
     assert env.pop(gpu)["CUDA_VISIBLE_DEVICES"] == "0"
     assert [e["CUDA_VISIBLE_DEVICES"] for e in env.values()] == [""]  # the CPU worker: none
     assert all(e["OMP_NUM_THREADS"] == "1" for e in env.values())
+    # no statistical profiler sampling the tile thread every 10 ms (QUIET_CONFIG)
+    profiling = client.run(
+        lambda: __import__("dask").config.get("distributed.worker.profile.enabled")
+    )
+    assert set(profiling.values()) == {False}
 
 
 def test_tiles_holding_the_resource_all_run_on_the_gpu_worker(
@@ -97,6 +102,10 @@ def test_tiles_holding_the_resource_all_run_on_the_gpu_worker(
     tiles = json.loads((res.out_dir / JOB_DIRNAME / "manifest.json").read_text())["tiles"]
     assert len(tiles) == 6
     assert {t["worker"] for t in tiles.values()} == {gpu_worker(client)}
+    # the worker that rendered them runs torch with one inter-op thread, as --threads 1 intra
+    interop = client.run(lambda: __import__("torch").get_num_interop_threads(),
+                         workers=[gpu_worker(client)])  # fmt: skip
+    assert list(interop.values()) == [1]
     local = json.loads((reference.out_dir / JOB_DIRNAME / "manifest.json").read_text())
     assert all("worker" not in t for t in local["tiles"].values())
 
