@@ -41,12 +41,16 @@ U8 = NDArray[np.uint8]
 TAXONOMY = "dubai_aerial"
 """The taxonomy whose class ids the segmenter predicts."""
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "segmenter_dubai.safetensors"
-"""The shipped weights (v2: 1.9 M parameters, fp16)."""
+"""The shipped weights (v3: EfficientNet-Lite0 encoder from ImageNet + FPN, 3.1 M
+parameters, fp16, class offsets fit on tile_2)."""
+V2_WEIGHTS = Path(__file__).with_name("weights") / "segmenter_dubai_v2.safetensors"
+"""The previous default (v2.1: from-scratch U-Net, 1.9 M parameters), kept for comparison."""
 
 __all__ = [
     "CLASS_NAMES",
     "DEFAULT_WEIGHTS",
     "TAXONOMY",
+    "V2_WEIGHTS",
     "applies_to",
     "fidelity",
     "load",

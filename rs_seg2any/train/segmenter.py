@@ -1,6 +1,7 @@
 """Layout-fidelity check: a small CPU segmentation net, separate from every generator.
 
-The shipped segmenter (v2, :data:`V2`) is trained on the Dubai tiles 1, 3-6 with tile_2 for
+The shipped segmenter (v3, :data:`V3`: an ImageNet EfficientNet-Lite0 encoder + FPN,
+fine-tuned; v2 was a from-scratch U-Net) is trained on the Dubai tiles 1, 3-6 with tile_2 for
 model selection and tile_7 held out as the final test (never trained or tuned on). It
 measures how well a generated image follows its layout:
 ``mIoU(seg(generated), layout) / mIoU(seg(real), labels)``. It never feeds a generator's
@@ -15,8 +16,9 @@ The loss is cross-entropy with class weights ``share ** -0.5`` (normalised to me
 rarer road/vegetation classes are not swamped by land (52 % of the pixels), plus (v2) a soft
 Dice term.
 
-``python -m rs_seg2any.train segmenter --out seg.safetensors --minutes 30`` trains (v2
-recipe, tiles 1,3-6, single thread), then reports the tile_2 and tile_7 mIoU.
+``python -m rs_seg2any.train segmenter --version v3 --out seg.safetensors --minutes 55
+--calibrate`` trains (tiles 1,3-6, single thread), then reports the tile_2 and tile_7 mIoU
+(the default ``--version`` is still v2, which needs no ImageNet weights).
 """
 
 from __future__ import annotations
@@ -85,10 +87,12 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class TinyUNet(nn.Module):
     """Compact U-Net. Input in [-1, 1], logits out at the input's size.
 
-    v1: width 16, depth 3, full resolution (0.47 M params). v2 (the shipped default, see
-    :data:`V2`): width 16, depth 4 on the image at half scale (1.9 M params): 4x cheaper per
-    pixel and a 4x wider field of view, which is what separates bare land from roads and
-    buildings on this data (the masks are hand-drawn polygons, coarser than the pixels).
+    v1: width 16, depth 3, full resolution (0.47 M params). v2 (see :data:`V2`): width 16,
+    depth 4 on the image at half scale (1.9 M params): 4x cheaper per pixel and a 4x wider
+    field of view, which is what separates bare land from roads and buildings on this data
+    (the masks are hand-drawn polygons, coarser than the pixels). With
+    ``cfg.arch == "lite0"`` (v3, the shipped default) the net is instead
+    :class:`~rs_seg2any.train.seg_lite.LiteFPN` (``self.body``), same input and output.
     """
 
     def __init__(self, cfg: SegConfig) -> None:
