@@ -113,3 +113,19 @@ def test_lite0_segmenter_trains_roundtrips_in_fp16_and_predicts_any_size(tmp_pat
     p1, p2 = sm.predict(model.half().float(), odd), sm.predict(back, odd)
     assert p1.shape == (70, 131) and set(np.unique(p2)) <= {1, 2, 3, 4, 5}
     assert (p1 == p2).mean() > 0.99
+
+
+def test_flip_averaging_default_comes_from_the_weights(tmp_path: Path) -> None:
+    """``flips=None`` (the default of predict / segment) uses the config's choice."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    img = np.random.default_rng(1).integers(0, 255, (64, 80, 3)).astype(np.uint8)
+    for on in (False, True):
+        cfg = sm.SegConfig(width=4, depth=1, flips=on)
+        path = sm.save_segmenter(sm.TinyUNet(cfg).eval(), tmp_path / f"f{on}.safetensors")
+        model = sm.load_segmenter(path)
+        assert model.cfg.flips is on
+        want = sm.log_probs(model, img, flips=on)
+        assert np.array_equal(sm.log_probs(model, img), want)
+        assert not np.allclose(sm.log_probs(model, img, flips=not on), want)
+        assert np.array_equal(sm.predict(model, img), want.argmax(0).astype(np.uint8) + 1)

@@ -165,6 +165,7 @@ def test_shipped_weights_segment_a_real_validation_crop(shared_data: Path) -> No
     assert len(json.loads(meta["config"])["class_bias"]) == 5
     # v3: the ImageNet encoder's source and licence travel with the weights
     assert json.loads(meta["config"])["arch"] == "lite0"
+    assert json.loads(meta["config"])["flips"] is True and meta["flips_chosen_on"] == "tile_2"
     assert "Apache-2.0" in meta["encoder_init"] and "ImageNet" in meta["encoder_init"]
     pair = load_pairs(shared_data / "dubai_aerial", [2])[4]  # v2: 0.443, v1 recipe: 0.326
     img, lab = pair.image[:512, :512], pair.classes[:512, :512]

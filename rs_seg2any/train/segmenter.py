@@ -71,6 +71,7 @@ class SegConfig:
     input_scale: float = 1.0  # the net sees the image resized by this; logits come back full size
     class_bias: tuple[float, ...] = ()  # added to the log-probabilities when deciding (predict)
     arch: str = "unet"  # "unet" (v1, v2) or "lite0" (v3: EfficientNet-Lite0 + FPN, width = FPN)
+    flips: bool = False  # predict's default: average over the 4 flips (chosen on tile_2)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -237,16 +238,18 @@ def _window_probs(
 
 
 def predict(
-    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool = False
+    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool | None = None
 ) -> U8:
     """Class ids 1..5 for an (H, W, 3) uint8 image, in windows with a context margin.
 
     ``flips`` averages the class probabilities over the 4 flips (4x the time; aerial images
-    have no up direction, so this removes orientation noise from the decision). The
+    have no up direction, so this removes orientation noise from the decision); None: the
+    config's ``flips`` (chosen on the validation tile with the weights). The
     config's ``class_bias`` (fit on the validation tile) is added to the log-probabilities.
     """
     out = np.zeros(img.shape[:2], dtype=np.uint8)
     bias = torch.tensor(model.cfg.class_bias or (0.0,) * model.cfg.n_classes)
+    flips = model.cfg.flips if flips is None else flips
     for ys, xs, prob in _window_probs(model, img, window, margin, flips):
         score = torch.log(prob.clamp_min(1e-12)) + bias[:, None, None] if bias.any() else prob
         out[ys, xs] = score.argmax(0).numpy().astype(np.uint8) + 1
@@ -254,10 +257,11 @@ def predict(
 
 
 def log_probs(
-    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool = False
+    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool | None = None
 ) -> NDArray[np.float32]:
     """(n_classes, H, W) log class probabilities (no ``class_bias``), windowed as predict."""
     out = np.zeros((model.cfg.n_classes, *img.shape[:2]), dtype=np.float32)
+    flips = model.cfg.flips if flips is None else flips
     for ys, xs, prob in _window_probs(model, img, window, margin, flips):
         out[:, ys, xs] = torch.log(prob.clamp_min(1e-12)).numpy()
     return out
@@ -661,7 +665,7 @@ def train_segmenter(
 
 
 def tile_scores(
-    weights: Path, root: Path, tiles: list[int], *, flips: bool = False
+    weights: Path, root: Path, tiles: list[int], *, flips: bool | None = None
 ) -> dict[str, object]:
     """mIoU (and per class) of the segmenter in ``weights`` on whole Dubai tiles."""
     model = load_segmenter(weights)
@@ -697,7 +701,9 @@ def main(argv: list[str] | None = None) -> int:
         help="fit per-class offsets on tile_2 into the written weights",
     )
     ap.add_argument("--no-eval", action="store_true", help="skip the mIoU report afterwards")
-    ap.add_argument("--flips", action="store_true", help="evaluate with flip averaging")
+    ap.add_argument(
+        "--flips", action="store_true", default=None, help="evaluate with flip averaging"
+    )
     a = ap.parse_args(argv)
     path = train_segmenter(a.root, a.out, a.minutes, a.threads, seed=a.seed,
                            tiles=_parse_tiles(a.tiles), version=a.version, init=a.init,
