@@ -4,7 +4,8 @@ and the held-out tile_7, whole images, in one run and one code path.
     python bench/bench_segmenter.py [WEIGHTS ...] [--flips] [--out scores.json]
 
 Default weights: the shipped one (``rs_seg2any/quality/weights/segmenter_dubai.safetensors``).
-Each file is scored without flip averaging and, with ``--flips``, with it too (4x the time).
+Each file is scored with its own flip setting (``flips`` in its config) and, with ``--flips``,
+both without and with flip averaging (4x the time).
 Single-threaded; prints a markdown table (mIoU and per-class IoU, seconds per tile).
 """
 
@@ -37,11 +38,12 @@ def main() -> int:
     torch.set_num_threads(1)
     rows: list[dict[str, object]] = []
     for w in a.weights:
-        for flips in (False, True) if a.flips else (False,):
+        options: tuple[bool | None, ...] = (False, True) if a.flips else (None,)
+        for flips in options:
             for tile in (VAL_TILE, HELD_OUT_TILE):
                 t0 = time.perf_counter()
                 res = tile_scores(w, a.data, [tile], flips=flips)
-                row = {"weights": str(w), "flips": flips, "tile": tile,
+                row = {"weights": str(w), "flips": "own" if flips is None else flips, "tile": tile,
                        "seconds": round(time.perf_counter() - t0, 1), **res}  # fmt: skip
                 rows.append(row)
                 print(json.dumps(row), flush=True)

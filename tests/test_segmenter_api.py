@@ -160,15 +160,30 @@ def test_shipped_weights_segment_a_real_validation_crop(shared_data: Path) -> No
     with safe_open(str(seg.DEFAULT_WEIGHTS), framework="pt") as f:
         meta = dict(f.metadata() or {})
     assert "7" not in meta["train_tiles"].split(",") and "2" not in meta["train_tiles"]
-    # v2.1: decision offsets fit on the validation tile, stored as JSON data
+    # decision offsets fit on the validation tile, stored as JSON data
     assert meta["class_bias_fit_on"] == "tile_2"
     assert len(json.loads(meta["config"])["class_bias"]) == 5
+    # v3: the ImageNet encoder's source and licence travel with the weights
+    assert json.loads(meta["config"])["arch"] == "lite0"
+    assert json.loads(meta["config"])["flips"] is True and meta["flips_chosen_on"] == "tile_2"
+    assert "Apache-2.0" in meta["encoder_init"] and "ImageNet" in meta["encoder_init"]
     pair = load_pairs(shared_data / "dubai_aerial", [2])[4]  # v2: 0.443, v1 recipe: 0.326
     img, lab = pair.image[:512, :512], pair.classes[:512, :512]
     pred = seg.segment(img, flips=False)
     assert set(np.unique(pred)) <= {1, 2, 3, 4, 5}
     assert iou_scores([pred], [lab])["miou"] > REAL_FLOOR  # type: ignore[operator]
     assert seg.load_default_segmenter() is seg.load_default_segmenter()  # loaded once
+
+
+def test_previous_v2_weights_still_load_and_segment(shared_data: Path) -> None:
+    """v2.1 (from-scratch U-Net, no ``arch`` in its config) stays loadable beside v3."""
+    torch.set_num_threads(1)
+    model = seg.load(seg.V2_WEIGHTS)
+    assert model.cfg.arch == "unet" and model.cfg.depth == 4 and len(model.cfg.class_bias) == 5
+    assert "arch" not in json.loads(segmenter_metadata(seg.V2_WEIGHTS)["config"])
+    pair = load_pairs(shared_data / "dubai_aerial", [2])[4]
+    img, lab = pair.image[:512, :512], pair.classes[:512, :512]
+    assert iou_scores([seg.segment(img, model)], [lab])["miou"] > REAL_FLOOR  # type: ignore[operator]
 
 
 def test_evaluate_scores_fidelity_with_the_shipped_segmenter_for_dubai_labels(

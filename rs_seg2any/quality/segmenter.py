@@ -41,12 +41,16 @@ U8 = NDArray[np.uint8]
 TAXONOMY = "dubai_aerial"
 """The taxonomy whose class ids the segmenter predicts."""
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "segmenter_dubai.safetensors"
-"""The shipped weights (v2: 1.9 M parameters, fp16)."""
+"""The shipped weights (v3: EfficientNet-Lite0 encoder from ImageNet + FPN, 3.1 M
+parameters, fp16, class offsets fit on tile_2)."""
+V2_WEIGHTS = Path(__file__).with_name("weights") / "segmenter_dubai_v2.safetensors"
+"""The previous default (v2.1: from-scratch U-Net, 1.9 M parameters), kept for comparison."""
 
 __all__ = [
     "CLASS_NAMES",
     "DEFAULT_WEIGHTS",
     "TAXONOMY",
+    "V2_WEIGHTS",
     "applies_to",
     "fidelity",
     "load",
@@ -94,12 +98,15 @@ def _rgb(image: Any) -> U8:
     return np.ascontiguousarray(arr[..., :3])
 
 
-def segment(image: Any, model: str | Path | TinyUNet | None = None, *, flips: bool = False) -> U8:
+def segment(
+    image: Any, model: str | Path | TinyUNet | None = None, *, flips: bool | None = None
+) -> U8:
     """Class ids 1-5 (``dubai_aerial``) for an ``(H, W, >=3)`` uint8 image.
 
     ``model``: weights path or loaded segmenter (default: the shipped one). ``flips``
-    averages over the 4 flips of the image (4x the time for +0.001 mIoU on the validation
-    tile, so it is off by default). Per-class offsets stored with the weights (fit on the
+    averages over the 4 flips of the image (4x the time); None (default) takes the weights'
+    own choice, made on the validation tile (v2.1: off, +0.001 mIoU; v3: see the model
+    card). Per-class offsets stored with the weights (fit on the
     validation tile) set the decision; the net's probabilities are unchanged.
     """
     return predict(load(model), _rgb(image), flips=flips)
@@ -159,7 +166,7 @@ def fidelity(
     real: Sequence[Any] | None = None,
     model: str | Path | TinyUNet | None = None,
     *,
-    flips: bool = False,
+    flips: bool | None = None,
 ) -> dict[str, object]:
     """mIoU of ``generated`` images against their ``layouts`` (class rasters), of the
     ``real`` images of the same layouts, and ``ratio`` = generated / real (with per-class

