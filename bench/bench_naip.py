@@ -50,6 +50,7 @@ from rs_seg2any.quality.colour import colour_scores
 from rs_seg2any.quality.pseudo_labels import (
     CLASSES,
     TAXONOMY,
+    PseudoLabelRules,
     pseudo_labels,
     write_label_raster,
     write_polygons,
@@ -78,6 +79,8 @@ ALL_DATES = (
 DATES = ("20100629", "20140720", "20170827", "20190904")
 """The dates run by default: June to September, four looks (2 CPU cores shared: each half
 rendered by each candidate costs about a CPU minute)."""
+RULES: dict[str, PseudoLabelRules | None] = {"rules": None}
+"""Pseudo-label rules of this run (``--smooth``; None: the defaults)."""
 PALETTE = {
     80: (6, 154, 243),
     40: (255, 187, 34),
@@ -142,7 +145,7 @@ def prepare(dates: list[str], out: Path) -> list[dict[str, Any]]:
     scenes = []
     for d, p in zip(dates, paths, strict=True):
         img = align(p, transform, (h, w))
-        lab = pseudo_labels(img)
+        lab = pseudo_labels(img, RULES["rules"])
         west = transform
         east = transform * Affine.translation(half, 0)
         folder = out / "scenes" / d
@@ -370,6 +373,46 @@ def realism(
     }
 
 
+def controls(cs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The classifier's three validity controls alone (no rendering), and why flat paint is
+    hard here: fine detail (mean |grey - blur 1.5 px|) of the real and the flat-paint test
+    crops after the protocol's downsampling and JPEG, and how fragmented the layouts are."""
+    from scipy.ndimage import gaussian_filter
+
+    from rs_seg2any.quality import c2st as c2
+
+    p = c2.C2STProtocol()
+    real = [c["real"] for c in cs]
+    flat = [FlatPainter.from_pairs([c["ref_rgb"]], [c["ref_lab"]])(c["labels"]) for c in cs]
+    tests = {
+        "flat paint": c2st_row(real, flat),
+        "blurred real": c2st_row(real, [blurred(r) for r in real]),
+        "real vs real": c2st_row(real, real),
+    }
+
+    def detail(crops: np.ndarray) -> np.ndarray:
+        g = crops.astype(np.float32).mean(-1)
+        return np.abs(g - gaussian_filter(g, (0, 1.5, 1.5))).mean((1, 2))
+
+    rt = detail(c2._CropSource([c2.prepare(r, p) for r in real], c2.REAL_TEST, p, 32).all())
+    ft = detail(c2._CropSource([c2.prepare(f, p) for f in flat], c2.CAND_TEST, p, 32).all())
+
+    def edges(lab: np.ndarray) -> float:
+        d = lab[::2, ::2]
+        return float(((d[1:] != d[:-1])[:, :-1] | (d[:, 1:] != d[:, :-1])[:-1]).mean())
+
+    v = validity(tests["flat paint"], tests["blurred real"], tests["real vs real"])
+    return {
+        "c2st": {k: {"mean": round(t.mean, 3), "std": round(t.std, 3)} for k, t in tests.items()},
+        "valid": v.to_dict(),
+        "test_crops": tests["flat paint"].test_crops,
+        "detail_real_p10_p50": [round(float(x), 2) for x in np.percentile(rt, [10, 50])],
+        "detail_flat_p50_p90": [round(float(x), 2) for x in np.percentile(ft, [50, 90])],
+        "real_below_flat_p90": round(float((rt < np.percentile(ft, 90)).mean()), 3),
+        "layout_boundary_share": round(float(np.mean([edges(c["labels"]) for c in cs])), 4),
+    }
+
+
 def lora(
     scenes: list[dict[str, Any]],
     out: Path,
@@ -467,7 +510,7 @@ def lora(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("what", choices=("realism", "lora"))
+    ap.add_argument("what", choices=("realism", "lora", "controls"))
     ap.add_argument("--dates", default=",".join(DATES))
     ap.add_argument("--out", type=Path, default=Path("/tmp/naip_bench"))
     ap.add_argument("--steps", type=int, default=300, help="LoRA steps, RGB (0: skip)")
@@ -477,6 +520,11 @@ def main() -> int:
     ap.add_argument(
         "--both", action="store_true", help="realism: also east half -> west half (2x the crops)"
     )
+    ap.add_argument(
+        "--smooth",
+        default="",
+        help="pseudo-label smoothing 'MAJORITY,MIN_AREA' (default 5,24): coarser layouts",
+    )
     ap.add_argument("--skip", default="", help="realism: candidates to leave out (exemplar,tiny)")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -484,7 +532,11 @@ def main() -> int:
         raise SystemExit(f"needs the shared data at {DATA}")
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    scenes = prepare(a.dates.split(","), a.out)
+    if a.smooth:
+        maj, mmu = (int(v) for v in a.smooth.split(","))
+        RULES["rules"] = PseudoLabelRules(majority=maj, min_area=mmu)
+    dates = ALL_DATES if a.dates == "all" else tuple(a.dates.split(","))
+    scenes = prepare(list(dates), a.out)
     print(
         f"prepared {len(scenes)} dates in {time.perf_counter() - t0:.0f} s; class shares: "
         + json.dumps({s["date"]: s["shares"] for s in scenes}),
@@ -502,6 +554,10 @@ def main() -> int:
         summary["directions"] = "west->east, east->west" if a.both else "west->east"
         cs = cases(scenes, a.both)
         summary["realism"] = realism(cs, a.out, a.picture, tuple(a.skip.split(",")))
+    elif a.what == "controls":
+        summary["directions"] = "west->east, east->west" if a.both else "west->east"
+        summary["smooth"] = a.smooth or "5,24"
+        summary["controls"] = controls(cases(scenes, a.both))
     else:
         if a.steps > 0:
             summary["lora_rgb"] = lora(
