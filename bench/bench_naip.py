@@ -209,7 +209,18 @@ def score(
     c = colour_scores(images, real, labels, erode=1, min_pixels=64)
     t = texture_scores(images, real, labels, erode=1, min_pixels=64)
     seams = [seam_scores(i, 256, 64) for i in images]
+    # per case too: pooled class means over both directions cancel the reference-target gap
+    # (each half is once the reference, once the target); a case is one date, one direction
+    per = [
+        (
+            colour_scores([g], [r], [lab], erode=1, min_pixels=64).mean_delta_e,
+            texture_scores([g], [r], [lab], erode=1, min_pixels=64).mean_distance,
+        )
+        for g, r, lab in zip(images, real, labels, strict=True)
+    ]
     return {
+        "delta_e_per_case": round(float(np.mean([x[0] for x in per])), 2),
+        "texture_per_case": round(float(np.mean([x[1] for x in per])), 4),
         "delta_e": round(c.mean_delta_e, 2),
         "saturation_ratio": round(c.saturation_ratio, 3),
         "texture": round(t.mean_distance, 4),
