@@ -50,6 +50,7 @@ from rs_seg2any.quality.colour import colour_scores
 from rs_seg2any.quality.pseudo_labels import (
     CLASSES,
     TAXONOMY,
+    PseudoLabelRules,
     pseudo_labels,
     write_label_raster,
     write_polygons,
@@ -78,6 +79,8 @@ ALL_DATES = (
 DATES = ("20100629", "20140720", "20170827", "20190904")
 """The dates run by default: June to September, four looks (2 CPU cores shared: each half
 rendered by each candidate costs about a CPU minute)."""
+RULES: dict[str, PseudoLabelRules | None] = {"rules": None}
+"""Pseudo-label rules of this run (``--smooth``; None: the defaults)."""
 PALETTE = {
     80: (6, 154, 243),
     40: (255, 187, 34),
@@ -142,7 +145,7 @@ def prepare(dates: list[str], out: Path) -> list[dict[str, Any]]:
     scenes = []
     for d, p in zip(dates, paths, strict=True):
         img = align(p, transform, (h, w))
-        lab = pseudo_labels(img)
+        lab = pseudo_labels(img, RULES["rules"])
         west = transform
         east = transform * Affine.translation(half, 0)
         folder = out / "scenes" / d
@@ -151,6 +154,10 @@ def prepare(dates: list[str], out: Path) -> list[dict[str, Any]]:
         write_tif(folder / "image.tif", img, transform)
         write_tif(folder / "west.tif", img[:, :half], west)
         write_label_raster(folder / "west_labels.tif", lab[:, :half], prof)
+        write_tif(folder / "east.tif", img[:, half:], east)
+        write_label_raster(
+            folder / "east_labels.tif", lab[:, half:], {"crs": CRS, "transform": east}
+        )
         scenes.append(
             {
                 "date": d,
@@ -168,13 +175,52 @@ def prepare(dates: list[str], out: Path) -> list[dict[str, Any]]:
     return scenes
 
 
+def cases(scenes: list[dict[str, Any]], both: bool) -> list[dict[str, Any]]:
+    """One case per date and direction: the reference half and the target half (the other
+    one). ``both``: also east -> west, doubling the target area the classifier sees."""
+    out = []
+    for s in scenes:
+        h = s["half"]
+        west, east = (slice(None), slice(0, h)), (slice(None), slice(h, None))
+        dirs = [("west", west, "east", east, s["east"])]
+        if both:
+            dirs.append(("east", east, "west", west, s["west"]))
+        for ref, rsl, tgt, tsl, ttr in dirs:
+            out.append(
+                {
+                    "date": s["date"],
+                    "name": f"{s['date']}_{ref[0]}{tgt[0]}",
+                    "ref_image": s["folder"] / f"{ref}.tif",
+                    "ref_labels": s["folder"] / f"{ref}_labels.tif",
+                    "ref_rgb": s["image"][rsl][..., :3],
+                    "ref_lab": s["labels"][rsl],
+                    "real": s["image"][tsl][..., :3],
+                    "real4": s["image"][tsl],
+                    "labels": s["labels"][tsl],
+                    "transform": ttr,
+                }
+            )
+    return out
+
+
 def score(
     images: list[np.ndarray], real: list[np.ndarray], labels: list[np.ndarray]
 ) -> dict[str, Any]:
     c = colour_scores(images, real, labels, erode=1, min_pixels=64)
     t = texture_scores(images, real, labels, erode=1, min_pixels=64)
     seams = [seam_scores(i, 256, 64) for i in images]
+    # per case too: pooled class means over both directions cancel the reference-target gap
+    # (each half is once the reference, once the target); a case is one date, one direction
+    per = [
+        (
+            colour_scores([g], [r], [lab], erode=1, min_pixels=64).mean_delta_e,
+            texture_scores([g], [r], [lab], erode=1, min_pixels=64).mean_distance,
+        )
+        for g, r, lab in zip(images, real, labels, strict=True)
+    ]
     return {
+        "delta_e_per_case": round(float(np.mean([x[0] for x in per])), 2),
+        "texture_per_case": round(float(np.mean([x[1] for x in per])), 4),
         "delta_e": round(c.mean_delta_e, 2),
         "saturation_ratio": round(c.saturation_ratio, 3),
         "texture": round(t.mean_distance, 4),
@@ -195,15 +241,11 @@ def c2st_row(real: list[np.ndarray], cand: list[np.ndarray]) -> C2STResult:
     return res
 
 
-def east_layouts(scenes: list[dict[str, Any]]) -> list[Any]:
+def layouts_of(cs: list[dict[str, Any]]) -> list[Any]:
     tax = load_taxonomy(TAXONOMY)
     return [
-        layout_from_labels(
-            s["labels"][:, s["half"] :],
-            tax,
-            GeoBox(s["labels"][:, s["half"] :].shape, s["east"], CRS),
-        )
-        for s in scenes
+        layout_from_labels(c["labels"], tax, GeoBox(c["labels"].shape, c["transform"], CRS))
+        for c in cs
     ]
 
 
@@ -215,26 +257,25 @@ def render_all(
     for s, lay in zip(scenes, layouts, strict=True):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            images.append(render(gen(s), [lay], work / tag / s["date"], RenderSettings())[0])
+            images.append(render(gen(s), [lay], work / tag / s["name"], RenderSettings())[0])
         for c in {str(c.message) for c in caught}:
-            print(f"  {tag} {s['date']}: warning: {c}")
+            print(f"  {tag} {s['name']}: warning: {c}")
     print(f"  {tag}: rendered {len(scenes)} halves in {time.perf_counter() - t0:.0f} s", flush=True)
     return images
 
 
 def picture(
-    path: Path, scenes: list[dict[str, Any]], columns: dict[str, list[np.ndarray]], rows: int = 2
+    path: Path, cs: list[dict[str, Any]], columns: dict[str, list[np.ndarray]], rows: int = 2
 ) -> None:
-    """One row per date: layout | real | every column; halves shown at half size."""
+    """One row per case: layout | real | every column; halves shown at half size."""
     lines = []
-    for i, s in enumerate(scenes[:rows]):
-        lab = s["labels"][:, s["half"] :]
+    pick = [i for i, c in enumerate(cs) if c["name"].endswith("we")][:rows] or list(range(rows))
+    for i in pick:
+        lab = cs[i]["labels"]
         pal = np.zeros((256, 3), np.uint8)
         for c, v in PALETTE.items():
             pal[c] = v
-        panels = [pal[lab], s["image"][:, s["half"] :, :3]] + [
-            v[i][..., :3] for v in columns.values()
-        ]
+        panels = [pal[lab], cs[i]["real"]] + [v[i][..., :3] for v in columns.values()]
         h = lab.shape[0]
         gap = np.full((h, 6, 3), 255, np.uint8)
         lines.append(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1))
@@ -244,64 +285,142 @@ def picture(
     Image.fromarray(grid).reduce(2).save(path, optimize=True)
 
 
-def realism(scenes: list[dict[str, Any]], out: Path, pic: Path) -> dict[str, Any]:
+def water_looks(cs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean RGB of water (eroded) in the reference half and in the real target half, per
+    case: where they differ, the reference cannot give the target's lakes their colour."""
+    from scipy.ndimage import binary_erosion
+
+    out = {}
+    for c in cs:
+        r = binary_erosion(c["ref_lab"] == 80, iterations=2)
+        t = binary_erosion(c["labels"] == 80, iterations=2)
+        if r.sum() >= 64 and t.sum() >= 64:
+            out[c["name"]] = {
+                "reference": [round(float(v), 1) for v in c["ref_rgb"][r].mean(0)],
+                "target": [round(float(v), 1) for v in c["real"][t].mean(0)],
+            }
+    return out
+
+
+def realism(
+    cs: list[dict[str, Any]], out: Path, pic: Path, skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
     from rs_seg2any.generators.registry import load_generator
 
-    layouts = east_layouts(scenes)
-    real = [s["image"][:, s["half"] :, :3] for s in scenes]
-    labels = [s["labels"][:, s["half"] :] for s in scenes]
-    v1 = load_generator("tiny")
-    gens: dict[str, Any] = {
-        "exemplar + reference": lambda s: load_generator(
-            "exemplar",
-            reference_image=str(s["folder"] / "west.tif"),
-            reference_labels=str(s["folder"] / "west_labels.tif"),
-        ),
-        "tiny v1 (shipped)": lambda s: v1,
-    }
+    layouts = layouts_of(cs)
+    real = [c["real"] for c in cs]
+    labels = [c["labels"] for c in cs]
     images: dict[str, list[np.ndarray]] = {}
-    for k, g in gens.items():
-        images[k] = [i[..., :3] for i in render_all(g, scenes, layouts, out, k.split()[0])]
-    images["class-patch fill"], images["flat paint"] = [], []
-    for s, lab in zip(scenes, labels, strict=True):
-        w_img, w_lab = s["image"][:, : s["half"], :3], s["labels"][:, : s["half"]]
-        fill = ClassPatchFill.from_pairs([w_img], [w_lab], patch=16, per_class=48)
-        images["class-patch fill"].append(fill(lab))
-        images["flat paint"].append(FlatPainter.from_pairs([w_img], [w_lab])(lab))
-    rows = {k: score(v, real, labels) for k, v in images.items()}
-    rows["real (east half)"] = score(real, real, labels)
-    print("  classifier test:", flush=True)
-    tests = {k: c2st_row(real, v) for k, v in images.items()}
-    tests["blurred real"] = c2st_row(real, [blurred(r) for r in real])
+    rows: dict[str, Any] = {"real (target half)": score(real, real, labels)}
+    tests: dict[str, C2STResult] = {}
+    partial = out / "realism_partial.json"
+
+    def keep(k: str, imgs: list[np.ndarray], classify: bool = True) -> None:
+        """Score one candidate now and record it (a cut run keeps what it measured)."""
+        images[k] = imgs
+        np.savez_compressed(out / f"images_{k.split()[0]}.npz", *imgs)
+        rows[k] = score(imgs, real, labels)
+        if classify:
+            tests[k] = c2st_row(real, imgs)
+            rows[k]["c2st"], rows[k]["c2st_std"] = round(tests[k].mean, 3), round(tests[k].std, 3)
+        partial.write_text(json.dumps(rows, indent=1))
+
+    def exemplar(c: dict[str, Any]) -> Any:
+        return load_generator(
+            "exemplar", reference_image=str(c["ref_image"]), reference_labels=str(c["ref_labels"])
+        )
+
+    print("  classifier controls:", flush=True)
+    flat = [FlatPainter.from_pairs([c["ref_rgb"]], [c["ref_lab"]])(c["labels"]) for c in cs]
+    keep("flat paint", flat)
+    keep("blurred real", [blurred(r) for r in real])
     tests["real vs real"] = c2st_row(real, real)
+    rows["real (target half)"]["c2st"] = round(tests["real vs real"].mean, 3)
+    rows["real (target half)"]["c2st_std"] = round(tests["real vs real"].std, 3)
     valid = validity(tests["flat paint"], tests["blurred real"], tests["real vs real"])
-    for k, t in tests.items():
-        rows.setdefault(k, {})["c2st"] = round(t.mean, 3)
-        rows[k]["c2st_std"] = round(t.std, 3)
+    print(f"  valid: {valid.to_dict()}", flush=True)
+    if "exemplar" not in skip:
+        keep(
+            "exemplar + reference",
+            [i[..., :3] for i in render_all(exemplar, cs, layouts, out, "exemplar")],
+        )
+    fills = [
+        ClassPatchFill.from_pairs([c["ref_rgb"]], [c["ref_lab"]], patch=16, per_class=48)(
+            c["labels"]
+        )
+        for c in cs
+    ]
+    keep("class-patch fill", fills)
+    if "tiny" not in skip:
+        v1 = load_generator("tiny")
+        keep(
+            "tiny v1 (shipped)",
+            [i[..., :3] for i in render_all(lambda c: v1, cs, layouts, out, "tiny")],
+        )
     any_t = next(iter(tests.values()))
-    picture(
-        pic,
-        scenes,
-        {k: images[k] for k in ("tiny v1 (shipped)", "exemplar + reference", "class-patch fill")},
-    )
+    cols = [k for k in ("tiny v1 (shipped)", "exemplar + reference") if k in images]
+    picture(pic, cs, {k: images[k] for k in cols})
     print(
-        f"{'candidate':24s} {'C2ST':>6s} {'dE':>6s} {'sat/real':>8s} {'texture':>8s} "
+        f"{'candidate':24s} {'C2ST':>6s} {'sd':>5s} {'dE':>6s} {'sat/real':>8s} {'texture':>8s} "
         f"{'tile':>5s} {'token':>5s}"
     )
     for k, r in rows.items():
         print(
-            f"{k:24s} {r.get('c2st', float('nan')):6.3f} {r.get('delta_e', float('nan')):6.2f} "
+            f"{k:24s} {r.get('c2st', float('nan')):6.3f} {r.get('c2st_std', float('nan')):5.3f} "
+            f"{r.get('delta_e', float('nan')):6.2f} "
             f"{r.get('saturation_ratio', float('nan')):8.3f} "
             f"{r.get('texture', float('nan')):8.4f} {r.get('tile_line_worst', float('nan')):5.2f} "
             f"{r.get('token_line_worst', float('nan')):5.2f}"
         )
     return {
+        "cases": [c["name"] for c in cs],
         "rows": rows,
         "c2st_valid": valid.to_dict(),
         "c2st_test_crops_per_side": {"real": any_t.test_crops[0], "candidate": any_t.test_crops[1]},
         "c2st_train_crops_per_side_and_seed": any_t.train_crops,
+        "water_mean_rgb": water_looks(cs),
         "picture": str(pic),
-        "panels": "layout | real | tiny v1 | exemplar + reference | class-patch fill",
+        "panels": "layout | real | " + " | ".join(cols),
+    }
+
+
+def controls(cs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The classifier's three validity controls alone (no rendering), and why flat paint is
+    hard here: fine detail (mean |grey - blur 1.5 px|) of the real and the flat-paint test
+    crops after the protocol's downsampling and JPEG, and how fragmented the layouts are."""
+    from scipy.ndimage import gaussian_filter
+
+    from rs_seg2any.quality import c2st as c2
+
+    p = c2.C2STProtocol()
+    real = [c["real"] for c in cs]
+    flat = [FlatPainter.from_pairs([c["ref_rgb"]], [c["ref_lab"]])(c["labels"]) for c in cs]
+    tests = {
+        "flat paint": c2st_row(real, flat),
+        "blurred real": c2st_row(real, [blurred(r) for r in real]),
+        "real vs real": c2st_row(real, real),
+    }
+
+    def detail(crops: np.ndarray) -> np.ndarray:
+        g = crops.astype(np.float32).mean(-1)
+        return np.abs(g - gaussian_filter(g, (0, 1.5, 1.5))).mean((1, 2))
+
+    rt = detail(c2._CropSource([c2.prepare(r, p) for r in real], c2.REAL_TEST, p, 32).all())
+    ft = detail(c2._CropSource([c2.prepare(f, p) for f in flat], c2.CAND_TEST, p, 32).all())
+
+    def edges(lab: np.ndarray) -> float:
+        d = lab[::2, ::2]
+        return float(((d[1:] != d[:-1])[:, :-1] | (d[:, 1:] != d[:, :-1])[:-1]).mean())
+
+    v = validity(tests["flat paint"], tests["blurred real"], tests["real vs real"])
+    return {
+        "c2st": {k: {"mean": round(t.mean, 3), "std": round(t.std, 3)} for k, t in tests.items()},
+        "valid": v.to_dict(),
+        "test_crops": tests["flat paint"].test_crops,
+        "detail_real_p10_p50": [round(float(x), 2) for x in np.percentile(rt, [10, 50])],
+        "detail_flat_p50_p90": [round(float(x), 2) for x in np.percentile(ft, [50, 90])],
+        "real_below_flat_p90": round(float((rt < np.percentile(ft, 90)).mean()), 3),
+        "layout_boundary_share": round(float(np.mean([edges(c["labels"]) for c in cs])), 4),
     }
 
 
@@ -367,12 +486,13 @@ def lora(
         f"{m['val_flow_loss_after']:.4f}",
         flush=True,
     )
-    layouts = east_layouts(scenes)
-    real = [s["image"][:, s["half"] :, :3] for s in scenes]
-    labels = [s["labels"][:, s["half"] :] for s in scenes]
+    cs = cases(scenes, both=False)
+    layouts = layouts_of(cs)
+    real = [c["real"] for c in cs]
+    labels = [c["labels"] for c in cs]
     base, adapted = load_generator("tiny"), load_generator("tiny", lora=[str(work / "adapter")])
-    before = [i[..., :3] for i in render_all(lambda s: base, scenes, layouts, work, "before")]
-    after_full = render_all(lambda s: adapted, scenes, layouts, work, "after")
+    before = [i[..., :3] for i in render_all(lambda s: base, cs, layouts, work, "before")]
+    after_full = render_all(lambda s: adapted, cs, layouts, work, "after")
     after = [i[..., :3] for i in after_full]
     row: dict[str, Any] = {
         "bands": bands or "all",
@@ -382,35 +502,52 @@ def lora(
     for name, imgs in (("before", before), ("after", after)):
         row[name] = score(imgs, real, labels)
         row[name]["c2st"] = round(c2st_row(real, imgs).mean, 3)
-    if tag == "rgbn":
-        nir_real = np.concatenate([s["image"][:, s["half"] :, 3].ravel() for s in scenes])
-        nir_gen = np.concatenate(
-            [a[..., 3].ravel() for a in after_full if a.shape[-1] > 3] or [np.zeros(1)]
-        )
-        row["nir_real_mean_std"] = [float(nir_real.mean()), float(nir_real.std())]
-        row["nir_generated_mean_std"] = [float(nir_gen.mean()), float(nir_gen.std())]
+    if tag == "rgbn":  # per band, all held-out pixels: generated vs real
+        row["bands_mean_sd"] = {}
+        for b, name in enumerate(("red", "green", "blue", "nir")):
+            r = np.concatenate([c["real4"][..., b].ravel() for c in cs]).astype(np.float64)
+            g = [a[..., b].ravel() for a in after_full if a.shape[-1] > b]
+            gg = np.concatenate(g).astype(np.float64) if g else np.zeros(1)
+            row["bands_mean_sd"][name] = {
+                "real": [round(r.mean(), 1), round(r.std(), 1)],
+                "generated": [round(gg.mean(), 1), round(gg.std(), 1)],
+            }
+        print(f"  per band (mean, sd): {row['bands_mean_sd']}", flush=True)
     if pic is not None:
-        picture(pic, scenes, {"base": before, "LoRA": after})
+        picture(pic, cs, {"base": before, "LoRA": after})
     print(json.dumps({tag: row}, default=str), flush=True)
     return row
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("what", choices=("realism", "lora"))
+    ap.add_argument("what", choices=("realism", "lora", "controls"))
     ap.add_argument("--dates", default=",".join(DATES))
     ap.add_argument("--out", type=Path, default=Path("/tmp/naip_bench"))
     ap.add_argument("--steps", type=int, default=300, help="LoRA steps, RGB (0: skip)")
     ap.add_argument("--rgbn-steps", type=int, default=200, help="LoRA steps, 4 bands (0: skip)")
     ap.add_argument("--minutes", type=float, default=15.0, help="wall-clock cap per LoRA run")
     ap.add_argument("--picture", type=Path, default=REPO / "docs/images/realism_naip.png")
+    ap.add_argument(
+        "--both", action="store_true", help="realism: also east half -> west half (2x the crops)"
+    )
+    ap.add_argument(
+        "--smooth",
+        default="",
+        help="pseudo-label smoothing 'MAJORITY,MIN_AREA' (default 5,24): coarser layouts",
+    )
+    ap.add_argument("--skip", default="", help="realism: candidates to leave out (exemplar,tiny)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     if not DATA.is_dir():
         raise SystemExit(f"needs the shared data at {DATA}")
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    scenes = prepare(a.dates.split(","), a.out)
+    if a.smooth:
+        maj, mmu = (int(v) for v in a.smooth.split(","))
+        RULES["rules"] = PseudoLabelRules(majority=maj, min_area=mmu)
+    dates = ALL_DATES if a.dates == "all" else tuple(a.dates.split(","))
+    scenes = prepare(list(dates), a.out)
     print(
         f"prepared {len(scenes)} dates in {time.perf_counter() - t0:.0f} s; class shares: "
         + json.dumps({s["date"]: s["shares"] for s in scenes}),
@@ -425,7 +562,13 @@ def main() -> int:
         "half_px": [scenes[0]["image"].shape[0], scenes[0]["half"]],
     }
     if a.what == "realism":
-        summary["realism"] = realism(scenes, a.out, a.picture)
+        summary["directions"] = "west->east, east->west" if a.both else "west->east"
+        cs = cases(scenes, a.both)
+        summary["realism"] = realism(cs, a.out, a.picture, tuple(a.skip.split(",")))
+    elif a.what == "controls":
+        summary["directions"] = "west->east, east->west" if a.both else "west->east"
+        summary["smooth"] = a.smooth or "5,24"
+        summary["controls"] = controls(cases(scenes, a.both))
     else:
         if a.steps > 0:
             summary["lora_rgb"] = lora(
