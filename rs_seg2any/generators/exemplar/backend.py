@@ -43,7 +43,8 @@ def soften(img: NDArray[np.uint8], sigma: float) -> NDArray[np.uint8]:
     from scipy.ndimage import gaussian_filter
 
     out = gaussian_filter(img.astype(np.float32), (sigma, sigma, 0), truncate=3.0)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    soft: NDArray[np.uint8] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return soft
 
 
 class GSDWarning(UserWarning):
