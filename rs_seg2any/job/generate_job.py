@@ -334,7 +334,8 @@ class _TileRenderer:
         rasterise reference polygons with the layout's own field)."""
         tax = self.layout.taxonomy
         return {"class_names": tax.names_by_id(), "taxonomy": tax,
-                "class_field": self.layout.spec.class_field}  # fmt: skip
+                "class_field": self.layout.spec.class_field,
+                "job_seed": self.seed}  # fmt: skip
 
     def _generate_padded(self, cond: TileCondition, seed: int) -> np.ndarray:
         """Pad a tile to the generator's multiple (grid edges of small grids), then crop."""

@@ -2,8 +2,10 @@
 
 The Dubai imagery (Humans in the Loop, MBRSC; CC0 1.0) is used at the project's GSD for it,
 0.5 m, without resampling: the data set does not document its GSD, and the demo, tests and the
-tiny model all treat it as 0.5 m. ``per_class`` crops of 128 px per class, centred on that
-class, keep class boundaries (kerbs, shorelines, building edges) for context-aware retrieval.
+tiny model all treat it as 0.5 m. ``per_class`` crops of 128 px per class, centred on random
+pixels of that class over all tiles (area-weighted: the surfaces that cover most ground, such
+as plain desert, dominate as they do in real scenes), keep class boundaries (kerbs, shorelines,
+building edges) for context-aware retrieval; each crop records its tile (its scene family).
 
     python -m rs_seg2any.train.exemplars [--data ../shared/data/dubai_aerial] [--out PATH]
 """
@@ -13,7 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rs_seg2any.generators.exemplar.bank import SHIPPED_BANK, ExemplarBank, crops_from_pairs
+import numpy as np
+
+from rs_seg2any.generators.exemplar.bank import SHIPPED_BANK, ExemplarBank, draw_crops
 from rs_seg2any.train.dubai import load_pairs
 
 TRAIN_TILES = [1, 2, 3, 4, 5, 6]
@@ -27,14 +31,16 @@ SOURCE = (
 
 def build(data: Path, per_class: int = 14, crop: int = 128, seed: int = 0) -> ExemplarBank:
     pairs = load_pairs(data, TRAIN_TILES)
-    rgb, lab = crops_from_pairs(
+    rgb, lab, src = draw_crops(
         [p.image for p in pairs],
         [p.classes for p in pairs],
         crop=crop,
         per_class=per_class,
         seed=seed,
     )
-    return ExemplarBank(rgb, lab, DUBAI_GSD, dict(NAMES), SOURCE)
+    # each crop's tile: one acquisition, one illumination and colour balance (a job's family)
+    tiles = np.array([int(p.name.split("/")[0].removeprefix("tile_")) for p in pairs], np.int32)
+    return ExemplarBank(rgb, lab, DUBAI_GSD, dict(NAMES), SOURCE, tiles[src])
 
 
 def main() -> int:

@@ -32,6 +32,23 @@ SCALE_RANGE = (0.5, 2.0)
 """Bank GSD / job GSD the bank serves without warning: crops are resampled at most 2x."""
 
 
+SOFTEN_SIGMA = 0.5
+"""px: the blur that brings quilted tiles to the real imagery's sharpness (its patch seams,
+shadow edges and the sharpest crops' texture otherwise read sharper than real); crops that
+were enlarged for a finer job are already softer and get proportionally less."""
+
+
+def soften(img: NDArray[np.uint8], sigma: float) -> NDArray[np.uint8]:
+    """``img`` blurred by a Gaussian of ``sigma`` px per band (as is for sigma <= 0)."""
+    if sigma <= 0:
+        return img
+    from scipy.ndimage import gaussian_filter
+
+    out = gaussian_filter(img.astype(np.float32), (sigma, sigma, 0), truncate=3.0)
+    soft: NDArray[np.uint8] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return soft
+
+
 class GSDWarning(UserWarning):
     """The job's GSD is outside what the exemplar bank covers."""
 
@@ -184,14 +201,21 @@ class ExemplarBackend:
             sizes = {i: a * scale**2 for i, a in bank.object_sizes(building).items()}
             objects = (building, cond.instances, sizes)
 
+        # one source scene per job (the job's seed; a lone tile's own): one colour balance
+        family = bank.family(int(cond.extra.get("job_seed", seed)))
+
         def regions(c: int, known: NDArray[np.bool_], start: NDArray[np.float32],
                     rng: np.random.Generator) -> Candidates:  # fmt: skip
             looks = bank.looks(c)
             if not len(looks.ids):
                 return lookup(c)
-            return bank.candidates(c, scale, sources=look_group(looks, start, known, rng))
+            group = look_group(looks, start, known, rng, family)
+            return bank.candidates(c, scale, sources=group)
 
         img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions)
+        # before the entity shifts: a blur after them would carry one entity's words into
+        # its neighbours' border pixels
+        img = soften(img, SOFTEN_SIGMA / max(scale, 1.0))
         for mask, shift in shifts:
             img = apply_shift(img, mask, shift)
         img = self._shade(img, cond, bank, scale)

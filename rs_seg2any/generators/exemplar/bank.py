@@ -72,6 +72,7 @@ class Looks:
     ids: NDArray[np.int64]
     look: F32  # (n, 4)
     weight: F32  # (n,)
+    origin: NDArray[np.int32] | None = None  # (n,) source family (tile) of each crop
 
 
 GROUP_CACHE = 24
@@ -91,6 +92,8 @@ class ExemplarBank:
     gsd: float
     names: dict[int, str]
     source: str = ""
+    origin: NDArray[np.int32] | None = None
+    """(N,) the source scene (tile) of each crop: one illumination and colour balance."""
     _cache: dict[tuple[int, float, tuple[int, ...]], Candidates] = field(
         default_factory=dict, repr=False
     )
@@ -118,6 +121,8 @@ class ExemplarBank:
             "names": names,
             "source": np.array(self.source),
         }
+        if self.origin is not None:
+            arrays["origin"] = np.asarray(self.origin, dtype=np.int32)
         atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
     def save_digest(self, path: Path) -> Path:
@@ -138,7 +143,8 @@ class ExemplarBank:
         try:
             with np.load(path, allow_pickle=False) as z:  # a bank file never runs code
                 names = {int(s.split(":", 1)[0]): s.split(":", 1)[1] for s in z["names"].tolist()}
-                bank = cls(z["rgb"], z["labels"], float(z["gsd"]), names, str(z["source"]))
+                origin = np.asarray(z["origin"], dtype=np.int32) if "origin" in z.files else None
+                bank = cls(z["rgb"], z["labels"], float(z["gsd"]), names, str(z["source"]), origin)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise WeightsError(
                 f"exemplar bank {path} is not a readable bank (truncated, corrupt or of another "
@@ -149,6 +155,7 @@ class ExemplarBank:
             rgb.dtype == np.uint8 and lab.dtype == np.uint8 and rgb.ndim == 4
             and rgb.shape[-1] == 3 and lab.shape == rgb.shape[:3] and len(rgb) > 0
             and np.isfinite(bank.gsd) and bank.gsd > 0
+            and (bank.origin is None or bank.origin.shape == (len(rgb),))
         ):  # fmt: skip
             raise WeightsError(
                 f"exemplar bank {path} holds arrays of the wrong kind (rgb {rgb.dtype} "
@@ -171,6 +178,17 @@ class ExemplarBank:
                     "(corrupt or replaced): reinstall rs-seg2any"
                 )
         return cls.load(path)
+
+    def family(self, seed: int) -> int | None:
+        """A job's source scene: its looks are drawn from crops of one scene where it can,
+        so all classes share one illumination and colour balance (as a real scene's do).
+        Drawn by ``seed``, each scene as often as it has crops (an area-weighted bank: as
+        often as it covers ground); None without origins."""
+        if self.origin is None or not len(self.origin):
+            return None
+        ids, counts = np.unique(self.origin, return_counts=True)
+        rng = np.random.default_rng([int(seed) % (2**63), 104729])
+        return int(ids[int(rng.choice(len(ids), p=counts / counts.sum()))])
 
     def object_sizes(self, cls_id: int) -> dict[int, float]:
         """Per crop: the median area (px, at the bank's GSD) of its ``cls_id`` objects, the
@@ -205,10 +223,12 @@ class ExemplarBank:
                 ids.append(i)
                 looks.append([*f[m].mean(0), float(np.hypot(gx, gy)[m].mean())])
                 weights.append(float(m.sum()))
+            idx = np.asarray(ids, dtype=np.int64)
             self._looks[cls_id] = Looks(
-                np.asarray(ids, dtype=np.int64),
+                idx,
                 np.asarray(looks, dtype=np.float32).reshape(-1, 4),
                 np.asarray(weights, dtype=np.float32),
+                None if self.origin is None else self.origin[idx],
             )
         return self._looks[cls_id]
 
@@ -320,47 +340,88 @@ def crops_from_pairs(
     seed: int = 0,
     min_share: float = 0.3,
     draw: int = 3,
+    area_weighted: bool = True,
 ) -> tuple[U8, U8]:
+    """The crops and labels of :func:`draw_crops` (without their origins)."""
+    rgb, lab, _ = draw_crops(
+        images, labels, crop=crop, per_class=per_class, seed=seed, min_share=min_share,
+        draw=draw, area_weighted=area_weighted,
+    )  # fmt: skip
+    return rgb, lab
+
+
+def draw_crops(
+    images: list[U8],
+    labels: list[U8],
+    *,
+    crop: int = 128,
+    per_class: int = 14,
+    seed: int = 0,
+    min_share: float = 0.3,
+    draw: int = 3,
+    area_weighted: bool = True,
+) -> tuple[U8, U8, NDArray[np.int32]]:
     """``per_class`` crops per class centred on random pixels of that class with at least
-    ``min_share`` of it, spread over the images (round robin), the ``per_class`` of ``draw``
-    times as many whose class colour is nearest the median; deterministic by ``seed``."""
+    ``min_share`` of it, the ``per_class`` of ``draw`` times as many whose class colour is
+    nearest the median; with the index of the image each came from; deterministic by
+    ``seed``. ``area_weighted``: each class pixel of all images is equally likely to centre
+    a crop, so the surfaces that cover most ground (plain desert) dominate as in real scenes;
+    else the images take turns (an image with a little land counts as much as one of desert)."""
     rng = np.random.default_rng(seed)
     classes = sorted({int(c) for lab in labels for c in np.unique(lab)})
     out_rgb: list[U8] = []
     out_lab: list[U8] = []
+    out_src: list[int] = []
     for c in classes:
-        have = [i for i, lab in enumerate(labels) if (lab == c).mean() > 0.01]
-        rng.shuffle(have)
-        got, tries = 0, 0
-        pool_rgb: list[U8] = []
-        pool_lab: list[U8] = []
-        while got < draw * per_class and have and tries < 200 * draw * per_class:
+        rgb, lab, src = _draw_class(images, labels, c, per_class, min_share, crop, draw,
+                                    area_weighted, rng)  # fmt: skip
+        out_rgb += rgb
+        out_lab += lab
+        out_src += src
+    return np.stack(out_rgb), np.stack(out_lab), np.asarray(out_src, dtype=np.int32)
+
+
+def _draw_class(
+    images: list[U8], labels: list[U8], c: int, count: int, min_share: float, crop: int,
+    draw: int, area_weighted: bool, rng: np.random.Generator,
+) -> tuple[list[U8], list[U8], list[int]]:  # fmt: skip
+    """``count`` crops of class ``c`` (see :func:`draw_crops`)."""
+    have = [i for i, lab in enumerate(labels) if (lab == c).mean() > 0.01]
+    rng.shuffle(have)
+    area = np.array([float((labels[i] == c).sum()) for i in have])
+    got, tries = 0, 0
+    pool_rgb: list[U8] = []
+    pool_lab: list[U8] = []
+    pool_src: list[int] = []
+    while got < draw * count and have and tries < 200 * draw * count:
+        if area_weighted:
+            i = have[int(rng.choice(len(have), p=area / area.sum()))]
+        else:
             i = have[tries % len(have)]
-            tries += 1
-            lab = labels[i]
-            h, w = lab.shape
-            if h < crop or w < crop:
-                continue
-            ys, xs = np.nonzero(lab == c)
-            k = int(rng.integers(len(ys)))
-            y = int(np.clip(ys[k] - crop // 2, 0, h - crop))
-            x = int(np.clip(xs[k] - crop // 2, 0, w - crop))
-            win = lab[y : y + crop, x : x + crop]
-            if (win == c).mean() < min_share:
-                continue
-            pool_rgb.append(np.ascontiguousarray(images[i][y : y + crop, x : x + crop, :3]))
-            pool_lab.append(np.ascontiguousarray(win))
-            got += 1
-        if not pool_rgb:
+        tries += 1
+        lab = labels[i]
+        h, w = lab.shape
+        if h < crop or w < crop:
             continue
-        # keep the crops whose class colour is closest to the class's median colour: one
-        # coherent look per class (outliers such as green salt flats labelled land go)
-        means = np.stack([r[lb == c].mean(0) for r, lb in zip(pool_rgb, pool_lab, strict=True)])
-        far = np.linalg.norm(means - np.median(means, axis=0), axis=1)
-        for k in np.argsort(far, kind="stable")[:per_class]:
-            out_rgb.append(pool_rgb[k])
-            out_lab.append(pool_lab[k])
-    return np.stack(out_rgb), np.stack(out_lab)
+        ys, xs = np.nonzero(lab == c)
+        k = int(rng.integers(len(ys)))
+        y = int(np.clip(ys[k] - crop // 2, 0, h - crop))
+        x = int(np.clip(xs[k] - crop // 2, 0, w - crop))
+        win = lab[y : y + crop, x : x + crop]
+        if (win == c).mean() < min_share:
+            continue
+        pool_rgb.append(np.ascontiguousarray(images[i][y : y + crop, x : x + crop, :3]))
+        pool_lab.append(np.ascontiguousarray(win))
+        pool_src.append(i)
+        got += 1
+    if not pool_rgb:
+        return [], [], []
+    # keep the crops whose class colour is closest to the class's median colour: one
+    # coherent look per class (outliers such as green salt flats labelled land go)
+    means = np.stack([r[lb == c].mean(0) for r, lb in zip(pool_rgb, pool_lab, strict=True)])
+    far = np.linalg.norm(means - np.median(means, axis=0), axis=1)
+    keep = np.argsort(far, kind="stable")[:count]
+    return [pool_rgb[k] for k in keep], [pool_lab[k] for k in keep], [pool_src[k] for k in keep]
 
 
 def tile_crops(image: U8, labels: U8, crop: int = 128) -> tuple[U8, U8]:

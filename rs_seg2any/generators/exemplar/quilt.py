@@ -37,7 +37,8 @@ CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: cont
 COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
 ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
 ORIENT_DEFAULT = 0.005
-ENERGY_WEIGHT = 0.005  # texture strength far from the class's median (relative, squared)
+ENERGY_WEIGHT = 0.005  # texture strength far from the target (relative, squared)
+ENERGY_TARGET = 0.6  # target texture strength / the class's median over the candidates
 HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam
 FREE_SLACK = 0.01  # a patch with nothing under it yet: a wider choice (seeds differ)
 TOLERANCE = 0.03  # pick at random among candidates within 3 % of the best cost
@@ -118,7 +119,9 @@ def quilt_class(
     prior = COLOUR_WEIGHT * ((cands.colour - cands.median) ** 2).sum(1)
     # least-squares matching favours flat patches (they differ least from anything): hold
     # texture strength near the class's typical one
-    rel = (cands.energy - cands.median_energy) / max(cands.median_energy, 1e-6)
+    # held a little below the median: most ground is plainer than the crops' busy borders
+    target = ENERGY_TARGET * cands.median_energy
+    rel = (cands.energy - target) / max(target, 1e-6)
     prior = prior + ENERGY_WEIGHT * rel**2
     # earlier uses of each cut patch, turned or not: the same stone or shed twice is a tell
     base = cands.base if cands.base is not None else np.arange(len(cands.flat))
@@ -239,6 +242,7 @@ MIN_REGION = 64 * 64  # px: smaller regions take the class's whole bank (cheaper
 LOOK_GROUP = 5  # bank crops per region: enough patches for context, one look
 LOOK_ANCHORS = 4  # looks a class's regions draw from (one candidate set each)
 ENERGY_SCALE = 2.0  # texture strength's weight against colour when grouping looks
+FAMILY_GAP = 1.0  # look distance added to crops of other scenes: the job's scene first
 
 
 def look_anchors(look: NDArray[np.float32], k: int = LOOK_ANCHORS) -> NDArray[np.int64]:
@@ -254,23 +258,32 @@ def look_anchors(look: NDArray[np.float32], k: int = LOOK_ANCHORS) -> NDArray[np
 
 
 def look_group(looks: Looks, start: NDArray[np.float32], known: NDArray[np.bool_],
-               rng: np.random.Generator) -> tuple[int, ...]:  # fmt: skip
+               rng: np.random.Generator, family: int | None = None) -> tuple[int, ...]:  # fmt: skip
     """The bank crops a connected region of a class is quilted from: the ``LOOK_GROUP``
     whose class look (mean colour, texture strength) is nearest an anchor crop, so a region
     has one surface (one desert, one asphalt), not a patchwork of every crop's. Anchors are
     the few :func:`look_anchors` (a job reuses a few candidate sets, not one per region).
     The anchor continues the region's known pixels (a neighbour tile's part of it) when
-    there are enough, else is drawn at random, typical looks and big crops more often."""
+    there are enough, else is drawn at random, typical looks and big crops more often.
+    ``family``: the job's source scene (:meth:`ExemplarBank.family`); where it has crops of
+    the class, anchors are drawn among those and its crops come first in the group, so the
+    classes of a scene share one illumination and colour balance."""
     look = looks.look * np.array([1.0, 1.0, 1.0, ENERGY_SCALE], np.float32)
     anchors = look_anchors(look)
+    mine = np.zeros(len(look), dtype=bool)
+    if family is not None and looks.origin is not None:
+        mine = looks.origin == family
+    own = np.flatnonzero(mine)[look_anchors(look[mine])] if mine.any() else anchors
     if known.sum() >= 16:
-        gap = ((look[anchors, :3] - start[known].mean(0)) ** 2).sum(1)
-        anchor = int(anchors[int(np.argmin(gap))])
+        pool = np.unique(np.concatenate([anchors, own]))
+        gap = ((look[pool, :3] - start[known].mean(0)) ** 2).sum(1)
+        anchor = int(pool[int(np.argmin(gap))])
     else:  # typical looks more often: a plain desert, not the odd roundabout
-        far = ((look[anchors] - np.median(look, axis=0)) ** 2).sum(1)
-        p = looks.weight[anchors] * np.exp(-far / max(float(np.median(far)), 1e-9))
-        anchor = int(anchors[int(rng.choice(len(anchors), p=p / p.sum()))])
-    near = np.argsort(((look - look[anchor]) ** 2).sum(1), kind="stable")[:LOOK_GROUP]
+        far = ((look[own] - np.median(look, axis=0)) ** 2).sum(1)
+        p = looks.weight[own] * np.exp(-far / max(float(np.median(far)), 1e-9))
+        anchor = int(own[int(rng.choice(len(own), p=p / p.sum()))])
+    dist = ((look - look[anchor]) ** 2).sum(1) + np.where(mine, 0.0, FAMILY_GAP)
+    near = np.argsort(dist, kind="stable")[:LOOK_GROUP]
     return tuple(sorted(int(i) for i in looks.ids[near]))
 
 
