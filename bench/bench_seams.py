@@ -31,7 +31,8 @@ TILINGS = ((10.0, 64, 16), (5.0, 128, 32), (2.5, 256, 64))
 def score(frame: gpd.GeoDataFrame, res: float, tile: int, overlap: int, seed: int,
           out: Path) -> float:  # fmt: skip
     layout = load_layout(frame, "LULC_NAME", taxonomy="eolearn_slovenia", resolution=res)
-    run_generate_job(layout, out, load_generator("tiny"), tile_size=tile, overlap=overlap, seed=seed,
+    gen = load_generator("tiny")  # the network whose seams this bench tracked
+    run_generate_job(layout, out, gen, tile_size=tile, overlap=overlap, seed=seed,
                      restart=True)  # fmt: skip
     with rasterio.open(out / "image.tif") as src:
         return line_score(src.read().transpose(1, 2, 0), tile, overlap)
