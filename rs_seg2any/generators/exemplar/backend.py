@@ -10,7 +10,6 @@ default description); the caption is not used.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,7 @@ from numpy.typing import NDArray
 
 from ...errors import InputError
 from ..base import TileCondition
-from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank
+from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank, file_digest
 from .quilt import look_group, quilt, seam_band
 from .reference import Reference
 from .shadows import DUBAI, ShadowModel, estimate_shadows
@@ -270,8 +269,5 @@ def _bank_descriptions() -> dict[str, str]:
 
 
 def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
+    """The short (16 hex) sha256 that ``describe()`` records."""
+    return file_digest(path)[:16]
