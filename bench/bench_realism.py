@@ -6,6 +6,11 @@ as the evaluation target). Scored with ``rs_seg2any.quality.evaluate`` in the sa
 - ``tiny v1``: the embedded model (shipped weights), each scene rendered whole by the generate
   job at the default tiling (256 px tiles, 64 px overlap), so its seams are the real ones;
 - ``exemplar``: the quilting backend (shipped bank from tiles 1-6), rendered like ``tiny v1``;
+- ``exemplar + ref``: the same backend given one *other* tile_7 image and its labels as
+  ``--reference-image``/``--reference-labels`` (``--reference-part``; never one of the
+  scenes): what a user gets who has one real image of the place, without training. The colour
+  of that image against the scenes (per-class Delta E, saturation) is printed too: the spread
+  of real imagery within one tile, next to the colour goal (blurred real);
 - ``class-patch fill``: random real patches per class from the training tiles 1-6, feathered;
 - ``flat paint``: class mean colours of the training tiles 1-6 (also the classifier control);
 - ``blurred real (sigma 4)`` and ``real vs real``: the other two controls.
@@ -51,8 +56,15 @@ from rs_seg2any.generators.registry import load_generator
 from rs_seg2any.geoio import atomic_output
 from rs_seg2any.quality.baselines import ClassPatchFill, FlatPainter
 from rs_seg2any.quality.c2st import C2STProtocol
+from rs_seg2any.quality.colour import class_mean_lab, mean_saturation
 from rs_seg2any.quality.evaluate import evaluate
-from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels, render
+from rs_seg2any.quality.scenes import (
+    LOCAL_CRS,
+    RenderSettings,
+    layout_from_labels,
+    local_grid,
+    render,
+)
 from rs_seg2any.quality.seams import seam_scores
 from rs_seg2any.taxonomy import load_taxonomy
 from rs_seg2any.train.dubai import load_pairs
@@ -76,6 +88,35 @@ def held_out_scenes(root: Path, n: int, size: int) -> tuple[list[np.ndarray], li
         labels.append(np.ascontiguousarray(p.classes[y : y + size, x : x + size]))
         names.append(p.name)
     return reals, labels, names
+
+
+def write_reference(out: Path, image: np.ndarray, labels: np.ndarray) -> tuple[Path, Path]:
+    """One tile_7 image and its class raster as GeoTIFFs on the scenes' local 0.5 m grid."""
+    import rasterio
+
+    grid = local_grid(labels.shape)
+    paths = out / "reference.tif", out / "reference_labels.tif"
+    for path, data in zip(paths, (image, labels[..., None]), strict=True):
+        bands = np.ascontiguousarray(data.transpose(2, 0, 1))
+        with atomic_output(path) as tmp, rasterio.open(
+            tmp, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1],
+            count=bands.shape[0], dtype="uint8", crs=LOCAL_CRS, transform=grid.affine,
+        ) as dst:  # fmt: skip
+            dst.write(bands)
+    return paths
+
+
+Part = tuple[str, np.ndarray, np.ndarray]
+
+
+def reference_part(root: Path, names: list[str], wanted: str | None) -> Part:
+    """A tile_7 image that is none of the scenes (default: the middle one of those left)."""
+    pairs = {p.name: p for p in load_pairs(root, [HELD_OUT])}
+    left = [n for n in sorted(pairs) if n not in names]
+    name = wanted or left[len(left) // 2]
+    if name in names or name not in pairs:
+        raise SystemExit(f"--reference-part must be one of {left}, got {name}")
+    return name, pairs[name].image, pairs[name].classes
 
 
 def tile_seconds(gen: Generator, labels: np.ndarray, repeats: int = 3) -> float:
@@ -113,6 +154,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-exemplar", action="store_true", help="skip the exemplar backend")
     ap.add_argument("--no-classifier", action="store_true", help="skip the C2ST rows")
+    ap.add_argument(
+        "--reference-part",
+        default=None,
+        help="tile_7 image used as the reference (default: the middle unused one)",
+    )
+    ap.add_argument("--no-reference", action="store_true", help="skip the exemplar + ref row")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = a.out or Path(tempfile.mkdtemp(prefix="realism-"))
@@ -131,6 +178,24 @@ def main() -> int:
     if not a.no_exemplar:
         gens["exemplar"] = load_generator("exemplar")
     speed = {k: tile_seconds(g, labels[0]) for k, g in gens.items()}
+    ref_colour: dict[str, object] = {}
+    if not a.no_exemplar and not a.no_reference:
+        ref_name, ref_rgb, ref_lab = reference_part(a.data, names, a.reference_part)
+        ref_img, ref_labels = write_reference(out, ref_rgb, ref_lab)
+        gens["exemplar + ref"] = load_generator(
+            "exemplar", reference_image=str(ref_img), reference_labels=str(ref_labels)
+        )
+        # real imagery's own spread: the reference image's class colours against the scenes'
+        mine = class_mean_lab([ref_rgb], [ref_lab])
+        theirs = class_mean_lab(reals, labels)
+        delta = {k: float(np.linalg.norm(mine[k] - theirs[k])) for k in theirs if k in mine}
+        sat = mean_saturation([ref_rgb]) / mean_saturation(reals)
+        ref_colour = {"part": ref_name, "delta_e": delta, "saturation_ratio": sat,
+                      "mean_delta_e": float(np.mean(list(delta.values())))}  # fmt: skip
+        print(f"reference {ref_name}: its own class colours vs the scenes' dE "
+              f"{ref_colour['mean_delta_e']:.2f} "
+              f"({', '.join(f'{k}: {v:.1f}' for k, v in delta.items())}), saturation "
+              f"{ref_colour['saturation_ratio']:.2f} of the scenes'", flush=True)  # fmt: skip
     for k, v in speed.items():
         print(f"{k:20s} one 256-px tile: {v:.2f} s ({v / speed['tiny v1 (shipped)']:.2f}x v1)")
     report = evaluate(
@@ -176,7 +241,7 @@ def main() -> int:
                "peak_rss_mb": round(usage.ru_maxrss / 1024),
                "seconds_total": round(time.perf_counter() - t0, 1),
                "other_tiling": other, "seconds_per_256_tile": speed,
-               "fidelity": report.fidelity,
+               "fidelity": report.fidelity, "reference_colour": ref_colour,
                "report": str(report.files["report"]),
                "picture": str(a.picture), "picture_bytes": a.picture.stat().st_size}  # fmt: skip
     (out / "bench_summary.json").write_text(json.dumps(summary, indent=1))
