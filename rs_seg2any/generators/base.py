@@ -8,7 +8,6 @@ tiles, seams, GeoTIFFs) stays outside the backends.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ..digest import file_sha256
 
 DEFAULT_STEPS = 8
 DEFAULT_GUIDANCE = 4.0
@@ -142,8 +143,4 @@ def _owns_a_token(inst: NDArray[np.int64], patch: int) -> bool:
 
 def weights_digest(path: Path) -> str:
     """Short content hash of a weights file, for provenance tags and job identity."""
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
+    return file_sha256(path)[:16]

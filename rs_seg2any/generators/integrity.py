@@ -91,15 +91,6 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return sha.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """Full sha256 of a file."""
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
 def check_finite_output(x: torch.Tensor, backend: str) -> None:
     """Refuse NaN/Inf pixels: converted to uint8 they silently become a black image."""
     if not bool(torch.isfinite(x).all()):

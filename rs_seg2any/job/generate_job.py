@@ -22,6 +22,7 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from scipy.ndimage import binary_dilation
 
+from ..digest import file_sha256
 from ..errors import GridError, InputError, ScenarioError
 from ..generators.base import (
     DEFAULT_GUIDANCE,
@@ -486,13 +487,7 @@ def _file_key(path: Path) -> dict[str, Any]:
 def _content_key(path: Path) -> dict[str, Any]:
     """Identity of a file by its bytes: the scenarios rewrite the same edit mask on a rerun
     (a new mtime), which must still resume the job."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"path": str(Path(path).resolve()), "sha256": digest.hexdigest()}
+    return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
 
 
 def _image_preview(image_path: Path, dest: Path, max_size: int = 1024) -> Path:

@@ -13,7 +13,6 @@ still found on disk and verified by reading it whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json
+from ..digest import file_sha256
 
 __all__ = ["MANIFEST_NAME", "Manifest", "TileOutcome", "file_sha256"]
 
@@ -30,15 +30,6 @@ _FORMAT = 1
 _SAVE_EVERY_S = 2.0
 
 DONE, FAILED, BLOCKED = "done", "failed", "blocked"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

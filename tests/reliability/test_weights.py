@@ -25,9 +25,9 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 from rs_seg2any.cli import main  # noqa: E402
 from rs_seg2any.demo import write_demo_layer  # noqa: E402
+from rs_seg2any.digest import file_sha256  # noqa: E402
 from rs_seg2any.errors import GenerationError, InputError, PartialJobError, WeightsError  # noqa: E402
 from rs_seg2any.generators.base import TileCondition  # noqa: E402
-from rs_seg2any.generators.integrity import file_sha256  # noqa: E402
 from rs_seg2any.generators.registry import load_generator  # noqa: E402
 from rs_seg2any.generators.tiny.weights import (  # noqa: E402
     DIGEST_KEY,

@@ -10,7 +10,6 @@ scales. The shipped bank (``dubai_bank.npz``) holds Dubai training tiles 1-6 at 
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,6 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from ...digest import file_sha256
+
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
 SHIPPED_BANK = "dubai_bank.npz"
@@ -29,12 +30,8 @@ PATCH = 32
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, read in 1 MB chunks."""
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
+    """sha256 of a bank file (the project's one file digest)."""
+    return file_sha256(path)
 
 
 @dataclass(frozen=True)

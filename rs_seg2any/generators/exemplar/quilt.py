@@ -38,7 +38,9 @@ CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: cont
 COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
 ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
 ORIENT_DEFAULT = 0.005
-GRAIN_WEIGHT = 0.02  # away from class borders: linear texture (tracks, ripples) shares one direction
+GRAIN_WEIGHT = (
+    0.02  # away from class borders: linear texture (tracks, ripples) shares one direction
+)
 ENERGY_WEIGHT = 0.005  # texture strength far from the target (relative, squared)
 ENERGY_TARGET = 0.6  # target texture strength / the class's median over the candidates
 HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam

@@ -17,12 +17,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from rs_seg2any.atomic import atomic_output
+from rs_seg2any.digest import file_sha256
 from rs_seg2any.errors import WeightsError
 from rs_seg2any.generators.integrity import (
     MAX_ABS_WEIGHT,
     check_state,
     check_tensors,
-    file_sha256,
     read_tensors,
     tensors_digest,
 )
