@@ -106,8 +106,9 @@ class ExemplarBackend:
             warnings.warn(message, GSDWarning if key == "gsd" else UserWarning, stacklevel=3)
 
     def class_map(
-        self, labels: NDArray[np.integer], cond: TileCondition, bank: ExemplarBank
-    ) -> NDArray[np.int64]:
+        self, labels: NDArray[np.integer], cond: TileCondition, bank: ExemplarBank,
+        borrowed: dict[int, int] | None = None,
+    ) -> NDArray[np.int64]:  # fmt: skip
         """Layout class ids -> bank class ids: by name for the shipped bank, as is for a
         reference (its labels use the layout's taxonomy); a class the bank lacks borrows the
         bank class its words read as (:mod:`.stand_ins`), else the dominant one, with a
@@ -123,7 +124,8 @@ class ExemplarBackend:
                 f"the layout here (layout ids {ids}, reference ids {sorted(have)}); use a "
                 "reference with the same taxonomy and classes"
             )
-        borrowed = self.borrowed(labels, cond, bank)
+        if borrowed is None:  # (generate passes the stand-ins it also steers by)
+            borrowed = self.borrowed(labels, cond, bank)
         for c in ids:
             named = bool(names and c in names and bank.names)  # by name, never by a shared id
             b = by_name.get(names[c], -1) if named else c
@@ -177,9 +179,10 @@ class ExemplarBackend:
         # crops must stay larger than a patch: far outside the range, texture keeps the
         # nearest scale the bank can serve (the warning above says so)
         scale = float(np.clip(scale, 1.5 * PATCH / bank.rgb.shape[1], 4.0))
-        mapped = self.class_map(cond.labels, cond, bank)
+        borrowed = self.borrowed(cond.labels, cond, bank)
+        mapped = self.class_map(cond.labels, cond, bank, borrowed)
         defaults = _default_descriptions(cond)  # steering is relative to them
-        for c, b in self.borrowed(cond.labels, cond, bank).items():
+        for c, b in borrowed.items():
             defaults[c] = _bank_descriptions().get(bank.names.get(b, ""), defaults.get(c, ""))
 
         def lookup(c: int) -> Candidates:
