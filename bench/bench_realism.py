@@ -95,6 +95,7 @@ def write_reference(out: Path, image: np.ndarray, labels: np.ndarray) -> tuple[P
     import rasterio
 
     grid = local_grid(labels.shape)
+    out.mkdir(parents=True, exist_ok=True)
     paths = out / "reference.tif", out / "reference_labels.tif"
     for path, data in zip(paths, (image, labels[..., None]), strict=True):
         bands = np.ascontiguousarray(data.transpose(2, 0, 1))

@@ -256,7 +256,6 @@ LOOK_GROUP = 5  # bank crops per region: enough patches for context, one look
 LOOK_ANCHORS = 4  # looks a class's regions draw from (one candidate set each)
 ENERGY_SCALE = 2.0  # texture strength's weight against colour when grouping looks
 FAMILY_GAP = 1.0  # look distance added to crops of other scenes: the job's scene first
-PLAIN = 2.0  # how much more often plain region looks are drawn: exp(-PLAIN * energy / median)
 LOOK_MAX_DE = 6.0  # CIELAB Delta E: crops of a region's group lie this close to its anchor
 
 
@@ -295,10 +294,7 @@ def look_group(looks: Looks, start: NDArray[np.float32], known: NDArray[np.bool_
         anchor = int(pool[int(np.argmin(gap))])
     else:  # typical looks more often: a plain desert, not the odd roundabout
         far = ((look[own] - np.median(look, axis=0)) ** 2).sum(1)
-        # and plain ground more often than busy: most of a real region is plainer than the
-        # crops (drawn around class pixels, so often at borders and construction sites)
-        busy = looks.look[own, 3] / max(float(np.median(looks.look[:, 3])), 1e-9)
-        p = looks.weight[own] * np.exp(-far / max(float(np.median(far)), 1e-9) - PLAIN * busy)
+        p = looks.weight[own] * np.exp(-far / max(float(np.median(far)), 1e-9))
         anchor = int(own[int(rng.choice(len(own), p=p / p.sum()))])
     dist = ((look - look[anchor]) ** 2).sum(1) + np.where(mine, 0.0, FAMILY_GAP)
     # a tan sand crop next to a blue-grey one quilts a patchwork of blocks: keep the group
