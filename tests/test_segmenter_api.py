@@ -285,3 +285,21 @@ def test_class_bias_fit_on_validation_tile_is_stored_as_data_and_applied(tmp_pat
     got = iou_scores([predict(cal, pair.image)], [pair.classes])["miou"]
     assert got == pytest.approx(rep["val_miou_after"])
     assert got > iou_scores([predict(model, pair.image)], [pair.classes])["miou"]  # type: ignore[operator]
+
+
+def test_continued_run_drops_the_old_decision_offsets_and_records_its_start(
+    tmp_path: Path,
+) -> None:
+    """``init`` from a calibrated file: the old offsets and flip choice belong to the old net
+    (checkpoints must be scored raw; calibration is redone afterwards), so they are dropped;
+    steps and minutes add up; the start file and the seed are in the metadata."""
+    torch.set_num_threads(1)
+    root = _fake_dubai(tmp_path / "data", [1])
+    old = TinyUNet(SegConfig(width=8, depth=2, class_bias=(1.0, 0, 0, 0, -1.0), flips=True))
+    first = save_segmenter(old, tmp_path / "old.safetensors", {"steps": "40", "minutes": "2.0"})
+    out = train_segmenter(root, tmp_path / "next.safetensors", 0.02, tiles=[1], init=first, seed=3)
+    meta = segmenter_metadata(out)
+    cfg = load_segmenter(out).cfg
+    assert cfg.class_bias == () and cfg.flips is False and cfg.width == 8 and cfg.depth == 2
+    assert int(meta["steps"]) > 40 and float(meta["minutes"]) >= 2.0
+    assert meta["init"] == "old.safetensors" and meta["seed"] == "3"

@@ -623,6 +623,8 @@ def train_segmenter(
     torch.set_num_threads(max(1, threads))
     pairs = load_pairs(Path(root), tiles)
     start = load_segmenter(init) if init is not None else None
+    if start is not None:  # the old decision offsets / flips belong to the old net
+        start.cfg = replace(start.cfg, class_bias=(), flips=False)
     if start is None and cfg.arch == "lite0":
         start = new_segmenter(cfg, encoder)
     before = segmenter_metadata(init) if init is not None else {}
@@ -635,6 +637,8 @@ def train_segmenter(
             "steps": str(steps + int(before.get("steps", 0))),
             "minutes": f"{minutes_run:.1f}",
             "threads": str(threads),
+            "seed": str(seed),
+            **({"init": Path(init).name} if init is not None else {}),
             "recipe": json.dumps(asdict(replace(recipe, lr=lr) if lr else recipe)),
             "data": "Semantic segmentation of aerial imagery (Dubai), Humans in the Loop, CC0 1.0",
             **({"encoder_init": ENCODER_SOURCE} if cfg.arch == "lite0" else {}),
