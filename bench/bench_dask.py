@@ -41,7 +41,7 @@ What is timed, and why:
   the machine's CPU that other processes used meanwhile (/proc/stat): on the shared 2-core
   development machine other engineers' jobs make every ratio noise.
 
-    python bench/bench_dask.py        # about 10 min on an idle 2-core machine (7.5 + 2.5)
+    python bench/bench_dask.py        # about 10.5 min on an idle 2-core machine (8 + 2.5)
     python bench/bench_dask.py --sections stress    # the small-tile line only, about 3 min
     python bench/bench_dask.py --housekeeping       # + Dask's own CPU per task, 2 settings
     python bench/bench_dask.py --backends exemplar --rows 2 --cols 3 --stress-cols 4  # smoke
