@@ -9,7 +9,7 @@ Two sections (``--sections``, both by default):
   steps, with the backends as a user gets them (``tiny`` = its shipped weights, about 2.5 s
   a tile on one core; ``exemplar`` = the shipped bank, about 0.6 s). Grid ``--rows`` x
   ``--cols`` = 4 x 8 tiles: 14 waves, dependency bound 1.78x of 2 (3 x 8 would bound it at
-  1.71x, too close to the goal to say anything; 4 x 10 adds a minute).
+  1.71x, too close to the goal to say anything; 4 x 10, 1.82x, adds ~2 min).
 - ``stress`` -- the overhead stress line: small 64 px tiles (16 px overlap, 4 steps, the
   tiny model code with random weights of ``--width`` 64), 4 x 16 tiles, 22 waves, bound
   1.88x. A tile costs 70-120 ms here, so Dask's fixed cost per task (worker, client and
