@@ -21,6 +21,12 @@
 - Worker processes get one thread each and fixed torch threads per tile, so tiles are
   byte-identical to the local run's. A worker that dies mid-tile is replaced and its tile
   rerun by the scheduler.
+- One tile per task, on purpose. Batching ready tiles into one task would save Dask's fixed
+  cost per task (about 25-45 ms of worker, client and scheduler CPU on the 2-core machine)
+  only where more tiles are ready than workers: on 2 workers that is at most 2 tiles (mean
+  0.7-1.3) on the bench's grids, and batches that wait for whole waves lower the bound of
+  a 4 x 8 grid from 1.78x to 1.60x; at the default 256 px tiling (0.6-2.5 s a tile) the
+  cost is 1-7% of a tile (``bench/bench_dask.py``).
 - A GPU job's tiles each hold one unit of a Dask resource (``--gpu-resource``, see
   :mod:`rs_seg2any.job.resources`): one tile at a time per GPU worker, none on CPU workers;
   ``--workers N`` on a machine with GPUs gives the first workers one GPU each.
@@ -78,9 +84,9 @@ profiler sampling the tile thread every 10 ms, event-loop and memory checks ever
 instead of every 20 and 100 ms. Measured on the 2-core machine (load 8), 40 tasks of
 100 ms CPU on one worker: the worker's CPU beyond its tasks fell from 19.4 to 5.8 ms per
 task and the client + scheduler's from 26.6 to 7.5 ms ("Dask housekeeping" lines of
-bench/bench_dask.py); idle, a 2-worker cluster used 16% of a core, now 2.4%. Costs: an
-empty profile page on the dashboard; a worker over its memory limit is noticed within 1 s,
-not 0.1 s."""
+``bench/bench_dask.py --housekeeping``); idle, a 2-worker cluster used 16% of a core, now
+2.4%. Costs: an empty profile page on the dashboard; a worker over its memory limit is
+noticed within 1 s, not 0.1 s."""
 
 _GENERATORS: dict[str, Any] = {}
 """Worker-process cache: recipe key (backend, options, file digests) -> loaded generator."""
