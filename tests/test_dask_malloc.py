@@ -1,0 +1,29 @@
+"""Local Dask workers start with a fixed mmap threshold, and the client's environment is
+left as it was (Dask's trim threshold alone made 256-px tiny tiles 2x slower)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from rs_seg2any.job.cluster import SPAWN_ENV, local_cluster
+
+
+def _malloc_env() -> dict[str, str | None]:
+    return {key: os.environ.get(key) for key in SPAWN_ENV}
+
+
+def test_local_workers_get_the_malloc_settings_and_the_client_environment_is_unchanged() -> None:
+    before = _malloc_env()
+    cluster, client = local_cluster(1, gpus=[])
+    try:
+        on_workers = client.run(_malloc_env)
+    finally:
+        client.close()
+        cluster.close()
+    want = {key: str(value) for key, value in SPAWN_ENV.items()}
+    assert on_workers and all(env == want for env in on_workers.values())
+    assert _malloc_env() == before
