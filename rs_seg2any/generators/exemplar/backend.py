@@ -204,23 +204,17 @@ class ExemplarBackend:
             objects = (building, cond.instances, sizes)
 
         # one source scene per job (the job's seed; a lone tile's own): one colour balance
-        job_seed = int(cond.extra.get("job_seed", seed))
-        family = bank.family(job_seed)
+        family = bank.family(int(cond.extra.get("job_seed", seed)))
 
         def regions(c: int, known: NDArray[np.bool_], start: NDArray[np.float32],
                     rng: np.random.Generator) -> Candidates:  # fmt: skip
             looks = bank.looks(c)
             if not len(looks.ids):
                 return lookup(c)
-            # a region with no known pixels takes the job's look of its class (drawn from
-            # the job seed, not the tile's): the desert on both sides of a road is one desert
-            del rng
-            group = look_group(looks, start, known, np.random.default_rng([job_seed, c]), family)
+            group = look_group(looks, start, known, rng, family)
             return bank.candidates(c, scale, sources=group)
 
-        grain = float(np.random.default_rng([job_seed, 99]).uniform(0.0, np.pi))
-        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions,
-                    grain)  # fmt: skip
+        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions)
         # before the entity shifts: a blur after them would carry one entity's words into
         # its neighbours' border pixels
         img = soften(img, SOFTEN_SIGMA / max(scale, 1.0))

@@ -25,7 +25,6 @@ from scipy.ndimage import binary_opening, gaussian_filter, label
 
 from ...harmonise import harmonise
 from ...job.tiling import SOFT_EDGE
-from ...lab import srgb_to_lab
 from .bank import PATCH, Candidates, Looks
 
 U8 = NDArray[np.uint8]
@@ -38,9 +37,6 @@ CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: cont
 COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
 ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
 ORIENT_DEFAULT = 0.005
-GRAIN_WEIGHT = (
-    0.02  # away from class borders: linear texture (tracks, ripples) shares one direction
-)
 ENERGY_WEIGHT = 0.005  # texture strength far from the target (relative, squared)
 ENERGY_TARGET = 0.6  # target texture strength / the class's median over the candidates
 HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam
@@ -106,14 +102,10 @@ def quilt_class(
     locked: NDArray[np.bool_],
     rng: np.random.Generator,
     shadow: NDArray[np.float32] | None = None,
-    grain: float | None = None,
 ) -> None:
     """Quilt class ``cls_id``'s canvas in place (``canvas`` 0..1 floats, ``filled`` where it
     already has pixels, ``locked`` pixels that must not change). ``shadow`` receives what the
-    patches would have put on the locked pixels of the class (for the seam harmonisation).
-    ``grain`` (radians): where the layout gives no direction, patches are turned so their
-    gradients run along it, so patches in their 8 turns do not weave tracks into a
-    criss-cross lattice."""
+    patches would have put on the locked pixels of the class (for the seam harmonisation)."""
     h, w = labels.shape
     need = (labels == cls_id) & ~locked
     placed = np.zeros((h, w), dtype=bool)
@@ -136,8 +128,6 @@ def quilt_class(
     uses = np.zeros(int(base.max()) + 1 if len(base) else 0, dtype=np.float32)
     mine_sum = cands.mine.sum(1)
     u_norm = np.linalg.norm(cands.orient, axis=1)
-    along = None if grain is None else np.array([np.cos(2 * grain), np.sin(2 * grain)], np.float32)
-    given = filled.copy()  # pixels known before this class was quilted (neighbour tiles)
     for y in _positions(h):
         for x in _positions(w):
             win = (slice(y, y + PATCH), slice(x, x + PATCH))
@@ -156,9 +146,6 @@ def quilt_class(
                 u = cands.orient
                 mag = u_norm * float(np.linalg.norm(v))
                 cost = cost + w_or * (mag - u @ v) / 2
-            elif along is not None and not given[win].any():
-                # (not beside a neighbour tile's pixels: there, matching them comes first)
-                cost = cost + GRAIN_WEIGHT * (u_norm - cands.orient @ along) / 2
             if m.any():
                 cur = canvas[win].reshape(-1, 3)
                 mc = (cur * m[:, None]).reshape(-1)
@@ -256,7 +243,6 @@ LOOK_GROUP = 5  # bank crops per region: enough patches for context, one look
 LOOK_ANCHORS = 4  # looks a class's regions draw from (one candidate set each)
 ENERGY_SCALE = 2.0  # texture strength's weight against colour when grouping looks
 FAMILY_GAP = 1.0  # look distance added to crops of other scenes: the job's scene first
-LOOK_MAX_DE = 6.0  # CIELAB Delta E: crops of a region's group lie this close to its anchor
 
 
 def look_anchors(look: NDArray[np.float32], k: int = LOOK_ANCHORS) -> NDArray[np.int64]:
@@ -297,12 +283,7 @@ def look_group(looks: Looks, start: NDArray[np.float32], known: NDArray[np.bool_
         p = looks.weight[own] * np.exp(-far / max(float(np.median(far)), 1e-9))
         anchor = int(own[int(rng.choice(len(own), p=p / p.sum()))])
     dist = ((look - look[anchor]) ** 2).sum(1) + np.where(mine, 0.0, FAMILY_GAP)
-    # a tan sand crop next to a blue-grey one quilts a patchwork of blocks: keep the group
-    # to crops the eye sees as the anchor's colour, even if that leaves fewer than LOOK_GROUP
-    lab = srgb_to_lab(looks.look[:, :3] * 255.0)
-    dist[np.linalg.norm(lab - lab[anchor], axis=1) > LOOK_MAX_DE] = np.inf
     near = np.argsort(dist, kind="stable")[:LOOK_GROUP]
-    near = near[np.isfinite(dist[near])]
     return tuple(sorted(int(i) for i in looks.ids[near]))
 
 
@@ -332,7 +313,6 @@ def quilt(
     feather: int = 0,
     objects: tuple[int, NDArray[np.integer], Mapping[int, float]] | None = None,
     regions: RegionLookup | None = None,
-    grain: float | None = None,
 ) -> U8:
     """An RGB tile for class raster ``labels`` (ids the ``lookup`` understands). With
     ``known`` + ``edit`` (True = generate): known pixels are kept exactly and matched by the
@@ -341,8 +321,7 @@ def quilt(
     instance of that class (a building) is quilted from the patches of one bank crop whose
     objects are about its size, so it has one roof, not a mosaic of many. ``regions``
     (class id, region's known pixels, start, rng -> candidates): each connected region of
-    the other classes is quilted from its own candidates (one look per region). ``grain``:
-    one texture direction (radians) away from class borders (one per job)."""
+    the other classes is quilted from its own candidates (one look per region)."""
     h, w = labels.shape
     pad_h, pad_w = max(PATCH - h, 0), max(PATCH - w, 0)
     if pad_h or pad_w:  # smaller than one patch: quilt a padded tile, crop
@@ -358,7 +337,6 @@ def quilt(
             if objects is None
             else (objects[0], np.pad(objects[1], pad, mode="edge"), objects[2]),
             regions,
-            grain,
         )
         return big[:h, :w]
     rng = np.random.default_rng(seed)
@@ -387,7 +365,7 @@ def quilt(
                 sub = cands.subset(cands.source == src)
                 canvas = start.copy()
                 quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
-                            shadow, grain)  # fmt: skip
+                            shadow)  # fmt: skip
                 out[part] = canvas[part]
             continue
         if regions is not None:
@@ -403,12 +381,12 @@ def quilt(
             for part, sub in groups:
                 canvas = start.copy()
                 quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
-                            shadow, grain)  # fmt: skip
+                            shadow)  # fmt: skip
                 out[part] = canvas[part]
             continue
         canvas = start.copy()
         filled = keep & mask
-        quilt_class(c, labels, cands, canvas, filled, locked, rng, shadow, grain)
+        quilt_class(c, labels, cands, canvas, filled, locked, rng, shadow)
         out[mask] = canvas[mask]
     img: U8 = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     if known is not None and edit is not None:
