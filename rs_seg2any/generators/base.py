@@ -142,5 +142,6 @@ def _owns_a_token(inst: NDArray[np.int64], patch: int) -> bool:
 
 
 def weights_digest(path: Path) -> str:
-    """Short content hash of a weights file, for provenance tags and job identity."""
+    """Short content hash of a file a generator reads (weights, an exemplar bank, a
+    reference image), for provenance tags and job identity."""
     return file_sha256(path)[:16]

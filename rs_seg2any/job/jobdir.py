@@ -56,9 +56,10 @@ from rs_seg2any.atomic import (
     remove_temps,
     write_text,
 )
+from rs_seg2any.digest import file_sha256
 from rs_seg2any.diskspace import write_error
 from rs_seg2any.errors import JobError, OutputError
-from rs_seg2any.job.manifest import MANIFEST_NAME, Manifest, file_sha256
+from rs_seg2any.job.manifest import MANIFEST_NAME, Manifest
 from rs_seg2any.job.tiling import Tile, TilePlan
 
 __all__ = ["JOB_DIRNAME", "JobDir", "folder_lock"]

@@ -23,7 +23,7 @@ from typing import Any
 from ..atomic import write_json
 from ..digest import file_sha256
 
-__all__ = ["MANIFEST_NAME", "Manifest", "TileOutcome", "file_sha256"]
+__all__ = ["MANIFEST_NAME", "Manifest", "TileOutcome"]
 
 MANIFEST_NAME = "manifest.json"
 _FORMAT = 1

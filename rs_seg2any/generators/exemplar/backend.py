@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ...errors import InputError
-from ..base import TileCondition
-from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank, file_digest
+from ..base import TileCondition, weights_digest
+from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank, shipped_digest
 from .quilt import look_group, quilt, seam_band
 from .reference import Reference
 from .shadows import DUBAI, ShadowModel, estimate_shadows
@@ -76,16 +75,14 @@ class ExemplarBackend:
 
     def describe(self) -> dict[str, Any]:
         if self.reference is None:
-            from importlib import resources
-
-            path = Path(str(resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK))
-            return {"backend": self.name, "bank": SHIPPED_BANK, "bank_sha256": _digest(path)}
+            digest = shipped_digest()[:16]  # checked against the file when the bank loaded
+            return {"backend": self.name, "bank": SHIPPED_BANK, "bank_sha256": digest}
         return {
             "backend": self.name,
             "reference_image": self.reference.image_path.name,
-            "reference_image_sha256": _digest(self.reference.image_path),
+            "reference_image_sha256": weights_digest(self.reference.image_path),
             "reference_labels": self.reference.labels_path.name,
-            "reference_labels_sha256": _digest(self.reference.labels_path),
+            "reference_labels_sha256": weights_digest(self.reference.labels_path),
         }
 
     def _bank_for(self, cond: TileCondition) -> ExemplarBank:
@@ -269,8 +266,3 @@ def _bank_descriptions() -> dict[str, str]:
     from ...taxonomy import load_taxonomy
 
     return {c.name: str(c.description) for c in load_taxonomy("dubai_aerial").classes}
-
-
-def _digest(path: Path) -> str:
-    """The short (16 hex) sha256 that ``describe()`` records."""
-    return file_digest(path)[:16]

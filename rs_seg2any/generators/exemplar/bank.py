@@ -29,9 +29,21 @@ PATCH = 32
 """Quilting patch side (px); the overlap between patches is a quarter of it."""
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a bank file (the project's one file digest)."""
-    return file_sha256(path)
+def shipped_path() -> Path:
+    """Where the package's own bank file is."""
+    return Path(str(resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK))
+
+
+def _recorded_digest(path: Path) -> str | None:
+    record = path.with_name(path.name + ".sha256")
+    return record.read_text(encoding="utf-8").split()[0] if record.is_file() else None
+
+
+def shipped_digest() -> str:
+    """The shipped bank's sha256 as recorded next to it (:meth:`ExemplarBank.shipped` checks
+    the file against it at load, so a job need not hash 3 MB again), else the file's own."""
+    path = shipped_path()
+    return _recorded_digest(path) or file_sha256(path)
 
 
 @dataclass(frozen=True)
@@ -128,7 +140,7 @@ class ExemplarBank:
         from ...atomic import write_text
 
         out = path.with_name(path.name + ".sha256")
-        write_text(out, f"{file_digest(path)}  {path.name}\n")
+        write_text(out, f"{file_sha256(path)}  {path.name}\n")
         return out
 
     @classmethod
@@ -165,15 +177,13 @@ class ExemplarBank:
         """The bank inside the package, verified against its recorded sha256."""
         from ...errors import WeightsError
 
-        path = Path(str(resources.files("rs_seg2any.generators.exemplar") / SHIPPED_BANK))
-        record = path.with_name(path.name + ".sha256")
-        if path.is_file() and record.is_file():
-            expected = record.read_text(encoding="utf-8").split()[0]
-            if file_digest(path) != expected:
-                raise WeightsError(
-                    f"{path} does not match the sha256 recorded for the shipped exemplar bank "
-                    "(corrupt or replaced): reinstall rs-seg2any"
-                )
+        path = shipped_path()
+        expected = _recorded_digest(path)
+        if path.is_file() and expected is not None and file_sha256(path) != expected:
+            raise WeightsError(
+                f"{path} does not match the sha256 recorded for the shipped exemplar bank "
+                "(corrupt or replaced): reinstall rs-seg2any"
+            )
         return cls.load(path)
 
     def family(self, seed: int) -> int | None:
