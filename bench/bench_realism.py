@@ -44,6 +44,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -75,10 +76,11 @@ TRAIN_TILES = [1, 2, 3, 4, 5, 6]
 HELD_OUT = 7
 
 
-def held_out_scenes(root: Path, n: int, size: int) -> tuple[list[np.ndarray], list[np.ndarray],
-                                                              list[str]]:  # fmt: skip
-    """Central ``size`` windows of ``n`` tile_7 images, spread over the tile's 9 images."""
-    pairs = load_pairs(root, [HELD_OUT])
+Scenes = tuple[list[np.ndarray], list[np.ndarray], list[str]]
+
+
+def held_out_scenes(pairs: list[Any], n: int, size: int) -> Scenes:
+    """Central ``size`` windows of ``n`` of the tile_7 ``pairs``, spread over the tile."""
     picks = [pairs[round(i * (len(pairs) - 1) / max(n - 1, 1))] for i in range(n)]
     reals, labels, names = [], [], []
     for p in picks:
@@ -110,9 +112,9 @@ def write_reference(out: Path, image: np.ndarray, labels: np.ndarray) -> tuple[P
 Part = tuple[str, np.ndarray, np.ndarray]
 
 
-def reference_part(root: Path, names: list[str], wanted: str | None) -> Part:
+def reference_part(held_out: list[Any], names: list[str], wanted: str | None) -> Part:
     """A tile_7 image that is none of the scenes (default: the middle one of those left)."""
-    pairs = {p.name: p for p in load_pairs(root, [HELD_OUT])}
+    pairs = {p.name: p for p in held_out}
     left = [n for n in sorted(pairs) if n not in names]
     name = wanted or left[len(left) // 2]
     if name in names or name not in pairs:
@@ -168,7 +170,8 @@ def main() -> int:
     train = load_pairs(a.data, TRAIN_TILES)
     flat = FlatPainter.from_pairs([p.image for p in train], [p.classes for p in train])
     fill = ClassPatchFill.from_pairs([p.image for p in train], [p.classes for p in train])
-    reals, labels, names = held_out_scenes(a.data, a.scenes, a.scene_size)
+    held_out = load_pairs(a.data, [HELD_OUT])  # read once: the scenes and the reference
+    reals, labels, names = held_out_scenes(held_out, a.scenes, a.scene_size)
     gen = load_generator("tiny", model=a.model, threads=a.threads)
     protocol = replace(C2STProtocol(), steps=a.c2st_steps, seeds=tuple(a.seeds),
                        threads=a.threads)  # fmt: skip
@@ -181,7 +184,7 @@ def main() -> int:
     speed = {k: tile_seconds(g, labels[0]) for k, g in gens.items()}
     ref_colour: dict[str, object] = {}
     if not a.no_exemplar and not a.no_reference:
-        ref_name, ref_rgb, ref_lab = reference_part(a.data, names, a.reference_part)
+        ref_name, ref_rgb, ref_lab = reference_part(held_out, names, a.reference_part)
         ref_img, ref_labels = write_reference(out, ref_rgb, ref_lab)
         gens["exemplar + ref"] = load_generator(
             "exemplar", reference_image=str(ref_img), reference_labels=str(ref_labels)
