@@ -31,6 +31,7 @@ from ..train.segmenter import (
     CLASS_NAMES,
     N_REAL,
     TinyUNet,
+    check_scales,
     fidelity_ratio,
     iou_scores,
     load_segmenter,
@@ -99,17 +100,24 @@ def _rgb(image: Any) -> U8:
 
 
 def segment(
-    image: Any, model: str | Path | TinyUNet | None = None, *, flips: bool | None = None
+    image: Any,
+    model: str | Path | TinyUNet | None = None,
+    *,
+    flips: bool | None = None,
+    scales: Sequence[float] | None = None,
 ) -> U8:
     """Class ids 1-5 (``dubai_aerial``) for an ``(H, W, >=3)`` uint8 image.
 
     ``model``: weights path or loaded segmenter (default: the shipped one). ``flips``
     averages over the 4 flips of the image (4x the time); None (default) takes the weights'
     own choice, made on the validation tile (v2.1: off, +0.001 mIoU; v3: see the model
-    card). Per-class offsets stored with the weights (fit on the
+    card). ``scales`` averages over the image resized by each factor (time: the sum of
+    their squares); None takes the weights' own choice, ``(1.0,)`` is the single fast pass.
+    Per-class offsets stored with the weights (fit on the
     validation tile) set the decision; the net's probabilities are unchanged.
     """
-    return predict(load(model), _rgb(image), flips=flips)
+    sc = None if scales is None else check_scales(scales)
+    return predict(load(model), _rgb(image), flips=flips, scales=sc)
 
 
 def per_entity_iou(
@@ -167,16 +175,17 @@ def fidelity(
     model: str | Path | TinyUNet | None = None,
     *,
     flips: bool | None = None,
+    scales: Sequence[float] | None = None,
 ) -> dict[str, object]:
     """mIoU of ``generated`` images against their ``layouts`` (class rasters), of the
     ``real`` images of the same layouts, and ``ratio`` = generated / real (with per-class
     IoUs under ``generated`` / ``real``). Without ``real``: the generated scores only."""
     net = load(model)
     labs = [np.asarray(lab) for lab in layouts]
-    gen = iou_scores([segment(im, net, flips=flips) for im in generated], labs)
+    gen = iou_scores([segment(im, net, flips=flips, scales=scales) for im in generated], labs)
     if real is None:
         return {"generated": gen, "generated_miou": gen["miou"]}
-    ref = iou_scores([segment(im, net, flips=flips) for im in real], labs)
+    ref = iou_scores([segment(im, net, flips=flips, scales=scales) for im in real], labs)
     rep = fidelity_ratio(float(gen["miou"]), float(ref["miou"]))  # type: ignore[arg-type]
     rep["generated"] = gen
     rep["real"] = ref
