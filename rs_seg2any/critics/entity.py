@@ -73,7 +73,7 @@ def fidelity_scores(
         net = segmenter.load(model)
     except InputError as exc:  # no weights: the other critics still judge
         return {}, [f"fidelity skipped: {exc}"]
-    pred = segmenter.segment(image[..., :3], net, flips=False)
+    pred = segmenter.segment(image[..., :3], net, flips=False, scales=(1.0,))  # the fast pass
     iou = segmenter.per_entity_iou(pred, ents.instances, ents.labels)
     keep = set(ents.scorable())
     return {e: float(v) for e, v in iou.items() if e in keep and math.isfinite(v)}, []

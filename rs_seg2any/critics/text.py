@@ -124,7 +124,7 @@ def judge_texts(
     if name != segmenter.TAXONOMY and not name.startswith(f"{segmenter.TAXONOMY}+"):
         return text_class_check(np.zeros((0, 0), np.uint8), ents, texts, taxonomy, embed)
     try:
-        pred = segmenter.segment(image[..., :3], segmenter.load(model), flips=False)
+        pred = segmenter.segment(image[..., :3], segmenter.load(model), flips=False, scales=(1.0,))
     except RsSeg2AnyError as exc:
         return {"entities": [], "flagged": 0, "notes": [f"text check skipped: {exc}"]}
     return text_class_check(pred, ents, texts, taxonomy, embed)

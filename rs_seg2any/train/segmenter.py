@@ -72,6 +72,7 @@ class SegConfig:
     class_bias: tuple[float, ...] = ()  # added to the log-probabilities when deciding (predict)
     arch: str = "unet"  # "unet" (v1, v2) or "lite0" (v3: EfficientNet-Lite0 + FPN, width = FPN)
     flips: bool = False  # predict's default: average over the 4 flips (chosen on tile_2)
+    scales: tuple[float, ...] = (1.0,)  # predict's default input scales, averaged (tile_2)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -190,6 +191,7 @@ def load_segmenter(path: Path) -> TinyUNet:
         raise InputError(f"{path} is not a rs_seg2any segmenter weight file")
     fields = json.loads(meta["config"])
     fields["class_bias"] = tuple(float(b) for b in fields.get("class_bias", ()))
+    fields["scales"] = check_scales(fields.get("scales", (1.0,)))
     model = TinyUNet(SegConfig(**fields))
     model.load_state_dict(load_file(str(path)))  # fp16 files are cast to the fp32 params
     return model.eval()
@@ -199,6 +201,53 @@ def segmenter_metadata(path: Path) -> dict[str, str]:
     """The metadata of a segmenter weight file (config, training tiles, steps...)."""
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
+
+
+MAX_SCALE = 4.0
+"""Largest test-time input scale (the net's memory grows with its square)."""
+
+
+def check_scales(scales: object) -> tuple[float, ...]:
+    """``scales`` as a tuple of floats in (0, :data:`MAX_SCALE`], or a typed error."""
+    try:
+        out = tuple(float(s) for s in scales)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise InputError(f"segmenter scales must be numbers, got {scales!r}") from None
+    if not out or not all(0.0 < s <= MAX_SCALE for s in out):
+        raise InputError(
+            f"segmenter scales must be one or more numbers in (0, {MAX_SCALE:g}], got {scales!r}"
+        )
+    return out
+
+
+def _pad_to(x: torch.Tensor, m: int) -> torch.Tensor:
+    """``x`` padded at the bottom and right to multiples of ``m`` (reflected where it can)."""
+    ph, pw = (-x.shape[2]) % m, (-x.shape[3]) % m
+    if not (ph or pw):
+        return x
+    mode = "reflect" if min(x.shape[2], x.shape[3]) > max(ph, pw) else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def _scale_average(
+    model: TinyUNet, x: torch.Tensor, flips: bool, scales: tuple[float, ...]
+) -> torch.Tensor:
+    """Class probabilities averaged over the input ``scales`` (each: the window resized by
+    it, flip-averaged when ``flips``, the probabilities resized back); ``(1.0,)`` is exactly
+    :func:`_flip_average`. Scales above 1 let the net see small objects larger, below 1
+    with more context."""
+    h, w = x.shape[-2:]
+    acc = torch.zeros(0)
+    for s in scales:
+        if s == 1.0:
+            p = _flip_average(model, x, flips)
+        else:
+            hs, ws = max(round(h * s), 1), max(round(w * s), 1)
+            xs = F.interpolate(x, size=(hs, ws), mode="bilinear", antialias=s < 1.0)
+            p = _flip_average(model, _pad_to(xs, model.multiple), flips)[..., :hs, :ws]
+            p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
+        acc = p if acc.numel() == 0 else acc + p
+    return acc if len(scales) == 1 else acc / float(len(scales))
 
 
 def _flip_average(model: TinyUNet, x: torch.Tensor, flips: bool) -> torch.Tensor:
@@ -216,10 +265,16 @@ def _flip_average(model: TinyUNet, x: torch.Tensor, flips: bool) -> torch.Tensor
 
 @torch.no_grad()
 def _window_probs(
-    model: TinyUNet, img: U8, window: int, margin: int, flips: bool
+    model: TinyUNet,
+    img: U8,
+    window: int,
+    margin: int,
+    flips: bool,
+    scales: tuple[float, ...] = (1.0,),
 ) -> Iterator[tuple[slice, slice, torch.Tensor]]:
     """(rows, cols, class probabilities of that window) over the image, each window seen
-    with ``margin`` pixels of context and padded to the net's multiple."""
+    with ``margin`` pixels of context, padded to the net's multiple, averaged over ``scales``
+    (and the 4 flips when ``flips``)."""
     model.eval()
     h, w = img.shape[:2]
     m = model.multiple
@@ -228,41 +283,53 @@ def _window_probs(
             y1, x1 = min(y0 + window, h), min(x0 + window, w)
             ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
             yb, xb = min(y1 + margin, h), min(x1 + margin, w)
-            x = _to_input(img[ya:yb, xa:xb])[None]
-            ph, pw = (-x.shape[2]) % m, (-x.shape[3]) % m
-            if ph or pw:
-                mode = "reflect" if min(x.shape[2], x.shape[3]) > max(ph, pw) else "replicate"
-                x = F.pad(x, (0, pw, 0, ph), mode=mode)
-            prob = _flip_average(model, x, flips)[0]
+            x = _pad_to(_to_input(img[ya:yb, xa:xb])[None], m)
+            prob = _scale_average(model, x, flips, scales)[0]
             yield slice(y0, y1), slice(x0, x1), prob[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
 
 
 def predict(
-    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool | None = None
+    model: TinyUNet,
+    img: U8,
+    window: int = 1024,
+    margin: int = 64,
+    *,
+    flips: bool | None = None,
+    scales: tuple[float, ...] | None = None,
 ) -> U8:
     """Class ids 1..5 for an (H, W, 3) uint8 image, in windows with a context margin.
 
     ``flips`` averages the class probabilities over the 4 flips (4x the time; aerial images
     have no up direction, so this removes orientation noise from the decision); None: the
-    config's ``flips`` (chosen on the validation tile with the weights). The
+    config's ``flips`` (chosen on the validation tile with the weights). ``scales`` averages
+    them over input scales (time grows with the sum of their squares); None: the config's
+    ``scales``, ``(1.0,)`` the plain pass. The
     config's ``class_bias`` (fit on the validation tile) is added to the log-probabilities.
     """
     out = np.zeros(img.shape[:2], dtype=np.uint8)
     bias = torch.tensor(model.cfg.class_bias or (0.0,) * model.cfg.n_classes)
     flips = model.cfg.flips if flips is None else flips
-    for ys, xs, prob in _window_probs(model, img, window, margin, flips):
+    scales = model.cfg.scales if scales is None else check_scales(scales)
+    for ys, xs, prob in _window_probs(model, img, window, margin, flips, scales):
         score = torch.log(prob.clamp_min(1e-12)) + bias[:, None, None] if bias.any() else prob
         out[ys, xs] = score.argmax(0).numpy().astype(np.uint8) + 1
     return out
 
 
 def log_probs(
-    model: TinyUNet, img: U8, window: int = 1024, margin: int = 64, *, flips: bool | None = None
+    model: TinyUNet,
+    img: U8,
+    window: int = 1024,
+    margin: int = 64,
+    *,
+    flips: bool | None = None,
+    scales: tuple[float, ...] | None = None,
 ) -> NDArray[np.float32]:
     """(n_classes, H, W) log class probabilities (no ``class_bias``), windowed as predict."""
     out = np.zeros((model.cfg.n_classes, *img.shape[:2]), dtype=np.float32)
     flips = model.cfg.flips if flips is None else flips
-    for ys, xs, prob in _window_probs(model, img, window, margin, flips):
+    scales = model.cfg.scales if scales is None else check_scales(scales)
+    for ys, xs, prob in _window_probs(model, img, window, margin, flips, scales):
         out[:, ys, xs] = torch.log(prob.clamp_min(1e-12)).numpy()
     return out
 
@@ -301,10 +368,23 @@ def fit_class_bias(
     return tuple(round(float(b), 3) for b in bias), start, best
 
 
-def calibrate_segmenter(weights: Path, root: Path, out: Path) -> dict[str, object]:
+def calibrate_segmenter(
+    weights: Path,
+    root: Path,
+    out: Path,
+    *,
+    flips: bool | None = None,
+    scales: tuple[float, ...] | None = None,
+) -> dict[str, object]:
     """Fit :func:`fit_class_bias` on the validation tile (tile_2) and write the weights with
-    the offsets in their config to ``out`` (the same net; other metadata kept)."""
+    the offsets in their config to ``out`` (the same net; other metadata kept). ``flips`` /
+    ``scales`` (default: the file's own) become the file's defaults and the offsets are fit
+    on the probabilities they give (offsets belong to one averaging)."""
     model = load_segmenter(weights)
+    if flips is not None:
+        model.cfg = replace(model.cfg, flips=flips)
+    if scales is not None:
+        model.cfg = replace(model.cfg, scales=check_scales(scales))
     pairs = load_pairs(Path(root), [VAL_TILE])
     bias, before, after = fit_class_bias(
         model, [p.image for p in pairs], [p.classes for p in pairs]
@@ -313,6 +393,8 @@ def calibrate_segmenter(weights: Path, root: Path, out: Path) -> dict[str, objec
     meta = segmenter_metadata(weights)
     extra = {k: v for k, v in meta.items() if k not in ("format", "config")}
     extra["class_bias_fit_on"] = f"tile_{VAL_TILE}"
+    if scales is not None:
+        extra["scales_chosen_on"] = f"tile_{VAL_TILE}"
     half = all(t.dtype == torch.float16 for t in load_file(str(weights)).values())
     save_segmenter(model, Path(out), extra, half=half)
     return {"class_bias": list(bias), "val_miou_before": before, "val_miou_after": after}
@@ -623,8 +705,8 @@ def train_segmenter(
     torch.set_num_threads(max(1, threads))
     pairs = load_pairs(Path(root), tiles)
     start = load_segmenter(init) if init is not None else None
-    if start is not None:  # the old decision offsets / flips belong to the old net
-        start.cfg = replace(start.cfg, class_bias=(), flips=False)
+    if start is not None:  # the old decision offsets / flips / scales belong to the old net
+        start.cfg = replace(start.cfg, class_bias=(), flips=False, scales=(1.0,))
     if start is None and cfg.arch == "lite0":
         start = new_segmenter(cfg, encoder)
     before = segmenter_metadata(init) if init is not None else {}
@@ -669,13 +751,21 @@ def train_segmenter(
 
 
 def tile_scores(
-    weights: Path, root: Path, tiles: list[int], *, flips: bool | None = None
+    weights: Path,
+    root: Path,
+    tiles: list[int],
+    *,
+    flips: bool | None = None,
+    scales: tuple[float, ...] | None = None,
 ) -> dict[str, object]:
-    """mIoU (and per class) of the segmenter in ``weights`` on whole Dubai tiles."""
+    """mIoU (and per class) of the segmenter in ``weights`` on whole Dubai tiles, with the
+    images' size in ``megapixels``."""
     model = load_segmenter(weights)
     pairs = load_pairs(Path(root), tiles)
-    return iou_scores([predict(model, p.image, flips=flips) for p in pairs],
-                      [p.classes for p in pairs])  # fmt: skip
+    res = iou_scores([predict(model, p.image, flips=flips, scales=scales) for p in pairs],
+                     [p.classes for p in pairs])  # fmt: skip
+    res["megapixels"] = sum(p.classes.size for p in pairs) / 1e6
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
