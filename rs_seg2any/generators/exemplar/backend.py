@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ...errors import InputError
 from ..base import TileCondition, weights_digest
 from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank, shipped_digest
-from .quilt import group_of, look_anchor, quilt, seam_band, toward_anchor
+from .quilt import quilt, region_looks, seam_band
 from .reference import Reference
 from .shadows import DUBAI, ShadowModel, estimate_shadows
 from .stand_ins import stand_in
@@ -34,11 +34,6 @@ SOFTEN_SIGMA = 0.5
 """px: the blur that brings quilted tiles to the real imagery's sharpness (its patch seams,
 shadow edges and the sharpest crops' texture otherwise read sharper than real); crops that
 were enlarged for a finer job are already softer and get proportionally less."""
-
-ONE_LOOK = 1.0
-"""How far the crops of a region's group are recoloured toward its anchor's class colour (1:
-all the way). Dev scenes (tile_6, three render seeds), classifier 0.811 -> 0.761 (each seed
-lower); by eye, no tan and grey blocks inside one desert."""
 
 
 def soften(img: NDArray[np.uint8], sigma: float) -> NDArray[np.uint8]:
@@ -208,15 +203,7 @@ class ExemplarBackend:
         # one source scene per job (the job's seed; a lone tile's own): one colour balance
         family = bank.family(int(cond.extra.get("job_seed", seed)))
 
-        def regions(c: int, known: NDArray[np.bool_], start: NDArray[np.float32],
-                    rng: np.random.Generator) -> Candidates:  # fmt: skip
-            looks = bank.looks(c)
-            if not len(looks.ids):
-                return lookup(c)
-            anchor = look_anchor(looks, start, known, rng, family)
-            cands = bank.candidates(c, scale, sources=group_of(looks, anchor, family))
-            return toward_anchor(cands, looks, anchor, ONE_LOOK)
-
+        regions = region_looks(bank, scale, family, lookup)
         img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions)
         # before the entity shifts: a blur after them would carry one entity's words into
         # its neighbours' border pixels
