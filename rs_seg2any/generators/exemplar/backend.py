@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ...errors import InputError
 from ..base import TileCondition, weights_digest
 from .bank import PATCH, SHIPPED_BANK, Candidates, ExemplarBank, shipped_digest
-from .quilt import look_group, quilt, seam_band
+from .quilt import quilt, region_looks, seam_band
 from .reference import Reference
 from .shadows import DUBAI, ShadowModel, estimate_shadows
 from .stand_ins import stand_in
@@ -203,14 +203,7 @@ class ExemplarBackend:
         # one source scene per job (the job's seed; a lone tile's own): one colour balance
         family = bank.family(int(cond.extra.get("job_seed", seed)))
 
-        def regions(c: int, known: NDArray[np.bool_], start: NDArray[np.float32],
-                    rng: np.random.Generator) -> Candidates:  # fmt: skip
-            looks = bank.looks(c)
-            if not len(looks.ids):
-                return lookup(c)
-            group = look_group(looks, start, known, rng, family)
-            return bank.candidates(c, scale, sources=group)
-
+        regions = region_looks(bank, scale, family, lookup)
         img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions)
         # before the entity shifts: a blur after them would carry one entity's words into
         # its neighbours' border pixels
