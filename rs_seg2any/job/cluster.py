@@ -503,9 +503,12 @@ class DaskExecutor:
 
     def _next_done(self, running: Any) -> Any:
         """The next finished (or cancelled) tile future of ``running``, None when all are
-        out; KeyboardInterrupt once :meth:`stop` was called. ``as_completed``'s own iterator
-        waits for futures as long as some are tracked: a client closed under it (another
-        thread's Ctrl-C) would leave it waiting forever, so the stop is checked here."""
+        out; KeyboardInterrupt once :meth:`stop` was called, so a stopped run ends as an
+        interruption (Cancelled, manifest saved) rather than with a cancelled future's
+        CancelledError, while the client stays open for the other runs to stop (it closes
+        once all have, before the folder lock goes). Closing the client under a plain
+        ``for f in as_completed(...)`` would also end it, with the futures cancelled
+        (distributed 2026.8, checked), but the runs' outcomes would then be errors."""
         while not running.has_ready():
             if self._stopping.is_set():
                 raise KeyboardInterrupt
