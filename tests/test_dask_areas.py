@@ -33,7 +33,7 @@ import rs_seg2any as rs
 from rs_seg2any.api import run_loaded_job
 from rs_seg2any.areas import load_areas
 from rs_seg2any.demo import write_demo_layer
-from rs_seg2any.errors import Cancelled, PartialJobError
+from rs_seg2any.errors import Cancelled, LayoutError, PartialJobError
 from rs_seg2any.generators.registry import load_generator
 from rs_seg2any.job.execparams import ExecParams
 from rs_seg2any.job.jobdir import JOB_DIRNAME
@@ -67,9 +67,9 @@ def extent(name: str) -> tuple[float, float, float, float]:
     return (X0 + dx, Y0 + dy, X0 + dx + SIDE, Y0 + dy + SIDE)
 
 
-def areas_file(folder: Path, layer: Path, out: Path) -> Path:
-    areas = [{"name": n, "extent": ",".join(str(v) for v in extent(n)), "seed": SEEDS[n]}
-             for n in CORNERS]  # fmt: skip
+def areas_file(folder: Path, layer: Path, out: Path, **changes: dict[str, Any]) -> Path:
+    areas = [{"name": n, "extent": ",".join(str(v) for v in extent(n)), "seed": SEEDS[n],
+              **changes.get(n, {})} for n in CORNERS]  # fmt: skip
     values = {"command": "generate", "layout": str(layer), "class_field": "landcover",
               "description_field": "description", "taxonomy": "dubai_aerial",
               "resolution": 1.0, "backend": "exemplar", "tile_size": 32, "overlap": 8,
@@ -164,6 +164,18 @@ def test_a_partial_area_does_not_stop_the_others(cluster: Any, layer: Path, tmp_
     assert "always fails" in tiles[bad.seed_key]["error"]
     assert [t["status"] for t in tiles.values()].count("done") == 2
     assert [t["status"] for t in tiles.values()].count("blocked") == 1
+
+
+def test_an_error_stops_starting_areas_and_names_its_area(
+    cluster: Any, layer: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bad"
+    path = areas_file(tmp_path, layer, out, b={"class_field": "no_such_field"})
+    with pytest.raises(LayoutError, match=r"^area 'b': .*no_such_field"):
+        rs.run(path, scheduler=cluster.scheduler_address)
+    # a and c started with b (3 at once) and were let finish; d was never started
+    assert (out / "a" / "image.tif").is_file() and (out / "c" / "image.tif").is_file()
+    assert not (out / "d").exists()
 
 
 def tiles_done(out: Path) -> int:
