@@ -11,8 +11,9 @@ generator once for all of them. An area whose tiles partly fail does not stop th
 the run then ends with PartialJobError naming them.
 
 On the local backend the areas run one after another (the reference run). On a Dask cluster
-(``--workers`` / ``--scheduler``) several run at once, the cluster's worker threads + 1
-(:data:`EXTRA_AREAS`), each on a client thread (:mod:`rs_seg2any.areapool`): inpainting
+(``--workers`` / ``--scheduler``) several run at once, as many as the cluster's worker
+threads (at least 2, :data:`MIN_AREAS_AT_ONCE`), each on a client thread
+(:mod:`rs_seg2any.areapool`): inpainting
 orders an area's tiles in waves, so a small area alone keeps few workers busy (a 3 x 3 grid:
 9 tiles in 7 waves, 1.29x on 2 workers at best), while independent areas' tiles can fill
 each other's gaps. Tiles and outputs are byte-identical either way (a tile's pixels depend
@@ -137,19 +138,24 @@ def _name_of(layout: Any, i: int) -> str:
     return Path(str(layout)).stem if layout else f"area{i + 1}"
 
 
-EXTRA_AREAS = 1
-"""Areas in flight beyond the cluster's worker threads: while an area prepares (reads and
-validates its layer) or assembles its GeoTIFFs on the client, or waits for its next wave,
-the extra area's tiles keep the workers fed."""
+MIN_AREAS_AT_ONCE = 2
+"""Areas in flight on a cluster: its worker threads, at least this many, so that one area's
+client-side steps (reading and validating its layer, assembling its GeoTIFFs) overlap
+another's tiles even on one worker. Not more than the worker threads: on the 2-core
+machine (another job using one core) 2 workers took 60.6 / 69.9 s for 6 areas of 3 x 3
+tiles with 2 areas at once, 74.4 / 79.8 s with 3 (the extra client thread competes with the
+workers for the cores), 70.0 / 72.6 s one at a time; 1 worker with 2 at once took
+64.8 / 66.0 s (``bench/bench_dask.py --sections areas``, two runs)."""
 
 
 def area_slots(executor: Any, areas: int) -> int:
     """How many areas run at once on ``executor``: 1 on the local backend (the reference
-    run, one area after another), else the cluster's worker threads + EXTRA_AREAS."""
+    run, one area after another), else the cluster's worker threads, at least
+    MIN_AREAS_AT_ONCE."""
     slots = getattr(executor, "slots", None)
     if slots is None or areas < 2:
         return 1
-    return int(min(areas, slots() + EXTRA_AREAS))
+    return int(min(areas, max(MIN_AREAS_AT_ONCE, slots())))
 
 
 def run_areas(job: AreasJob, run_one: Any, progress: Any) -> dict[str, Any]:
