@@ -2,7 +2,7 @@
 the hardware's own ceiling (the same tiles in 1 vs 2 plain OS processes) and against the
 same tiles in one process (the scheduling overhead per tile).
 
-Two sections (``--sections``, both by default):
+Three sections (``--sections``; ``default`` and ``stress`` by default):
 
 - ``default`` -- the headline, the issue's figure: the tiling a user runs, pinned from
   ``TileParams()``'s defaults (256 px tiles, 64 px overlap today) and the samplers' default
@@ -15,7 +15,18 @@ Two sections (``--sections``, both by default):
   1.88x. A tile costs 70-120 ms here, so Dask's fixed cost per task (worker, client and
   scheduler CPU on the same 2 cores) is a large share: this is the run that shows it.
 
-For each section and backend (``--backends``, pinned explicitly), a generate job over the
+- ``areas`` -- many small areas in one job (``areas:``), as batch augmentation makes them:
+  ``--areas`` areas of ``--area-rows`` x ``--area-cols`` tiles at the default tiling (6 of
+  3 x 3, 256 px, overlap 64; the exemplar backend, about 0.6 s a tile), each area at its own
+  place and seed. One 3 x 3 area alone is bounded at 1.29x on 2 workers (9 tiles, 7 waves);
+  on a cluster the areas run at once on client threads, so their tiles fill each other's
+  gaps. Runs: in process (the reference: areas one after another), 1 worker, 2 workers one
+  area at a time (as before areas ran at once), 2 workers with 2 areas at once (the default:
+  worker threads, at least ``MIN_AREAS_AT_ONCE``) and with 3; every output file must be
+  byte-identical. About 7 min on the shared 2-core machine, one core busy elsewhere
+  (``--area-backend exemplar``, the default for this section).
+
+For the ``default`` and ``stress`` sections and each backend (``--backends``), a job over the
 grid runs on identical inputs: in this process, on a LocalCluster of 1 worker and of 2
 workers. Outputs must be byte-identical in all three. Then the finished tiles of the
 in-process run are rendered again by 1 and by 2 plain processes (multiprocessing, spawn,
@@ -45,6 +56,8 @@ What is timed, and why:
     python bench/bench_dask.py --sections stress    # the small-tile line only, about 3 min
     python bench/bench_dask.py --housekeeping       # + Dask's own CPU per task, 2 settings
     python bench/bench_dask.py --backends exemplar --rows 2 --cols 3 --stress-cols 4  # smoke
+    python bench/bench_dask.py --sections areas   # many small areas at once, about 7 min
+    python bench/bench_dask.py --sections areas --areas 3 --area-rows 2 --area-cols 2  # smoke
 """
 
 from __future__ import annotations
@@ -421,6 +434,158 @@ def report(backend: str, b: Bench, ideal: float) -> tuple[bool, str]:
     return same, line
 
 
+def ideal_areas(plans: list[Any], workers: int) -> float:
+    """Tiles over the makespan of a greedy list schedule of several independent grids on
+    ``workers`` (equal tile times; an earlier area's tiles first, as the executor does)."""
+    from rs_seg2any.job.waves import dependencies
+
+    deps = [dependencies(p) for p in plans]
+    finish: dict[tuple[int, tuple[int, int]], int] = {}
+    left = [(a, i) for a, d in enumerate(deps) for i in sorted(d)]
+    step = 0
+    while left:
+        ready = [key for key in left if all(finish.get((key[0], d.index), step + 1) <= step
+                                            for d in deps[key[0]][key[1]])]  # fmt: skip
+        for key in ready[:workers]:
+            finish[key] = step + 1
+            left.remove(key)
+        step += 1
+    return len(finish) / step
+
+
+def area_corners(n: int, side_m: float) -> list[tuple[float, float]]:
+    """Lower-left corners of ``n`` areas of ``side_m`` inside the demo town (they may
+    overlap: each area is its own job, at its own seed)."""
+    from rs_seg2any.demo import DEMO_SIZE
+
+    w, h = DEMO_SIZE
+    nx = 3
+    ny = max(1, -(-n // nx))
+    xs = [(w - side_m) * i / max(1, nx - 1) for i in range(nx)]
+    ys = [(h - side_m) * j / max(1, ny - 1) for j in range(ny)]
+    return [(xs[k % nx], ys[k // nx]) for k in range(n)]
+
+
+def areas_bench(args: argparse.Namespace, tmp: Path) -> tuple[bool, list[str]]:
+    """The ``areas`` section: one areas job run locally, on 1 and 2 workers, with areas
+    one at a time and at once; returns (outputs identical, headline lines)."""
+    from rs_seg2any import areas as areas_mod
+    from rs_seg2any.api import _run_job
+    from rs_seg2any.areas import load_areas
+    from rs_seg2any.demo import DEMO_ORIGIN, write_demo_layer
+    from rs_seg2any.generators.base import DEFAULT_STEPS
+    from rs_seg2any.generators.registry import generator_from
+    from rs_seg2any.job.execparams import ExecParams
+    from rs_seg2any.job.execute import execution
+    from rs_seg2any.job.tiling import TilePlan
+    from rs_seg2any.layout import load_layout
+    from rs_seg2any.params import TileParams
+
+    work = tmp / "areas"
+    work.mkdir()
+    layer = write_demo_layer(work / "town.gpkg")
+    user = TileParams()
+    tile, overlap, res = user.tile_size, user.overlap, 0.5
+    stride = tile - overlap
+    side = ((tile + (args.area_cols - 1) * stride) * res,
+            (tile + (args.area_rows - 1) * stride) * res)  # fmt: skip
+    corners = area_corners(args.areas, max(side))
+    x0, y0 = DEMO_ORIGIN
+    opts: dict[str, Any] = {"class_field": "landcover", "description_field": "description",
+                            "taxonomy": "dubai_aerial", "resolution": res}  # fmt: skip
+    layout_opts = {k: v for k, v in opts.items() if k != "class_field"}
+    extents = [(x0 + cx, y0 + cy, x0 + cx + side[0], y0 + cy + side[1]) for cx, cy in corners]
+    backend = args.area_backend
+    plans = []
+    for ext in extents:
+        lay = load_layout(layer, "landcover", extent=ext, **layout_opts)
+        plans.append(TilePlan.for_grid(lay.grid, tile, overlap))
+    one = ideal_speedup(plans[0], 2)
+    union = ideal_areas(plans, 2)
+    n_tiles = sum(len(p.tiles) for p in plans)
+    warm_ext = (x0, y0, x0 + tile * res, y0 + tile * res)
+
+    def job_file(out: Path, extents_: list[tuple[float, ...]]) -> Any:
+        areas = [{"name": f"area{i + 1}", "extent": ",".join(f"{v:.1f}" for v in e),
+                  "seed": 11 + i} for i, e in enumerate(extents_)]  # fmt: skip
+        values = {"command": "generate", "layout": str(layer), **opts, "backend": backend,
+                  "steps": DEFAULT_STEPS, "tile_size": tile, "overlap": overlap,
+                  "progress": "none", "out": str(out), "areas": areas}  # fmt: skip
+        path = work / f"{out.name}.yaml"
+        path.write_text(json.dumps(values))
+        return load_areas(path)
+
+    print(f"== areas: {len(extents)} areas of {args.area_rows} x {args.area_cols} tiles of "
+          f"{tile} px (overlap {overlap}), {n_tiles} tiles, backend {backend}; dependency "
+          f"bound on 2 workers: one area {one:.2f}x, all areas at once {union:.2f}x; "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} (a shared machine: "
+          "indicative figures)", flush=True)  # fmt: skip
+
+    def run(name: str, workers: int | None, at_once: int | None) -> dict[str, Any]:
+        out = work / name
+        real_slots = areas_mod.area_slots
+        if at_once is not None:
+            areas_mod.area_slots = lambda ex, n: min(n, at_once)  # type: ignore[assignment]
+        try:
+            with execution(ExecParams(workers=workers), threads=1) as executor:
+                client = None
+                warm_job = job_file(work / f"{name}_warm", [warm_ext])
+                _run_job(warm_job, None, None)
+                if workers:  # every worker loads the generator (same recipe) before timing
+                    client = executor._start()  # type: ignore[attr-defined]
+                    warm = load_layout(layer, "landcover", extent=warm_ext, **layout_opts)
+                    gen = generator_from(warm_job.areas[0][1].sampler)
+                    shape = Section("warm", tile, overlap, 1, 1, DEFAULT_STEPS, None)
+                    b = Bench(gen, warm, warm, work, shape)
+                    render, plan, _ = b.renderer(warm, work / f"{name}_warm_render")
+                    client.run(_warm_tile, render, plan.tiles[0])
+                job = job_file(out, extents)
+                workers_cpu = client.run(cpu_seconds) if client is not None else {}
+                before = (cpu_seconds(), machine_cpu(), time.perf_counter())
+                res = _run_job(job, None, None)
+                after = (cpu_seconds(), machine_cpu(), time.perf_counter())
+                if client is not None:
+                    used = client.run(cpu_seconds)
+                    workers_cpu = {w: c - workers_cpu.get(w, c) for w, c in used.items()}
+        finally:
+            areas_mod.area_slots = real_slots  # type: ignore[assignment]
+        seconds = after[2] - before[2]
+        ours = after[0] - before[0] + sum(workers_cpu.values())
+        busy_all = (after[1][0] - before[1][0]) / max(1.0, after[1][1] - before[1][1])
+        others = max(0.0, busy_all - ours / (seconds * (os.cpu_count() or 1)))
+        files = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in sorted(out.rglob("*"))
+                 if p.is_file() and ".rs_seg2any" not in p.parts}  # fmt: skip
+        print(f"areas {backend} {name:>26}: {res.tiles_total} tiles in {seconds:.1f} s "
+              f"({res.tiles_total / seconds:.2f} tiles/s); other processes used {others:.0%} "
+              f"of the machine; load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+        return {"seconds": seconds, "files": files, "others": others}
+
+    k1 = k2 = areas_mod.MIN_AREAS_AT_ONCE  # what a user gets on 1 and on 2 workers
+    runs = {
+        "in process": run("in_process", None, None),
+        "1 worker": run(f"1_worker_{k1}_at_once", 1, None),
+        "2 workers, 1 at a time": run("2_workers_1_at_once", 2, 1),
+        "2 workers": run(f"2_workers_{k2}_at_once", 2, None),
+        "2 workers, 3 at once": run("2_workers_3_at_once", 2, 3),
+    }
+    same = len({json.dumps(r["files"], sort_keys=True) for r in runs.values()}) == 1
+    t = {k: r["seconds"] for k, r in runs.items()}
+    conc = t["2 workers, 1 at a time"] / t["2 workers"]
+    two_one = t["1 worker"] / t["2 workers"]
+    extra = t["2 workers"] / t["2 workers, 3 at once"]
+    print(f"areas {backend}: 2 workers, {k2} areas at once / one at a time: {conc:.2f}x "
+          f"(dependency bounds {union:.2f}x / {one:.2f}x = {union / one:.2f}x); 2 workers / "
+          f"1 worker: {two_one:.2f}x (bound {union:.2f}x); 3 / {k2} areas at once on 2 "
+          f"workers: {extra:.2f}x; outputs byte-identical in all runs: {same}",
+          flush=True)  # fmt: skip
+    line = (f"areas, {backend}: at once / one at a time {conc:.2f}x (bound {union / one:.2f}x), "
+            f"2 / 1 workers {two_one:.2f}x (bound {union:.2f}x), 3 / {k2} at once {extra:.2f}x; "
+            f"other processes used up to {max(r['others'] for r in runs.values()):.0%} of the "
+            "machine")  # fmt: skip
+    return same, [line]
+
+
 def sections(args: argparse.Namespace) -> list[Section]:
     """The default section pins the tiling and steps from the library's own defaults."""
     from rs_seg2any.generators.base import DEFAULT_STEPS
@@ -433,10 +598,10 @@ def sections(args: argparse.Namespace) -> list[Section]:
         "stress": Section("overhead stress", 64, 16, args.stress_rows, args.stress_cols, 4,
                           args.width),
     }  # fmt: skip
-    names = args.sections.split(",")
+    names = [n for n in args.sections.split(",") if n != "areas"]
     unknown = sorted(set(names) - set(known))
     if unknown:
-        sys.exit(f"--sections: unknown {unknown}; choose from {sorted(known)}")
+        sys.exit(f"--sections: unknown {unknown}; choose from {[*sorted(known), 'areas']}")
     return [known[n] for n in names]
 
 
@@ -482,12 +647,17 @@ def run_section(sec: Section, args: argparse.Namespace, tmp: Path) -> tuple[bool
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--backends", default="tiny,exemplar", help="comma-separated")
-    parser.add_argument("--sections", default="default,stress", help="default, stress or both")
+    parser.add_argument("--sections", default="default,stress",
+                        help="comma-separated: default, stress, areas")  # fmt: skip
     parser.add_argument("--rows", type=int, default=4, help="default section: tile rows")
     parser.add_argument("--cols", type=int, default=8, help="default section: tile columns")
     parser.add_argument("--stress-rows", type=int, default=4)
     parser.add_argument("--stress-cols", type=int, default=16)
     parser.add_argument("--width", type=int, default=64, help="stress: tiny model width")
+    parser.add_argument("--areas", type=int, default=6, help="areas section: how many areas")
+    parser.add_argument("--area-rows", type=int, default=3, help="areas section: tile rows")
+    parser.add_argument("--area-cols", type=int, default=3, help="areas section: tile columns")
+    parser.add_argument("--area-backend", default="exemplar", help="areas section: backend")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="stop after this")
     parser.add_argument("--housekeeping", action="store_true",
                         help="also time Dask's own CPU per 100 ms task, defaults vs the local "
@@ -508,6 +678,10 @@ def main() -> int:
     ok, lines = True, []
     for sec in todo:
         same, got = run_section(sec, args, tmp)
+        ok &= same
+        lines.extend(got)
+    if "areas" in args.sections.split(","):
+        same, got = areas_bench(args, tmp)
         ok &= same
         lines.extend(got)
     print("== summary (speed-up 2 workers / 1 worker, goal >= 1.7x)")

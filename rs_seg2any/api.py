@@ -346,7 +346,7 @@ def _run_job(job: Job, progress: Progress | None, generator: Generator | None) -
     from .geoio import ensure_writable_dir
 
     if isinstance(job, AreasJob):  # many areas, one tile backend
-        done = run_areas(job, lambda one: _run_job(one, progress, generator), progress)
+        done = run_areas(job, lambda one, p: _run_job(one, p, generator), progress)
         return Result(job.out, done["outputs"], done["tiles_total"], done["tiles_resumed"])
 
     out = ensure_writable_dir(job.out)  # fail before the (possibly long) validation pass

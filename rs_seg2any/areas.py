@@ -10,6 +10,19 @@ runs. All areas share one tile backend, so a cluster starts once and each worker
 generator once for all of them. An area whose tiles partly fail does not stop the others;
 the run then ends with PartialJobError naming them.
 
+On the local backend the areas run one after another (the reference run). On a Dask cluster
+(``--workers`` / ``--scheduler``) several run at once, as many as the cluster's worker
+threads (at least 2, :data:`MIN_AREAS_AT_ONCE`), each on a client thread
+(:mod:`rs_seg2any.areapool`): inpainting
+orders an area's tiles in waves, so a small area alone keeps few workers busy (a 3 x 3 grid:
+9 tiles in 7 waves, 1.29x on 2 workers at best), while independent areas' tiles can fill
+each other's gaps. Tiles and outputs are byte-identical either way (a tile's pixels depend
+on its neighbours, not on when it ran). Errors keep the same contract: a partial area does
+not stop the others; any other error stops starting areas, lets the running ones finish,
+then is raised naming its area; Ctrl-C / SIGTERM cancel every running area's tiles and end
+with Cancelled, and a rerun resumes each area from its manifest. Progress: see
+:mod:`rs_seg2any.areaprogress`.
+
     command: generate
     out: runs/coast
     resolution: 0.5
@@ -125,32 +138,53 @@ def _name_of(layout: Any, i: int) -> str:
     return Path(str(layout)).stem if layout else f"area{i + 1}"
 
 
+MIN_AREAS_AT_ONCE = 2
+"""Areas in flight on a cluster: its worker threads, at least this many, so that one area's
+client-side steps (reading and validating its layer, assembling its GeoTIFFs) overlap
+another's tiles even on one worker. Not more than the worker threads: on the 2-core
+machine (another job using one core) 2 workers took 60.6 / 69.9 s for 6 areas of 3 x 3
+tiles with 2 areas at once, 74.4 / 79.8 s with 3 (the extra client thread competes with the
+workers for the cores), 70.0 / 72.6 s one at a time; 1 worker with 2 at once took
+64.8 / 66.0 s (``bench/bench_dask.py --sections areas``, two runs)."""
+
+
+def area_slots(executor: Any, areas: int) -> int:
+    """How many areas run at once on ``executor``: 1 on the local backend (the reference
+    run, one area after another), else the cluster's worker threads, at least
+    MIN_AREAS_AT_ONCE."""
+    slots = getattr(executor, "slots", None)
+    if slots is None or areas < 2:
+        return 1
+    return int(min(areas, max(MIN_AREAS_AT_ONCE, slots())))
+
+
 def run_areas(job: AreasJob, run_one: Any, progress: Any) -> dict[str, Any]:
-    """Run every area with ``run_one(job) -> Result``; a partial area does not stop the
-    others. Returns the outputs (``area/name``) and the totals; raises PartialJobError at
-    the end if some area was partial."""
+    """Run every area with ``run_one(job, progress) -> Result``, one after another, or
+    several at once when the tiles run on a Dask cluster (:mod:`rs_seg2any.areapool`); a
+    partial area does not stop the others. Returns the outputs (``area/name``) and the
+    totals; raises PartialJobError at the end if some area was partial."""
+    from .job.execute import current
     from .job.jobdir import folder_lock
 
     started = time.monotonic()
-    outputs: dict[str, Path] = {}
-    partial: list[str] = []
-    tiles = resumed = 0
+    executor, _ = current()
     with folder_lock(job.out):
-        for i, (name, area) in enumerate(job.areas, 1):
-            if progress is not None:
-                progress.message(f"area {name} ({i} of {len(job.areas)})", area=name)
-            try:
-                res = run_one(area)
-            except PartialJobError as exc:
-                partial.append(f"{name}: {exc}")
-                continue
-            except RsSeg2AnyError as exc:
-                raise type(exc)(f"area '{name}': {exc}") from exc
+        slots = area_slots(executor, len(job.areas))
+        if slots > 1:
+            done = _concurrent(job, run_one, progress, executor, slots)
+        else:
+            done = _sequential(job, run_one, progress)
+    outputs: dict[str, Path] = {}
+    tiles = resumed = 0
+    for name, _ in job.areas:  # in the file's order, whatever order the areas ended in
+        res = done.results.get(name)
+        if res is not None:
             outputs.update({f"{name}/{k}": v for k, v in res.outputs.items()})
             tiles += res.tiles_total
             resumed += res.tiles_resumed
+    partial = [f"{n}: {done.partial[n]}" for n, _ in job.areas if n in done.partial]
     summary = {"areas": len(job.areas), "partial": len(partial), "tiles": tiles,
-               "seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+               "seconds": round(time.monotonic() - started, 3), "at_once": slots}  # fmt: skip
     if progress is not None:
         progress.message(f"{len(job.areas) - len(partial)} of {len(job.areas)} areas done, "
                          f"{tiles} tiles, {summary['seconds']:.1f} s", level="info",
@@ -159,3 +193,32 @@ def run_areas(job: AreasJob, run_one: Any, progress: Any) -> dict[str, Any]:
         raise PartialJobError(f"{len(partial)} of {len(job.areas)} areas are partial; "
                               + " | ".join(partial))  # fmt: skip
     return {"outputs": outputs, "tiles_total": tiles, "tiles_resumed": resumed}
+
+
+def _sequential(job: AreasJob, run_one: Any, progress: Any) -> Any:
+    from .areapool import AreasOutcome
+
+    done = AreasOutcome()
+    for i, (name, area) in enumerate(job.areas, 1):
+        if progress is not None:
+            progress.message(f"area {name} ({i} of {len(job.areas)})", area=name)
+        try:
+            done.results[name] = run_one(area, progress)
+        except PartialJobError as exc:
+            done.partial[name] = exc
+        except RsSeg2AnyError as exc:
+            raise type(exc)(f"area '{name}': {exc}") from exc
+    return done
+
+
+def _concurrent(job: AreasJob, run_one: Any, progress: Any, executor: Any, slots: int) -> Any:
+    """The areas on client threads sharing ``executor``; on any error or interrupt, the
+    cluster closes here, before the folder lock is released."""
+    from .areapool import run_concurrently
+
+    try:
+        with executor.shared():
+            return run_concurrently(job.areas, run_one, slots, executor.stop, progress)
+    except BaseException:
+        executor.close()
+        raise

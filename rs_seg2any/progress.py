@@ -7,10 +7,34 @@ the implementation. JSON events are one object per line on stderr, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, Protocol, TextIO
+
+STDERR_LOCK = threading.RLock()
+"""Held while a line goes to stderr from a progress reporter, and while a GeoTIFF write sends
+stderr to a temp file (:mod:`rs_seg2any.geoio.gdalwatch`): with concurrent areas, a thread's
+event then waits for another thread's write to end instead of being captured with GDAL's
+messages."""
+
+STDERR_WAIT_S = 10.0
+"""The longest a line waits for :data:`STDERR_LOCK`; then it is written anyway (a GDAL thread
+that logs inside a write must not deadlock the writer)."""
+
+
+@contextlib.contextmanager
+def stderr_turn() -> Iterator[None]:
+    """Hold :data:`STDERR_LOCK` while writing a line to stderr (at most :data:`STDERR_WAIT_S`)."""
+    got = STDERR_LOCK.acquire(timeout=STDERR_WAIT_S)
+    try:
+        yield
+    finally:
+        if got:
+            STDERR_LOCK.release()
 
 
 class Progress(Protocol):
@@ -51,8 +75,10 @@ class JsonProgress:
         self._done = 0
 
     def _emit(self, payload: dict[str, Any]) -> None:
-        self._stream.write(json.dumps(payload, sort_keys=True) + "\n")
-        self._stream.flush()
+        line = json.dumps(payload, sort_keys=True) + "\n"
+        with stderr_turn():  # one line at a time: areas' threads, Dask's log records
+            self._stream.write(line)
+            self._stream.flush()
 
     def stage(self, name: str, total: int | None = None) -> None:
         self._name, self._total, self._done = name, total, 0
@@ -91,7 +117,8 @@ class BarProgress:
     def message(self, text: str, **fields: Any) -> None:
         from tqdm import tqdm
 
-        tqdm.write(text, file=self._stream)
+        with stderr_turn():
+            tqdm.write(text, file=self._stream)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diskspace import DISK_FULL_TEXT, write_error
+from ..progress import STDERR_LOCK
 
 
 class GdalWriteError(RuntimeError):
@@ -26,7 +27,13 @@ class _GdalWatch:
     level INFO) and libtiff prints ``_tiffWriteProc: No space left on device`` straight to
     the process's stderr. Without this a full disk gave truncated files that looked written,
     and stray lines on the CLI's stderr. Within the block, file descriptor 2 goes to a temp
-    file (other threads' stderr is captured too, and replayed to the log at debug level)."""
+    file (other threads' stderr is captured too, and replayed to the log at debug level).
+
+    Watches hold :data:`~rs_seg2any.progress.STDERR_LOCK` (re-entrant) from start to end: fd 2
+    and the logger are process-wide, so two threads (concurrent areas writing GeoTIFFs) that
+    saved and restored them in turn could leave fd 2 pointing at a temp file for good; and
+    progress events of other threads, which take the same lock, wait for the block to end
+    instead of vanishing into the temp file."""
 
     _LOGGER = "rasterio._err"
 
@@ -36,6 +43,14 @@ class _GdalWatch:
         self._capture: Any = None
 
     def __enter__(self) -> _GdalWatch:
+        STDERR_LOCK.acquire()
+        try:
+            return self._enter()
+        except BaseException:
+            STDERR_LOCK.release()
+            raise
+
+    def _enter(self) -> _GdalWatch:
         logger = logging.getLogger(self._LOGGER)
         self._level, self._propagate = logger.level, logger.propagate
         self._handler = _ListHandler(self.errors)
@@ -43,13 +58,19 @@ class _GdalWatch:
         logger.setLevel(logging.INFO)
         logger.propagate = False
         with contextlib.suppress(OSError, ValueError):
-            self._capture = tempfile.TemporaryFile()
+            self._capture = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _exit
             sys.stderr.flush()
             self._saved_fd = os.dup(2)
             os.dup2(self._capture.fileno(), 2)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._exit()
+        finally:
+            STDERR_LOCK.release()
+
+    def _exit(self) -> None:
         logger = logging.getLogger(self._LOGGER)
         logger.removeHandler(self._handler)
         logger.setLevel(self._level)

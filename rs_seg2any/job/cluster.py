@@ -27,6 +27,14 @@
   0.7-1.3) on the bench's grids, and batches that wait for whole waves lower the bound of
   a 4 x 8 grid from 1.78x to 1.60x; at the default 256 px tiling (0.6-2.5 s a tile) the
   cost is 1-7% of a tile (``bench/bench_dask.py``).
+- Many areas at once (:mod:`rs_seg2any.areas`): client threads share this executor, each
+  running one area's job, so the independent areas' tiles interleave on the workers: one
+  area's grid alone keeps 2 workers busy only as far as its waves allow (a 3 x 3 grid: 9
+  tiles in 7 waves). :meth:`DaskExecutor.shared` marks that time: a tile of an area that
+  started earlier goes first (Dask priority), so areas finish in order and free their slot
+  for the next one, while later areas fill the gaps of the earlier ones' waves; an error in
+  one area's run cancels only its own tiles; :meth:`DaskExecutor.stop` (Ctrl-C, SIGTERM)
+  cancels every run's tiles and makes each run raise within :data:`POLL_S`.
 - A GPU job's tiles each hold one unit of a Dask resource (``--gpu-resource``, see
   :mod:`rs_seg2any.job.resources`): one tile at a time per GPU worker, none on CPU workers;
   ``--workers N`` on a machine with GPUs gives the first workers one GPU each.
@@ -45,7 +53,7 @@ import os
 import secrets
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -222,6 +230,14 @@ def _worker_address() -> str | None:
     return address
 
 
+POLL_S = 0.1
+"""How often a run waiting for its tiles checks whether :meth:`DaskExecutor.stop` was called
+(``distributed.as_completed`` waits in steps of 0.1 s too)."""
+
+AREA_PRIORITY_STRIDE = 1 << 20
+"""Priority step between runs started while the executor is shared: every tile of an earlier
+run outranks every tile of a later one (no grid has 2**20 waves)."""
+
 WORKERS_START_S = 300.0
 """How long local workers may take to start (a busy machine imports torch slowly)."""
 
@@ -289,13 +305,60 @@ class DaskExecutor:
         self.client: Any = None
         self.dashboard: str | None = None
         self.resource_wait: float | None = None  # None: resources.RESOURCE_WAIT_S
+        # client threads of concurrent areas share this executor (see shared())
+        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the tables below
+        self._stopping = threading.Event()
+        self._sharers = 0
+        self._runs = 0
+        self._live: dict[str, dict[str, tuple[Tile, Any]]] = {}  # run tag -> key -> tile, future
         self.name = (f"dask ({params.workers} local workers)" if params.workers
                      else f"dask ({params.scheduler})")  # fmt: skip
 
     def _start(self) -> Any:
-        """The client, started on first use (bad input fails before any cluster starts)."""
-        if self.client is not None:
-            return self.client
+        """The client, started on first use (bad input fails before any cluster starts);
+        one client even when several areas' threads start at once."""
+        with self._start_lock:
+            if self._stopping.is_set():
+                raise KeyboardInterrupt
+            return self.client if self.client is not None else self._connect()
+
+    def slots(self) -> int:
+        """How many tiles the cluster runs at once: its worker threads (at least 1)."""
+        if self.params.workers:
+            return self.params.workers  # one thread each, known before the cluster starts
+        try:
+            nthreads: dict[str, int] = self._start().nthreads()
+        except (OSError, TimeoutError):  # the first run reports a lost scheduler
+            return 1
+        return max(1, sum(nthreads.values()))
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """Several threads run jobs on this executor at once (the areas of one job): a run
+        that fails cancels its own tiles but leaves the cluster open for the others (its
+        owner closes it), and earlier runs' tiles outrank later ones'."""
+        with self._lock:
+            self._sharers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sharers -= 1
+
+    def stop(self) -> None:
+        """From another thread (Ctrl-C, SIGTERM in the main one): cancel the tiles of every
+        run in flight; each run raises KeyboardInterrupt within :data:`POLL_S` (its job ends
+        with Cancelled, its manifest saved), and so does any run started afterwards."""
+        self._stopping.set()
+        with self._lock:
+            futures = [f for live in self._live.values() for _, f in live.values()]
+        client = self.client
+        if client is not None and futures:
+            with contextlib.suppress(Exception):  # a lost scheduler has nothing to cancel
+                client.cancel(futures)
+
+    def _connect(self) -> Any:
         import distributed
 
         Client: Any = distributed.Client
@@ -348,6 +411,8 @@ class DaskExecutor:
 
         if not pending:
             return
+        if self._stopping.is_set():
+            raise KeyboardInterrupt
         client = self._start()
         resource = tile_resource(self.params.gpu_resource, render)
         restrict = None
@@ -363,6 +428,10 @@ class DaskExecutor:
         deps = dependencies(plan)
         level = waves(plan, deps)
         tag = secrets.token_hex(8)
+        with self._lock:  # shared: a later area's tiles yield to an earlier one's
+            first = -AREA_PRIORITY_STRIDE * self._runs if self._sharers else 0
+            self._runs += 1
+            live: dict[str, tuple[Tile, Any]] = self._live.setdefault(tag, {})
         plugin = RendererPlugin(tag, for_workers(render), os.path.realpath(job.path))
         client.register_plugin(plugin, name=plugin.name)
         todo = {t.index for t in pending}
@@ -372,17 +441,17 @@ class DaskExecutor:
             for index in waiting[tile.index]:
                 readers.setdefault(index, []).append(tile)
         status: dict[tuple[int, int], str] = {}  # tiles not pending are done
-        live: dict[str, tuple[Tile, Any]] = {}
         running = as_completed()
 
         def submit(tiles: list[Tile]) -> None:
             for tile in sorted(tiles, key=lambda t: (level[t.index], t.index)):
                 key = f"tile-{tag}-{tile.seed_key}"
                 future = client.submit(
-                    tile_task, tag, job, tile, settings.attempts, settings.threads,
-                    key=key, priority=-level[tile.index], pure=False, resources=restrict,
+                    tile_task, tag, job, tile, settings.attempts, settings.threads, key=key,
+                    priority=first - level[tile.index], pure=False, resources=restrict,
                 )  # fmt: skip
-                live[key] = (tile, future)
+                with self._lock:
+                    live[key] = (tile, future)
                 running.add(future)
 
         def finish(tile: Tile, outcome: TileOutcome) -> None:
@@ -408,8 +477,9 @@ class DaskExecutor:
 
         try:
             submit([t for t in pending if not waiting[t.index]])
-            for future in running:
-                tile, _ = live.pop(future.key)
+            while (future := self._next_done(running)) is not None:
+                with self._lock:
+                    tile, _ = live.pop(future.key)
                 if future.status == "finished":
                     outcome: TileOutcome = future.result()
                 else:
@@ -420,13 +490,38 @@ class DaskExecutor:
                                           error=f"{type(exc).__name__}: {exc}")  # fmt: skip
                 finish(tile, outcome)
         except BaseException:
-            client.cancel([f for _, f in live.values()])
-            self.close()  # a local cluster's workers stop before the folder lock is released
+            with self._lock:
+                futures, shared = [f for _, f in live.values()], self._sharers > 0
+            with contextlib.suppress(Exception):  # a lost scheduler: nothing to cancel
+                client.cancel(futures)
+            if not shared:  # shared: the owner closes it once the other runs have stopped
+                self.close()  # a local cluster's workers stop before the folder lock goes
             raise
         finally:
+            with self._lock:
+                self._live.pop(tag, None)
             if self.client is not None:
                 with contextlib.suppress(Exception):  # a lost scheduler: nothing to undo
                     client.unregister_worker_plugin(plugin.name)
+
+    def _next_done(self, running: Any) -> Any:
+        """The next finished (or cancelled) tile future of ``running``, None when all are
+        out; KeyboardInterrupt once :meth:`stop` was called, so a stopped run ends as an
+        interruption (Cancelled, manifest saved) rather than with a cancelled future's
+        CancelledError, while the client stays open for the other runs to stop (it closes
+        once all have, before the folder lock goes). Closing the client under a plain
+        ``for f in as_completed(...)`` would also end it, with the futures cancelled
+        (distributed 2026.8, checked), but the runs' outcomes would then be errors."""
+        while not running.has_ready():
+            if self._stopping.is_set():
+                raise KeyboardInterrupt
+            if running.is_empty():
+                return None
+            with running.thread_condition:
+                running.thread_condition.wait(timeout=POLL_S)
+        if self._stopping.is_set():
+            raise KeyboardInterrupt
+        return next(running)
 
     def close(self) -> None:
         client, self.client = self.client, None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
@@ -142,12 +143,15 @@ def _seed_of(job: JobDir) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
 def area_km2(plan: TilePlan) -> float:
     """The grid's area in km² (equal-area projection; 0 if it cannot be computed)."""
     import warnings
 
-    try:
-        with warnings.catch_warnings():
+    try:  # catch_warnings swaps process-wide state: one area's thread at a time
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             extent = plan.grid.extent.to_crs("EPSG:6933")
         return float(extent.area) / 1e6
