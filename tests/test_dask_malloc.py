@@ -27,3 +27,22 @@ def test_local_workers_get_the_malloc_settings_and_the_client_environment_is_unc
     want = {key: str(value) for key, value in SPAWN_ENV.items()}
     assert on_workers and all(env == want for env in on_workers.values())
     assert _malloc_env() == before
+
+
+def test_a_trim_threshold_left_by_an_earlier_dask_cluster_does_not_reach_our_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain ``distributed.LocalCluster`` writes Dask's 64 kB trim threshold into this
+    process's environment and never removes it, and a Nanny prefers the environment to its
+    config: our workers must still get SPAWN_ENV, and the environment stays as it was."""
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    before = _malloc_env()
+    cluster, client = local_cluster(1, gpus=[])
+    try:
+        on_workers = client.run(_malloc_env)
+    finally:
+        client.close()
+        cluster.close()
+    want = {key: str(value) for key, value in SPAWN_ENV.items()}
+    assert on_workers and all(env == want for env in on_workers.values()), on_workers
+    assert _malloc_env() == before

@@ -272,6 +272,10 @@ def local_cluster(
             silence_logs=logging.ERROR,
         )
         try:
+            # a Nanny takes a variable from this process's environment over its config, and
+            # an earlier plain Dask cluster in this process leaves Dask's own trim threshold
+            # there: ours go in both places while the workers start (restored below)
+            os.environ.update({k: str(v) for k, v in SPAWN_ENV.items()})
             cluster.worker_spec.update(local_worker_specs(cluster.new_spec, n_workers, gpus))
             cluster.scale(n_workers)
             client = Client(cluster)
