@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rs_seg2any.generators.exemplar.bank import ExemplarBank
+from rs_seg2any.generators.exemplar.bank import ExemplarBank, toward_anchor
 from rs_seg2any.generators.exemplar.quilt import (
     LOOK_GROUP,
     quilt,
     region_looks,
-    toward_anchor,
 )
 from rs_seg2any.lab import srgb_to_lab
 

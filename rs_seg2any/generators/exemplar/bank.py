@@ -103,7 +103,7 @@ class ExemplarBank:
     source: str = ""
     origin: NDArray[np.int32] | None = None
     """(N,) the source scene (tile) of each crop: one illumination and colour balance."""
-    _cache: dict[tuple[int, float, tuple[int, ...]], Candidates] = field(
+    _cache: dict[tuple[int, float, tuple[int, ...], tuple[int, float] | None], Candidates] = field(
         default_factory=dict, repr=False
     )
     _sizes: dict[int, dict[int, float]] = field(default_factory=dict, repr=False)
@@ -241,15 +241,22 @@ class ExemplarBank:
 
     def candidates(
         self, cls_id: int, scale: float, seed: int = 0, cap: int = 1536,
-        sources: tuple[int, ...] = (),
+        sources: tuple[int, ...] = (), toward: tuple[int, float] | None = None,
     ) -> Candidates:  # fmt: skip
         """Patches holding at least a quarter of ``cls_id`` from the crops resampled by
         ``scale`` (bank GSD / job GSD), in all 8 turns and flips, at most ``cap`` of them
         (a fixed subset: the same for every tile of a job, so neighbours match); only from
-        the crops ``sources`` when given (one region's look). The last few sets are cached."""
-        key = (cls_id, round(scale, 4), tuple(sorted(sources)))
+        the crops ``sources`` when given (one region's look); ``toward`` = (anchor, strength):
+        recoloured by :func:`toward_anchor` (anchor: an index into :meth:`looks`). The last
+        few sets are cached (a recoloured set replaces its plain one)."""
+        key = (cls_id, round(scale, 4), tuple(sorted(sources)), toward)
         if key in self._cache:
             return self._cache[key]
+        if toward is not None:
+            plain = self.candidates(cls_id, scale, seed, cap, sources)
+            self._cache.pop((*key[:3], None), None)
+            out = self._cache[key] = toward_anchor(plain, self.looks(cls_id), *toward)
+            return out
         if sources and sum(1 for k in self._cache if k[2]) >= GROUP_CACHE:
             del self._cache[next(k for k in self._cache if k[2])]  # oldest group set
         rgbs, labs, srcs = [], [], []
@@ -301,6 +308,31 @@ class ExemplarBank:
         )
         self._cache[key] = out
         return out
+
+
+def toward_anchor(cands: Candidates, looks: Looks, anchor: int, strength: float) -> Candidates:
+    """``cands`` with each patch's colours moved ``strength`` of the way from its crop's class
+    look to the anchor crop's: a region quilted from several crops keeps their textures but
+    takes one colour (a group filled up with crops of another sand reads as a patchwork
+    of tan and grey blocks)."""
+    if cands.source is None or strength <= 0:
+        return cands
+    where = {int(i): k for k, i in enumerate(looks.ids)}
+    colour = looks.look[:, :3]
+    idx = np.array([where.get(int(s), anchor) for s in cands.source])
+    target = colour[anchor]
+    shift = (strength * (target - colour[idx])).astype(np.float32)  # (n, 3) in 0..1
+    n = len(cands.rgb)
+    flat = np.clip(cands.flat.reshape(n, -1, 3) + shift[:, None, :], 0.0, 1.0)
+    rgb = np.rint(flat * 255.0).astype(np.uint8).reshape(cands.rgb.shape)
+    flat = rgb.reshape(n, -1, 3).astype(np.float32) / 255.0
+    mine = cands.mine
+    col = (flat * mine[..., None]).sum(1) / np.maximum(mine.sum(1), 1.0)[:, None]
+    return Candidates(
+        rgb, cands.labels, flat.reshape(n, -1), (flat**2).sum(-1), mine, cands.orient,
+        col.astype(np.float32), np.median(col, axis=0).astype(np.float32), cands.energy,
+        cands.median_energy, cands.source, cands.base,
+    )  # fmt: skip
 
 
 def orientation(lum: NDArray[np.floating]) -> F32:

@@ -310,37 +310,12 @@ def look_group(looks: Looks, start: NDArray[np.float32], known: NDArray[np.bool_
     return group_of(looks, look_anchor(looks, start, known, rng, family), family)
 
 
-def toward_anchor(cands: Candidates, looks: Looks, anchor: int, strength: float) -> Candidates:
-    """``cands`` with each patch's colours moved ``strength`` of the way from its crop's class
-    look to the anchor crop's: a region quilted from several crops keeps their textures but
-    takes one colour (a group filled up with crops of another sand reads as a patchwork
-    of tan and grey blocks)."""
-    if cands.source is None or strength <= 0:
-        return cands
-    where = {int(i): k for k, i in enumerate(looks.ids)}
-    colour = looks.look[:, :3]
-    idx = np.array([where.get(int(s), anchor) for s in cands.source])
-    target = colour[anchor]
-    shift = (strength * (target - colour[idx])).astype(np.float32)  # (n, 3) in 0..1
-    n = len(cands.rgb)
-    flat = np.clip(cands.flat.reshape(n, -1, 3) + shift[:, None, :], 0.0, 1.0)
-    rgb = np.rint(flat * 255.0).astype(np.uint8).reshape(cands.rgb.shape)
-    flat = rgb.reshape(n, -1, 3).astype(np.float32) / 255.0
-    mine = cands.mine
-    col = (flat * mine[..., None]).sum(1) / np.maximum(mine.sum(1), 1.0)[:, None]
-    return Candidates(
-        rgb, cands.labels, flat.reshape(n, -1), (flat**2).sum(-1), mine, cands.orient,
-        col.astype(np.float32), np.median(col, axis=0).astype(np.float32), cands.energy,
-        cands.median_energy, cands.source, cands.base,
-    )  # fmt: skip
-
-
 def region_looks(bank: ExemplarBank, scale: float, family: int | None,
                  fallback: Callable[[int], Candidates], strength: float = ONE_LOOK,
                  ) -> RegionLookup:  # fmt: skip
     """The candidates of each connected region of a class: the group of its anchor crop
     (:func:`look_anchor`, :func:`group_of`) recoloured to the anchor's colour
-    (:func:`toward_anchor`); ``fallback(c)`` for a class no crop shows as a look."""
+    (:func:`~.bank.toward_anchor`); ``fallback(c)`` for a class no crop shows as a look."""
 
     def regions(c: int, known: NDArray[np.bool_], start: NDArray[np.float32],
                 rng: np.random.Generator) -> Candidates:  # fmt: skip
@@ -348,8 +323,8 @@ def region_looks(bank: ExemplarBank, scale: float, family: int | None,
         if not len(looks.ids):
             return fallback(c)
         anchor = look_anchor(looks, start, known, rng, family)
-        cands = bank.candidates(c, scale, sources=group_of(looks, anchor, family))
-        return toward_anchor(cands, looks, anchor, strength)
+        group = group_of(looks, anchor, family)
+        return bank.candidates(c, scale, sources=group, toward=(anchor, strength))
 
     return regions
 
