@@ -103,8 +103,9 @@ Dask's default, which sets only a 64 kB trim threshold. That switches off glibc'
 mmap threshold: every tensor over 128 kB is then mapped and unmapped again, and a 256-px
 tiny tile took 5.5 s instead of 2.75 s (sys time 0.1 -> 5.4 s). A fixed 32 MiB mmap
 threshold alone brought it back to 2.82 s; with the heap trimmed only past 128 MiB of free
-memory at its top (not after every large free) a tile takes 2.48 s, 8 % less than a plain
-process with glibc's defaults (2.71 s; one tile loop, minor page faults 297 k -> 9 k).
+memory at its top (not after every large free) a tile takes 2.48 s (minor page faults
+297 k -> 9 k), as fast as a plain process with glibc's defaults (0.92x and 0.98x of it in
+two quiet runs of bench/bench_malloc.py; Dask's setting alone: 2.06x).
 A worker may keep up to 128 MiB of freed memory for reuse."""
 
 _GENERATORS: dict[str, Any] = {}
