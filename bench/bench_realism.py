@@ -233,6 +233,7 @@ def main() -> int:
         for k, v in other.items():
             print(
                 f"{k:20s} at {tile}/{overlap} tiles on {names[0]}: tile {v['tile_worst']:.2f}"
+                f" (chance {v['tile_chance']:.2f}, mean line {v['tile_mean']:.2f})"
                 f"  token max {v['token_worst']:.2f}  token mean {v['token_mean']:.2f}"
             )
     picture = report.files["picture"]

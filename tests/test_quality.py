@@ -17,7 +17,7 @@ from rs_seg2any.quality.c2st import C2STProtocol, C2STResult, c2st, validity
 from rs_seg2any.quality.colour import colour_scores, srgb_to_lab
 from rs_seg2any.quality.evaluate import BLURRED, FLAT, REAL, evaluate
 from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels
-from rs_seg2any.quality.seams import seam_scores
+from rs_seg2any.quality.seams import seam_scores, tile_lines
 from rs_seg2any.quality.texture import texture_scores
 from rs_seg2any.taxonomy import load_taxonomy
 
@@ -117,6 +117,26 @@ def test_token_period_score_finds_an_injected_16px_grid() -> None:
     grid[::16, :] += 20
     scored = seam_scores(np.clip(grid, 0, 255).astype(np.uint8), 256, 64)
     assert scored.token_mean > 1.3 and scored.token_worst > 1.3
+
+
+def test_tile_line_chance_is_what_content_alone_gives_and_a_seam_exceeds_it() -> None:
+    """Edges off the tiling lines (roads, kerbs) raise the chance figure, not the tiling
+    lines' score; a step on every tiling line raises the tiling lines well above chance."""
+    img = texture_field((640, 640), 7).astype(np.int16)
+    at = tile_lines(640, 256, 64)
+    xs = np.random.default_rng(1).choice(np.arange(1, 640), 80, replace=False)
+    content, seams = img.copy(), img.copy()
+    for k, x in enumerate(sorted(int(x) for x in xs if x not in at)):
+        content[:, x:] += 15 * (-1) ** k
+    for k, x in enumerate(at):
+        seams[:, x:] += 10 * (-1) ** k
+    plain = seam_scores(img.astype(np.uint8), 256, 64)
+    busy = seam_scores(np.clip(content, 0, 255).astype(np.uint8), 256, 64)
+    seamed = seam_scores(np.clip(seams, 0, 255).astype(np.uint8), 256, 64)
+    assert busy.tile_chance > plain.tile_chance + 0.1 and busy.tile_worst < busy.tile_chance
+    assert seamed.tile_worst > seamed.tile_chance + 0.2 and seamed.tile_mean > 1.1
+    assert plain.tile_mean < 1.05 and abs(plain.tile_worst - plain.tile_chance) < 0.1
+    assert seam_scores(img.astype(np.uint8), 256, 64) == plain  # the chance draws are seeded
 
 
 def test_class_patch_fill_uses_each_class_texture() -> None:

@@ -127,7 +127,7 @@ class EvaluationReport:
         """A plain-text table of the headline figures, one line per row."""
         head = (
             f"{'':26s} {'C2ST acc':>13s} {'dE (Lab)':>8s} {'sat/real':>8s} "
-            f"{'texture':>7s} {'sharp':>5s} {'tile':>5s} {'tok max':>7s} "
+            f"{'texture':>7s} {'sharp':>5s} {'tile':>5s} {'chance':>6s} {'tok max':>7s} "
             f"{'tok mean':>8s} {'fidelity':>8s} {'copy':>5s}"
         )
         lines = [head]
@@ -138,6 +138,7 @@ class EvaluationReport:
                 f"{r.name[:26]:26s} {acc:>13s} {r.colour.mean_delta_e:8.2f} "
                 f"{r.colour.saturation_ratio:8.2f} {r.texture.mean_distance:7.4f} "
                 f"{r.texture.mean_sharpness:5.2f} {r.seams.tile_worst:5.2f} "
+                f"{r.seams.tile_chance:6.2f} "
                 f"{r.seams.token_worst:7.2f} {r.seams.token_mean:8.2f} "
                 f"{'-' if fid is None else f'{fid:.2f}':>8s} "
                 f"{f'{r.copying.median_rmse:.1f}' if r.copying else '-':>5s}"

@@ -63,6 +63,41 @@ def axis_score(image: NDArray[np.generic], axis: int, tile_size: int, overlap: i
     return float(max(strengths[x - 1] for x in lines)) / mean
 
 
+def chance_worst(strengths: NDArray[np.float64], count: int, draws: int = 200) -> float:
+    """The worst of ``count`` lines drawn at random (no repeats), over the mean line, averaged
+    over ``draws`` draws (fixed seed): what content alone gives the worst-line ratio of that
+    many lines. A road edge or shoreline that happens to run along a tile line makes real
+    imagery score 1.3-1.5 too; a seam shows as a tile-line score above this figure."""
+    mean = float(strengths.mean()) if strengths.size else 0.0
+    if count < 1 or mean <= 0 or strengths.size < count:
+        return 1.0
+    rng = np.random.default_rng(0)
+    worst = [float(strengths[rng.choice(strengths.size, count, replace=False)].max())
+             for _ in range(draws)]  # fmt: skip
+    return float(np.mean(worst)) / mean
+
+
+def tile_line_profile(
+    image: NDArray[np.generic], tile_size: int, overlap: int
+) -> tuple[float, float, float]:
+    """(worst, mean, chance) over the axes' tiling lines, each over the mean line: the worst
+    line (:func:`line_score`), the mean of all tiling lines (a faint seam on every tile line
+    lifts it above 1.0 where content averages out) and :func:`chance_worst` for as many lines;
+    each the larger of columns and rows."""
+    out = []
+    for axis in (0, 1):
+        strengths = line_strengths(image, axis)
+        lines = tile_lines(np.asarray(image).shape[axis], tile_size, overlap)
+        mean = float(strengths.mean()) if strengths.size else 0.0
+        if not lines or mean <= 0:
+            out.append((1.0, 1.0, 1.0))
+            continue
+        at = strengths[np.asarray(lines) - 1]
+        out.append((float(at.max()) / mean, float(at.mean()) / mean,
+                    chance_worst(strengths, len(lines))))  # fmt: skip
+    return max(o[0] for o in out), max(o[1] for o in out), max(o[2] for o in out)
+
+
 def line_score(image: NDArray[np.generic], tile_size: int, overlap: int) -> float:
     """The line score of an image generated with this tiling (columns and rows, worst)."""
     return max(axis_score(image, axis, tile_size, overlap) for axis in (0, 1))
@@ -109,6 +144,8 @@ class SeamScores:
     tile_size: int
     overlap: int
     token_period: int
+    tile_mean: float = 1.0
+    tile_chance: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,13 +156,16 @@ def seam_scores(
 ) -> SeamScores:
     """Line scores of one whole (multi-tile) scene at its tiling and at the token period."""
     token = [period_axis_scores(image, axis, token_period) for axis in (0, 1)]
+    worst, mean, chance = tile_line_profile(image, tile_size, overlap)
     return SeamScores(
-        tile_worst=line_score(image, tile_size, overlap),
+        tile_worst=worst,
         token_worst=max(t[0] for t in token),
         token_mean=max(t[1] for t in token),
         tile_size=tile_size,
         overlap=overlap,
         token_period=token_period,
+        tile_mean=mean,
+        tile_chance=chance,
     )
 
 
@@ -141,4 +181,6 @@ def mean_seams(scores: list[SeamScores]) -> SeamScores:
         tile_size=first.tile_size,
         overlap=first.overlap,
         token_period=first.token_period,
+        tile_mean=float(np.mean([s.tile_mean for s in scores])),
+        tile_chance=float(np.mean([s.tile_chance for s in scores])),
     )
