@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -62,6 +63,17 @@ def write_layer(tmp_path: Path) -> VectorWriter:
         return write_vector(frame, path)
 
     return write
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A real Dask LocalCluster of 2 single-thread worker processes, one per test module (a
+    module may kill its workers)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, env={"OMP_NUM_THREADS": "1"},
+                                  silence_logs=40) as lc:  # fmt: skip
+        yield lc
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ import pytest
 
 pytest.importorskip("distributed")
 
-import distributed
 import psutil
 
 import rs_seg2any as rs
@@ -47,14 +45,6 @@ X0, Y0, SIDE = 300000, 2780000, 56  # 56 m at 1 m: 2 x 2 tiles of 32 px, overlap
 CORNERS = {"a": (0, 0), "b": (100, 0), "c": (200, 0), "d": (0, 100)}
 TILES = 4 * len(CORNERS)
 SEEDS = {"a": 9, "b": 5, "c": 9, "d": 3}
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, env={"OMP_NUM_THREADS": "1"},
-                                  silence_logs=40) as lc:  # fmt: skip
-        yield lc
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 REPO = Path(__file__).resolve().parents[1]
 EXTENT = "300000,2780150,300096,2780246"  # 96 m x 96 m at 0.5 m: 192 px, 4 x 4 tiles of 64
 OUTPUTS = ("image.tif", "label.tif", "instance.tif", "contour.tif", "entities.csv")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, env={"OMP_NUM_THREADS": "1"},
-                                  silence_logs=40) as lc:  # fmt: skip
-        yield lc
 
 
 @pytest.fixture(scope="module")
