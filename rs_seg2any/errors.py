@@ -108,3 +108,8 @@ class ClusterError(InputError):
 class RecipeError(WeightsError):
     """A Dask worker refuses to rebuild the client's generator: a file the recipe names is
     missing or has another sha256 than the client saw, or the recipe is malformed."""
+
+
+class SegmenterMismatchError(WeightsError):
+    """Segmenter weight files that cannot be averaged: another architecture (arch, width,
+    depth, classes, input scale) or other tensor names or shapes."""

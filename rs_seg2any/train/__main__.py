@@ -1,7 +1,8 @@
 """``rs-seg2any train-base --config geoconf/train/tiny_base.yaml`` (also ``python -m
 rs_seg2any.train train-base ...``): the CLI delegates here. ``python -m rs_seg2any.train
 segmenter --out seg.safetensors --minutes 30`` trains the layout-fidelity segmenter
-(options: ``python -m rs_seg2any.train segmenter --help``)."""
+(options: ``python -m rs_seg2any.train segmenter --help``); ``segmenter-soup A B --out F``
+averages segmenter weight files (:mod:`rs_seg2any.train.soup`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         from rs_seg2any.train.segmenter import main as segmenter_main
 
         return segmenter_main(args_in[1:])
+    if args_in[:1] == ["segmenter-soup"]:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from rs_seg2any.train.soup import main as soup_main
+
+        return soup_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="rs-seg2any")
     sub = parser.add_subparsers(dest="cmd", required=True)
     tb = sub.add_parser("train-base", help="train the embedded tiny generator")
@@ -26,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     tb.add_argument("--minutes", type=float, default=None, help="override the time budget")
     tb.add_argument("--no-progress", action="store_true")
     sub.add_parser("segmenter", help="train the layout-fidelity segmenter (see its --help)")
+    sub.add_parser("segmenter-soup", help="average segmenter weight files (see its --help)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from rs_seg2any.train.base import train_base

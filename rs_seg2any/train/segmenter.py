@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rs_seg2any.atomic import atomic_output
-from rs_seg2any.errors import InputError
+from rs_seg2any.errors import InputError, WeightsError, one_line
 from rs_seg2any.train.dubai import load_pairs
 from rs_seg2any.train.seg_lite import LiteFPN, load_imagenet_encoder
 
@@ -193,7 +193,10 @@ def load_segmenter(path: Path) -> TinyUNet:
     fields["class_bias"] = tuple(float(b) for b in fields.get("class_bias", ()))
     fields["scales"] = check_scales(fields.get("scales", (1.0,)))
     model = TinyUNet(SegConfig(**fields))
-    model.load_state_dict(load_file(str(path)))  # fp16 files are cast to the fp32 params
+    try:  # fp16 files are cast to the fp32 params
+        model.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} does not fit its own config: {one_line(exc, 160)}") from None
     return model.eval()
 
 
