@@ -104,7 +104,7 @@ def demo_output_figure(out: Path, dest: Path) -> Path:
 
 
 def held_out_figure(dest: Path, data: Path, rows: int = 4, size: int = 256) -> Path:
-    """Layout | real | generated on held-out tile_7 crops (the generator never saw tile_7)."""
+    """Layout | real | tiny v1 on held-out tile_7 crops (the tiny network never saw tile_7)."""
     import torch
 
     from rs_seg2any.generators.registry import load_generator
@@ -112,7 +112,7 @@ def held_out_figure(dest: Path, data: Path, rows: int = 4, size: int = 256) -> P
     from rs_seg2any.train.dubai import collate
     from rs_seg2any.train.evaluate import _layout_rgb, held_out_crops
 
-    gen = load_generator()
+    gen = load_generator("tiny")
     model, ae = gen._impl.model, gen._impl.ae  # type: ignore[attr-defined]
     from rs_seg2any.generators.base import DEFAULT_GUIDANCE, DEFAULT_STEPS
     from rs_seg2any.generators.tiny.sampler import sample
