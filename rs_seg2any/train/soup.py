@@ -195,3 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                            tiles=_parse_tiles(a.tiles), batches=a.batches, seed=a.seed)  # fmt: skip
     print(path)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
