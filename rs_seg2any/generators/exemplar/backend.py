@@ -204,8 +204,7 @@ class ExemplarBackend:
         family = bank.family(int(cond.extra.get("job_seed", seed)))
 
         regions = region_looks(bank, scale, family, lookup)
-        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions,
-                    int(cond.extra.get("job_seed", seed)))  # fmt: skip
+        img = quilt(mapped, lookup, seed, known, cond.edit_mask, cond.feather, objects, regions)
         # before the entity shifts: a blur after them would carry one entity's words into
         # its neighbours' border pixels
         img = soften(img, SOFTEN_SIGMA / max(scale, 1.0))

@@ -37,19 +37,6 @@ CONTEXT_WEIGHT = 0.05  # patch pixel is c where the layout has a neighbour: cont
 COLOUR_WEIGHT = 0.2  # patch's class colour far from the class median: one look per class
 ORIENT_WEIGHT = {3: 0.03}  # lanes along roads (bank class 3 = road); others use DEFAULT
 ORIENT_DEFAULT = 0.005
-GRAIN_WEIGHT = 0.05
-"""Pull of a class's one grain per job on each patch's direction, where the layout gives
-none (plain sand, a lawn): without it, streaked patches in their 8 turns zig-zag into a
-herringbone (``make demo``'s sand). Roads keep the layout's direction (``ORIENT_WEIGHT``).
-Dev scenes (tile_6, never tile_7), classifier over three render seeds 0.764 -> 0.756
-(0.02: 0.751): the same to the classifier, a calmer sand to the eye."""
-
-
-def grain_of(seed: int, cls_id: int) -> NDArray[np.float32]:
-    """A class's grain for a job: the direction (doubled angle, as :func:`~.bank.orientation`)
-    its textures run along, drawn from the job seed, so every tile of a job agrees."""
-    theta = np.random.default_rng([seed, cls_id, 2027]).uniform(0.0, np.pi)
-    return np.array([np.cos(2 * theta), np.sin(2 * theta)], np.float32)
 ENERGY_WEIGHT = 0.005  # texture strength far from the target (relative, squared)
 ENERGY_TARGET = 0.6  # target texture strength / the class's median over the candidates
 HARMONISE_SIGMA = 8.0  # px: the scale of the colour mismatch carried across a tile seam
@@ -115,7 +102,6 @@ def quilt_class(
     locked: NDArray[np.bool_],
     rng: np.random.Generator,
     shadow: NDArray[np.float32] | None = None,
-    grain: NDArray[np.float32] | None = None,
 ) -> None:
     """Quilt class ``cls_id``'s canvas in place (``canvas`` 0..1 floats, ``filled`` where it
     already has pixels, ``locked`` pixels that must not change). ``shadow`` receives what the
@@ -155,16 +141,11 @@ def quilt_class(
             cost = MISSING_WEIGHT * missing + CONTEXT_WEIGHT * context + prior
             wx, wy = gx[win], gy[win]
             jxx, jyy, jxy = float((wx * wx).sum()), float((wy * wy).sum()), float((wx * wy).sum())
-            layout_dir = 0.0  # how clearly the layout gives a direction here (0..1)
             if jxx + jyy > 1e-6:
                 v = np.array([jxx - jyy, 2 * jxy], np.float32) / (jxx + jyy)
                 u = cands.orient
-                layout_dir = float(np.linalg.norm(v))
-                mag = u_norm * layout_dir
+                mag = u_norm * float(np.linalg.norm(v))
                 cost = cost + w_or * (mag - u @ v) / 2
-            if grain is not None and layout_dir < 1.0:  # the grain where the layout gives none
-                pull = GRAIN_WEIGHT * (1.0 - layout_dir)
-                cost = cost + pull * (u_norm - cands.orient @ grain) / 2
             if m.any():
                 cur = canvas[win].reshape(-1, 3)
                 mc = (cur * m[:, None]).reshape(-1)
@@ -374,7 +355,6 @@ def quilt(
     feather: int = 0,
     objects: tuple[int, NDArray[np.integer], Mapping[int, float]] | None = None,
     regions: RegionLookup | None = None,
-    grain_seed: int | None = None,
 ) -> U8:
     """An RGB tile for class raster ``labels`` (ids the ``lookup`` understands). With
     ``known`` + ``edit`` (True = generate): known pixels are kept exactly and matched by the
@@ -399,7 +379,6 @@ def quilt(
             if objects is None
             else (objects[0], np.pad(objects[1], pad, mode="edge"), objects[2]),
             regions,
-            grain_seed,
         )
         return big[:h, :w]
     rng = np.random.default_rng(seed)
@@ -418,9 +397,6 @@ def quilt(
         if not (mask & ~locked).any():
             continue
         cands = lookup(c)
-        grain = None
-        if grain_seed is not None and c not in ORIENT_WEIGHT:
-            grain = grain_of(grain_seed, c)
         if objects is not None and objects[0] == c and cands.source is not None:
             inst = objects[1]
             for e in sorted(int(v) for v in np.unique(inst[mask])):
@@ -447,12 +423,12 @@ def quilt(
             for part, sub in groups:
                 canvas = start.copy()
                 quilt_class(c, np.where(part, c, -1), sub, canvas, keep & part, locked, rng,
-                            shadow, grain)  # fmt: skip
+                            shadow)  # fmt: skip
                 out[part] = canvas[part]
             continue
         canvas = start.copy()
         filled = keep & mask
-        quilt_class(c, labels, cands, canvas, filled, locked, rng, shadow, grain)
+        quilt_class(c, labels, cands, canvas, filled, locked, rng, shadow)
         out[mask] = canvas[mask]
     img: U8 = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     if known is not None and edit is not None:
