@@ -226,7 +226,9 @@ def main() -> int:
         tile, overlap = a.other_tiling
         layout = layout_from_labels(labels[0], load_taxonomy("dubai_aerial"))
         for k, g in gens.items():
-            image = render(g, [layout], out / f"other_tiling_{k.split()[0]}",
+            # one folder per row: "exemplar" and "exemplar + ref" must not share a job folder
+            slug = "".join(ch if ch.isalnum() else "_" for ch in k)
+            image = render(g, [layout], out / f"other_tiling_{slug}",
                            replace(settings, tile_size=tile, overlap=overlap))[0]  # fmt: skip
             other[k] = seam_scores(image, tile, overlap).to_dict()
         other["real"] = seam_scores(reals[0], tile, overlap).to_dict()
