@@ -12,7 +12,10 @@ all boundaries along that axis; the larger of the column and row scores is repor
 
 A seamless image scores like real imagery, about 1.1-1.2 (the worst of a handful of random
 lines is a little above the mean); a visible seam scores well above that. The score is
-relative, so flat and textured images are comparable.
+relative, so flat and textured images are comparable. Content lifts it too (a road edge that
+happens to lie on a tile line: real tile_7 scenes score 1.31), so two companions are
+reported: the *chance* figure, the worst of as many randomly placed lines (what content alone
+gives), and the mean of the tiling lines (a faint seam on every line lifts it above 1.0).
 
 The token-period scores do the same at every multiple of the model's token size (16 px):
 the worst such line, and the mean of all of them (a faint grid on every token line raises
