@@ -12,7 +12,8 @@ the run then ends with PartialJobError naming them.
 
 On the local backend the areas run one after another (the reference run). On a Dask cluster
 (``--workers`` / ``--scheduler``) several run at once, as many as the cluster's worker
-threads (at least 2, :data:`MIN_AREAS_AT_ONCE`), each on a client thread
+threads (at least 2, :data:`MIN_AREAS_AT_ONCE`; areas of a GPU backend one at a time,
+:data:`CLIENT_HEAVY_DEVICES`), each on a client thread
 (:mod:`rs_seg2any.areapool`): inpainting
 orders an area's tiles in waves, so a small area alone keeps few workers busy (a 3 x 3 grid:
 9 tiles in 7 waves, 1.29x on 2 workers at best), while independent areas' tiles can fill
@@ -37,6 +38,7 @@ with Cancelled, and a rerun resumes each area from its manifest. Progress: see
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -148,14 +150,29 @@ workers for the cores), 70.0 / 72.6 s one at a time; 1 worker with 2 at once too
 64.8 / 66.0 s (``bench/bench_dask.py --sections areas``, two runs)."""
 
 
-def area_slots(executor: Any, areas: int) -> int:
+CLIENT_HEAVY_DEVICES = frozenset({"cuda"})
+"""Backends (by their ``device`` capability) whose areas run one at a time on a cluster:
+each area in flight loads its generator on the client too, and a GPU backend's (FLUX:
+gigabytes of weights) must not be loaded there once per area. Their tiles still spread over
+the workers, and such areas are big enough to keep them busy."""
+
+
+def area_slots(executor: Any, areas: int, backends: Sequence[str] = ()) -> int:
     """How many areas run at once on ``executor``: 1 on the local backend (the reference
-    run, one area after another), else the cluster's worker threads, at least
+    run, one area after another) or when any of the areas' ``backends`` is a GPU one
+    (:data:`CLIENT_HEAVY_DEVICES`), else the cluster's worker threads, at least
     MIN_AREAS_AT_ONCE."""
     slots = getattr(executor, "slots", None)
-    if slots is None or areas < 2:
+    if slots is None or areas < 2 or any(_client_heavy(b) for b in set(backends)):
         return 1
     return int(min(areas, max(MIN_AREAS_AT_ONCE, slots())))
+
+
+def _client_heavy(backend: str) -> bool:
+    from .generators.registry import backend_spec
+
+    device = backend_spec(backend).capabilities.get("device")
+    return device in CLIENT_HEAVY_DEVICES
 
 
 def run_areas(job: AreasJob, run_one: Any, progress: Any) -> dict[str, Any]:
@@ -169,7 +186,8 @@ def run_areas(job: AreasJob, run_one: Any, progress: Any) -> dict[str, Any]:
     started = time.monotonic()
     executor, _ = current()
     with folder_lock(job.out):
-        slots = area_slots(executor, len(job.areas))
+        backends = [area.sampler.backend for _, area in job.areas]
+        slots = area_slots(executor, len(job.areas), backends)
         if slots > 1:
             done = _concurrent(job, run_one, progress, executor, slots)
         else:

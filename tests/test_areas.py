@@ -102,3 +102,26 @@ def test_area_errors_name_the_area(
     path.write_text(json.dumps(spec))
     with pytest.raises(InputError, match=message):
         load_areas(path)
+
+
+class _Cluster:
+    """What area_slots asks of a cluster executor: its worker threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def slots(self) -> int:
+        return self.threads
+
+
+def test_areas_at_once_follow_the_workers_and_gpu_backends_go_one_at_a_time() -> None:
+    from rs_seg2any.areas import area_slots
+
+    assert area_slots(object(), 5, ["exemplar"]) == 1  # local backend: the reference order
+    assert area_slots(_Cluster(4), 5, ["exemplar", "tiny"]) == 4
+    assert area_slots(_Cluster(1), 5, ["exemplar"]) == 2  # client steps overlap tiles
+    assert area_slots(_Cluster(8), 3, ["tiny"]) == 3
+    # each area in flight loads its generator on the client: not FLUX once per area
+    assert area_slots(_Cluster(4), 5, ["exemplar", "flux"]) == 1
+    with pytest.raises(InputError, match="unknown backend"):
+        area_slots(_Cluster(4), 5, ["no-such-backend"])
