@@ -56,14 +56,20 @@ def tile_lines(n: int, tile_size: int, overlap: int) -> list[int]:
     return sorted(e for e in edges if 0 < e < n)
 
 
-def axis_score(image: NDArray[np.generic], axis: int, tile_size: int, overlap: int) -> float:
-    """Worst window-edge line over the mean line, along one axis (1.0 without window edges)."""
-    strengths = line_strengths(image, axis)
-    lines = tile_lines(np.asarray(image).shape[axis], tile_size, overlap)
+def lines_over_mean(strengths: NDArray[np.float64], lines: list[int]) -> tuple[float, float]:
+    """(worst, mean) strength of the boundaries ``lines`` over the mean boundary; (1.0, 1.0)
+    without lines or where the axis is flat."""
     mean = float(strengths.mean()) if strengths.size else 0.0
     if not lines or mean <= 0:
-        return 1.0
-    return float(max(strengths[x - 1] for x in lines)) / mean
+        return 1.0, 1.0
+    at = strengths[np.asarray(lines) - 1]
+    return float(at.max()) / mean, float(at.mean()) / mean
+
+
+def axis_score(image: NDArray[np.generic], axis: int, tile_size: int, overlap: int) -> float:
+    """Worst window-edge line over the mean line, along one axis (1.0 without window edges)."""
+    lines = tile_lines(np.asarray(image).shape[axis], tile_size, overlap)
+    return lines_over_mean(line_strengths(image, axis), lines)[0]
 
 
 def chance_worst(strengths: NDArray[np.float64], count: int, draws: int = 200) -> float:
@@ -91,13 +97,7 @@ def tile_line_profile(
     for axis in (0, 1):
         strengths = line_strengths(image, axis)
         lines = tile_lines(np.asarray(image).shape[axis], tile_size, overlap)
-        mean = float(strengths.mean()) if strengths.size else 0.0
-        if not lines or mean <= 0:
-            out.append((1.0, 1.0, 1.0))
-            continue
-        at = strengths[np.asarray(lines) - 1]
-        out.append((float(at.max()) / mean, float(at.mean()) / mean,
-                    chance_worst(strengths, len(lines))))  # fmt: skip
+        out.append((*lines_over_mean(strengths, lines), chance_worst(strengths, len(lines))))
     return max(o[0] for o in out), max(o[1] for o in out), max(o[2] for o in out)
 
 
@@ -126,13 +126,8 @@ def period_axis_scores(
     The mean ratio finds a faint grid on every period line (it averages out the content);
     the worst ratio finds a single bad line. Both are 1.0 where the axis has no period line.
     """
-    strengths = line_strengths(image, axis)
     lines = period_lines(np.asarray(image).shape[axis], period, offset)
-    mean = float(strengths.mean()) if strengths.size else 0.0
-    if not lines or mean <= 0:
-        return 1.0, 1.0
-    at = strengths[np.asarray(lines) - 1]
-    return float(at.max()) / mean, float(at.mean()) / mean
+    return lines_over_mean(line_strengths(image, axis), lines)
 
 
 @dataclass(frozen=True)
