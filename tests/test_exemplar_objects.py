@@ -87,3 +87,16 @@ def test_shadows_darken_only_generated_ground_beside_buildings() -> None:
     assert not changed[buildings].any() and not changed[water].any() and not changed[~where].any()
     ys, xs = np.nonzero(changed)
     assert ys.mean() < 35 and xs.mean() < 35  # up and to the left of the building
+
+
+def test_shadows_on_a_tile_thinner_than_their_reach() -> None:
+    """A layout 2 px wide (the edge strip of a scene) with a building: the shadow's far
+    reach falls outside the tile; the near pixels are still darkened (this raised before)."""
+    for shape in [(256, 2), (2, 256), (3, 3)]:
+        img = np.full((*shape, 3), 150, np.uint8)
+        buildings = np.zeros(shape, bool)
+        buildings[-1, -1] = True
+        out = DUBAI.apply(img, buildings, np.ones(shape, bool), 2.0)
+        assert out.shape == img.shape
+        assert (out[~buildings] <= 150).all()
+        assert (out != img).any(), shape  # the up-left neighbour is in shadow

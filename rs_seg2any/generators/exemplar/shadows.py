@@ -52,6 +52,8 @@ class ShadowModel:
         reach = max(1, round(MAX_DIST * scale))
         for d in range(1, reach + 1):
             oy, ox = round(self.dy * d), round(self.dx * d)
+            if abs(oy) >= h or abs(ox) >= w:  # falls outside a tile this thin
+                continue
             moved = np.zeros_like(buildings)
             ys = slice(max(oy, 0), h + min(oy, 0))
             xs = slice(max(ox, 0), w + min(ox, 0))
