@@ -13,14 +13,17 @@ building edges) for context-aware retrieval; each crop records its tile (its sce
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rs_seg2any.errors import InputError
 from rs_seg2any.generators.exemplar.bank import SHIPPED_BANK, ExemplarBank, draw_crops
 from rs_seg2any.train.dubai import load_pairs
 
 TRAIN_TILES = [1, 2, 3, 4, 5, 6]
+HELD_OUT = 7
 DUBAI_GSD = 0.5
 NAMES = {1: "building", 2: "land", 3: "road", 4: "vegetation", 5: "water", 6: "unlabeled"}
 SOURCE = (
@@ -29,8 +32,15 @@ SOURCE = (
 )
 
 
-def build(data: Path, per_class: int = 14, crop: int = 128, seed: int = 0) -> ExemplarBank:
-    pairs = load_pairs(data, TRAIN_TILES)
+def build(
+    data: Path, per_class: int = 14, crop: int = 128, seed: int = 0,
+    tiles: Sequence[int] = TRAIN_TILES,
+) -> ExemplarBank:  # fmt: skip
+    """The shipped bank's recipe on ``tiles`` (default: all training tiles, the shipped
+    bank; fewer to leave a tile out, as ``bench/bench_realism_cv.py`` does)."""
+    if HELD_OUT in tiles:
+        raise InputError(f"tile_{HELD_OUT} is held out: never build a bank from it")
+    pairs = load_pairs(data, list(tiles))
     rgb, lab, src = draw_crops(
         [p.image for p in pairs],
         [p.classes for p in pairs],
@@ -39,8 +49,11 @@ def build(data: Path, per_class: int = 14, crop: int = 128, seed: int = 0) -> Ex
         seed=seed,
     )
     # each crop's tile: one acquisition, one illumination and colour balance (a job's family)
-    tiles = np.array([int(p.name.split("/")[0].removeprefix("tile_")) for p in pairs], np.int32)
-    return ExemplarBank(rgb, lab, DUBAI_GSD, dict(NAMES), SOURCE, tiles[src])
+    tiles_of = np.array([int(p.name.split("/")[0].removeprefix("tile_")) for p in pairs], np.int32)
+    source = SOURCE
+    if list(tiles) != TRAIN_TILES:
+        source = SOURCE.replace("tiles 1-6", "tiles " + ",".join(str(t) for t in tiles))
+    return ExemplarBank(rgb, lab, DUBAI_GSD, dict(NAMES), source, tiles_of[src])
 
 
 def main() -> int:

@@ -60,13 +60,22 @@ class ExemplarBackend:
     tile_multiple = 1
 
     def __init__(
-        self, reference_image: str | None = None, reference_labels: str | None = None
-    ) -> None:
+        self, reference_image: str | None = None, reference_labels: str | None = None,
+        bank: ExemplarBank | None = None,
+    ) -> None:  # fmt: skip
+        """``bank``: a bank of your own (for example one built from some of the training
+        tiles, to cross-validate the backend) instead of the shipped one; not with a
+        reference image, which makes its own."""
         self.reference: Reference | None = None
         self._bank: ExemplarBank | None = None
+        self._own_bank = bank is not None
         self._shadows: ShadowModel | bool | None = False  # False: not measured yet
         self._warned: set[str] = set()
-        if reference_image is None and reference_labels is None:
+        if bank is not None:
+            if reference_image is not None or reference_labels is not None:
+                raise InputError("give the exemplar backend a bank or a reference image, not both")
+            self._bank = bank
+        elif reference_image is None and reference_labels is None:
             self._bank = ExemplarBank.shipped()
         else:
             self.reference = Reference.open(reference_image, reference_labels)
@@ -74,6 +83,10 @@ class ExemplarBackend:
                 self._bank = self.reference.bank(self.reference.labels, {})
 
     def describe(self) -> dict[str, Any]:
+        if self._own_bank:
+            assert self._bank is not None
+            return {"backend": self.name, "bank": self._bank.source or "own bank",
+                    "bank_sha256": self._bank.digest()[:16]}  # fmt: skip
         if self.reference is None:
             digest = shipped_digest()[:16]  # checked against the file when the bank loaded
             return {"backend": self.name, "bank": SHIPPED_BANK, "bank_sha256": digest}

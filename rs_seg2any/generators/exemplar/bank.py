@@ -118,6 +118,20 @@ class ExemplarBank:
         ids, counts = np.unique(self.labels, return_counts=True)
         return int(ids[np.argmax(counts)])
 
+    def digest(self) -> str:
+        """sha256 of the bank's content (pixels, labels, GSD, class names, origins): what a
+        job records, so a job folder resumed with another bank is refused."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for arr in (self.rgb, self.labels, self.origin):
+            if arr is not None:
+                a = np.ascontiguousarray(arr)
+                h.update(f"{a.dtype.str}{a.shape}".encode())
+                h.update(a.tobytes())
+        h.update(f"{self.gsd!r}{sorted(self.names.items())}".encode())
+        return h.hexdigest()
+
     def save(self, path: Path) -> None:
         """Write the bank as ``.npz`` through the atomic writer (no half-written bank)."""
         from ...atomic import atomic_write
