@@ -64,8 +64,9 @@ class ExemplarBackend:
         bank: ExemplarBank | None = None,
     ) -> None:  # fmt: skip
         """``bank``: a bank of your own (for example one built from some of the training
-        tiles, to cross-validate the backend) instead of the shipped one; not with a
-        reference image, which makes its own."""
+        tiles, to cross-validate the backend) instead of the shipped one, with the shipped
+        bank's (Dubai) building shadows; not with a reference image, which makes its own
+        bank and measures its own shadows."""
         self.reference: Reference | None = None
         self._bank: ExemplarBank | None = None
         self._own_bank = bank is not None

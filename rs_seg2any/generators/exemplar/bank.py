@@ -120,7 +120,7 @@ class ExemplarBank:
 
     def digest(self) -> str:
         """sha256 of the bank's content (pixels, labels, GSD, class names, origins): what a
-        job records, so a job folder resumed with another bank is refused."""
+        job records, so a job folder rerun with another bank is never taken for the same job."""
         import hashlib
 
         h = hashlib.sha256()
