@@ -32,25 +32,11 @@ from rs_seg2any.quality.baselines import FlatPainter, blurred
 from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels, render
 from rs_seg2any.quality.segmenter import DEFAULT_WEIGHTS, fidelity
 from rs_seg2any.taxonomy import load_taxonomy
-from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.dubai import HELD_OUT_TILE, central_scenes, load_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dubai_aerial"
 GENERATOR_TILES = [1, 2, 3, 4, 5, 6]  # the flat painter's colours (as bench_realism.py)
-HELD_OUT = 7
-
-
-def held_out_scenes(root: Path, n: int, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Central ``size`` windows of ``n`` tile_7 images, spread over the tile's images."""
-    pairs = load_pairs(root, [HELD_OUT])
-    picks = [pairs[round(i * (len(pairs) - 1) / max(n - 1, 1))] for i in range(n)]
-    reals, labels = [], []
-    for p in picks:
-        h, w = p.classes.shape
-        y, x = (h - size) // 2, (w - size) // 2
-        reals.append(np.ascontiguousarray(p.image[y : y + size, x : x + size]))
-        labels.append(np.ascontiguousarray(p.classes[y : y + size, x : x + size]))
-    return reals, labels
 
 
 def main() -> int:
@@ -66,7 +52,7 @@ def main() -> int:
     t0 = time.perf_counter()
     train = load_pairs(a.data, GENERATOR_TILES)
     flat = FlatPainter.from_pairs([p.image for p in train], [p.classes for p in train])
-    reals, labels = held_out_scenes(a.data, a.scenes, a.scene_size)
+    reals, labels, _ = central_scenes(load_pairs(a.data, [HELD_OUT_TILE]), a.scenes, a.scene_size)
     tax = load_taxonomy("dubai_aerial")
     layouts = [layout_from_labels(lab, tax) for lab in labels]
     images: dict[str, list[np.ndarray]] = {"flat paint": [flat(lab) for lab in labels]}

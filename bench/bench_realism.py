@@ -68,28 +68,14 @@ from rs_seg2any.quality.scenes import (
 )
 from rs_seg2any.quality.seams import seam_scores
 from rs_seg2any.taxonomy import load_taxonomy
-from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.dubai import HELD_OUT_TILE, central_scenes, load_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dubai_aerial"
 TRAIN_TILES = [1, 2, 3, 4, 5, 6]
-HELD_OUT = 7
 
 
 Scenes = tuple[list[np.ndarray], list[np.ndarray], list[str]]
-
-
-def held_out_scenes(pairs: list[Any], n: int, size: int) -> Scenes:
-    """Central ``size`` windows of ``n`` of the tile_7 ``pairs``, spread over the tile."""
-    picks = [pairs[round(i * (len(pairs) - 1) / max(n - 1, 1))] for i in range(n)]
-    reals, labels, names = [], [], []
-    for p in picks:
-        h, w = p.classes.shape
-        y, x = (h - size) // 2, (w - size) // 2
-        reals.append(np.ascontiguousarray(p.image[y : y + size, x : x + size]))
-        labels.append(np.ascontiguousarray(p.classes[y : y + size, x : x + size]))
-        names.append(p.name)
-    return reals, labels, names
 
 
 def write_reference(out: Path, image: np.ndarray, labels: np.ndarray) -> tuple[Path, Path]:
@@ -170,8 +156,8 @@ def main() -> int:
     train = load_pairs(a.data, TRAIN_TILES)
     flat = FlatPainter.from_pairs([p.image for p in train], [p.classes for p in train])
     fill = ClassPatchFill.from_pairs([p.image for p in train], [p.classes for p in train])
-    held_out = load_pairs(a.data, [HELD_OUT])  # read once: the scenes and the reference
-    reals, labels, names = held_out_scenes(held_out, a.scenes, a.scene_size)
+    held_out = load_pairs(a.data, [HELD_OUT_TILE])  # read once: the scenes and the reference
+    reals, labels, names = central_scenes(held_out, a.scenes, a.scene_size)
     gen = load_generator("tiny", model=a.model, threads=a.threads)
     protocol = replace(C2STProtocol(), steps=a.c2st_steps, seeds=tuple(a.seeds),
                        threads=a.threads)  # fmt: skip

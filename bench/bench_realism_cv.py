@@ -44,27 +44,12 @@ from rs_seg2any.quality.colour import colour_scores, mean_saturation
 from rs_seg2any.quality.picture import label_rgb, picture_grid, save_png
 from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels, render
 from rs_seg2any.taxonomy import load_taxonomy
-from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.dubai import central_scenes, load_pairs
 from rs_seg2any.train.exemplars import TRAIN_TILES, build
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dubai_aerial"
 SCENE = 512  # px: the smallest side the classifier test takes (two 128-px blocks after 2x)
-
-
-def tile_scenes(data: Path, tile: int, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Central square windows of ``n`` images of ``tile``, spread over its images: ``SCENE``
-    px, or the image's short side where it is smaller (tile_2's images are 509 px wide)."""
-    pairs = load_pairs(data, [tile])
-    picks = [pairs[round(i * (len(pairs) - 1) / max(n - 1, 1))] for i in range(n)]
-    reals, labels = [], []
-    for p in picks:
-        h, w = p.classes.shape
-        s = min(SCENE, h, w)
-        y, x = (h - s) // 2, (w - s) // 2
-        reals.append(np.ascontiguousarray(p.image[y : y + s, x : x + s, :3]))
-        labels.append(np.ascontiguousarray(p.classes[y : y + s, x : x + s]))
-    return reals, labels
 
 
 Firsts = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -83,7 +68,7 @@ def one_seed(
     t0 = time.perf_counter()
     for t in tiles:
         bank = build(data, tiles=[k for k in TRAIN_TILES if k != t])
-        real, labels = tile_scenes(data, t, scenes)
+        real, labels, _ = central_scenes(load_pairs(data, [t]), scenes, SCENE)
         layouts = [layout_from_labels(lab, tax) for lab in labels]
         settings = RenderSettings(seed=seed + 10 * t)
         gen = render(ExemplarBackend(bank=bank), layouts, work / f"s{seed}_t{t}", settings)

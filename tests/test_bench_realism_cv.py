@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rs_seg2any.quality.c2st import C2STProtocol
+from rs_seg2any.train.dubai import central_scenes, load_pairs
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -21,7 +22,7 @@ def test_each_tile_is_rendered_on_its_own_grid_and_scored(
     shared_data: Path, tmp_path: Path
 ) -> None:
     data = shared_data / "dubai_aerial"
-    real, labels = cv.tile_scenes(data, 2, 1)
+    real, labels, _ = central_scenes(load_pairs(data, [2]), 1, cv.SCENE)
     assert real[0].shape == (509, 509, 3) and labels[0].shape == (509, 509)
     firsts: cv.Firsts = []
     protocol = replace(C2STProtocol(), steps=10, seeds=(0,))

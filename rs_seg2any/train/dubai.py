@@ -7,6 +7,7 @@ same kind of condition as a tile at inference time (outlines stop at the array b
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,33 @@ def load_pairs(root: Path, tiles: list[int]) -> list[Pair]:
                 )
             )
     return pairs
+
+
+HELD_OUT_TILE = 7
+"""The Dubai tile held out for testing: nothing is trained, tuned or built from it."""
+
+
+def refuse_held_out(tiles: Sequence[int], what: str) -> None:
+    """InputError when ``tiles`` include the held-out tile (``what``: "train on", ...)."""
+    if HELD_OUT_TILE in tiles:
+        raise InputError(
+            f"tile_{HELD_OUT_TILE} is the held-out test tile and stays held out: do not {what} it"
+        )
+
+
+def central_scenes(pairs: list[Pair], n: int, size: int) -> tuple[list[U8], list[U8], list[str]]:
+    """Central square windows of ``n`` of ``pairs``, spread over them (first and last
+    included): ``size`` px, or an image's short side where it is smaller."""
+    picks = [pairs[round(i * (len(pairs) - 1) / max(n - 1, 1))] for i in range(n)]
+    images, labels, names = [], [], []
+    for p in picks:
+        h, w = p.classes.shape
+        s = min(size, h, w)
+        y, x = (h - s) // 2, (w - s) // 2
+        images.append(np.ascontiguousarray(p.image[y : y + s, x : x + s]))
+        labels.append(np.ascontiguousarray(p.classes[y : y + s, x : x + s]))
+        names.append(p.name)
+    return images, labels, names
 
 
 @dataclass

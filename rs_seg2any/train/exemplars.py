@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rs_seg2any.errors import InputError
 from rs_seg2any.generators.exemplar.bank import SHIPPED_BANK, ExemplarBank, draw_crops
-from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.dubai import load_pairs, refuse_held_out
 
 TRAIN_TILES = [1, 2, 3, 4, 5, 6]
-HELD_OUT = 7
 DUBAI_GSD = 0.5
 NAMES = {1: "building", 2: "land", 3: "road", 4: "vegetation", 5: "water", 6: "unlabeled"}
 SOURCE = (
@@ -38,8 +36,7 @@ def build(
 ) -> ExemplarBank:  # fmt: skip
     """The shipped bank's recipe on ``tiles`` (default: all training tiles, the shipped
     bank; fewer to leave a tile out, as ``bench/bench_realism_cv.py`` does)."""
-    if HELD_OUT in tiles:
-        raise InputError(f"tile_{HELD_OUT} is held out: never build a bank from it")
+    refuse_held_out(tiles, "build a bank from")
     pairs = load_pairs(data, list(tiles))
     rgb, lab, src = draw_crops(
         [p.image for p in pairs],

@@ -42,7 +42,7 @@ from torch import nn
 
 from rs_seg2any.atomic import atomic_output
 from rs_seg2any.errors import InputError, WeightsError, one_line
-from rs_seg2any.train.dubai import load_pairs
+from rs_seg2any.train.dubai import HELD_OUT_TILE, load_pairs, refuse_held_out
 from rs_seg2any.train.seg_lite import LiteFPN, load_imagenet_encoder
 
 U8 = NDArray[np.uint8]
@@ -56,8 +56,6 @@ TRAIN_TILES = (1, 3, 4, 5, 6)
 ARCHS = ("unet", "lite0")
 VAL_TILE = 2
 """Validation tile for model selection: land-dominated with roads and buildings like tile_7."""
-HELD_OUT_TILE = 7
-"""Final held-out test tile: never trained or tuned on."""
 
 
 @dataclass(frozen=True)
@@ -702,8 +700,7 @@ def train_segmenter(
     ``checkpoint_minutes``: also write ``<out stem>.step<N>.safetensors`` that often and
     print its mIoU on the validation tile (tile_2), so a run can be chosen on and stopped."""
     tiles = list(tiles or TRAIN_TILES)
-    if HELD_OUT_TILE in tiles:
-        raise InputError(f"tile_{HELD_OUT_TILE} is the held-out test tile; do not train on it")
+    refuse_held_out(tiles, "train on")
     cfg, recipe = VERSIONS[version]
     torch.set_num_threads(max(1, threads))
     pairs = load_pairs(Path(root), tiles)
