@@ -19,6 +19,12 @@ saturation ratios show what a generator that has not seen a scene's tile gets.
 Knobs: --scenes (3), --render-seeds (0 100 200), --c2st-steps (300), --tiles (1 2 3 4 5 6),
 --threads (1), --picture PNG. About 4.5 min per render seed on one core (18 scenes).
 
+``--tells PNG`` reads where the classifier catches the first render seed's scenes
+(:func:`rs_seg2any.quality.c2st.crop_scores`, one more classifier run): the share of generated
+test crops caught and of real ones called real, by the crop's dominant class and by tile, and
+a picture of the 8 generated crops it is surest of (top) and least sure of (bottom), as it saw
+them (downsampled, JPEG).
+
     python bench/bench_realism_cv.py [--render-seeds 0 100 200] [--out /tmp/cv]
 """
 
@@ -37,9 +43,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
+from PIL import Image
 
 from rs_seg2any.generators.exemplar.backend import ExemplarBackend
-from rs_seg2any.quality.c2st import C2STProtocol, c2st
+from rs_seg2any.quality.c2st import C2STProtocol, c2st, crop_scores
 from rs_seg2any.quality.colour import colour_scores, mean_saturation
 from rs_seg2any.quality.picture import label_rgb, picture_grid, save_png
 from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels, render
@@ -53,14 +60,16 @@ SCENE = 512  # px: the smallest side the classifier test takes (two 128-px block
 
 
 Firsts = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+Scenes = list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]  # tile, labels, real, generated
 
 
 def one_seed(
     data: Path, tiles: list[int], scenes: int, seed: int, protocol: C2STProtocol, work: Path,
-    firsts: Firsts | None = None,
+    firsts: Firsts | None = None, scenes_out: Scenes | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Every tile rendered from a bank without it at render seed ``seed``; scored pooled.
-    ``firsts`` receives (labels, real, generated) of each tile's first scene."""
+    ``firsts`` receives (labels, real, generated) of each tile's first scene, ``scenes_out``
+    (tile, labels, real, generated) of every scene."""
     tax = load_taxonomy("dubai_aerial")
     reals: list[np.ndarray] = []
     gens: list[np.ndarray] = []
@@ -79,6 +88,8 @@ def one_seed(
         gens += gen
         if firsts is not None:
             firsts.append((labels[0], real[0], gen[0]))
+        if scenes_out is not None:
+            scenes_out.extend((t, lab, r, g) for lab, r, g in zip(labels, real, gen, strict=True))
     render_s = time.perf_counter() - t0
     res = c2st(reals, gens, protocol)
     return {
@@ -102,6 +113,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--picture", type=Path, default=None,
                     help="layout | real | generated: each tile's first scene")  # fmt: skip
+    ap.add_argument(
+        "--tells",
+        type=Path,
+        default=None,
+        help="where the classifier catches the first render seed (picture)",
+    )
     a = ap.parse_args()
     if not set(a.tiles) <= set(TRAIN_TILES):
         raise SystemExit(f"--tiles must be training tiles {TRAIN_TILES} (tile_7 is held out)")
@@ -112,8 +129,11 @@ def main() -> int:
     print(f"tiles {a.tiles}, {a.scenes} scenes each, bank from the other tiles; out {out}")
     print(f"{'render seed':>11}  {'C2ST':>13}  {'sat':>5}  per tile: saturation ratio / dE")
     firsts: Firsts = []
+    scenes: Scenes = []
     for seed in a.render_seeds:
-        r = one_seed(a.data, a.tiles, a.scenes, seed, protocol, out, None if firsts else firsts)
+        first = not firsts
+        r = one_seed(a.data, a.tiles, a.scenes, seed, protocol, out, firsts if first else None,
+                     scenes if first and a.tells else None)  # fmt: skip
         rows.append(r)
         tiles = "  ".join(f"t{t} {v['saturation_ratio']:.2f}/{v['mean_delta_e']:.1f}"
                           for t, v in r["per_tile"].items())  # fmt: skip
@@ -132,8 +152,62 @@ def main() -> int:
             crop=SCENE, panel=256,
         )  # fmt: skip
         print(f"picture: {save_png(sheet, a.picture)}")
+    if a.tells is not None:
+        rows[0]["tells"] = tells(scenes, protocol, a.tells)
     (out / "report.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
+
+
+def _share(v: float | None) -> str:
+    return "   -" if v is None else f"{v:.2f}"
+
+
+def tells(scenes: Scenes, protocol: C2STProtocol, picture: Path) -> dict[str, Any]:
+    """Caught shares by the test crops' dominant class and by tile; the picture of the
+    surest and least sure generated crops."""
+    res = crop_scores([r for _, _, r, _ in scenes], [g for _, _, _, g in scenes], protocol)
+    names = load_taxonomy("dubai_aerial").names_by_id()
+    size = protocol.crop * protocol.downsample
+
+    def keys(where: np.ndarray) -> tuple[list[str], list[str]]:
+        cls, tile = [], []
+        for i, y, x in where:
+            t, lab = scenes[i][0], scenes[i][1][y : y + size, x : x + size]
+            cls.append(names.get(int(np.bincount(lab.ravel()).argmax()), "?"))
+            tile.append(f"tile {t}")
+        return cls, tile
+
+    real_ok, caught = res.real_logit < 0, res.caught()
+    rk, ck = keys(res.real_where), keys(res.cand_where)
+    report: dict[str, Any] = {"accuracy": res.accuracy}
+    print(f"where the classifier catches the first render seed (accuracy {res.accuracy:.3f}):")
+    for j, what in enumerate(("dominant class", "tile")):
+        groups: dict[str, Any] = {}
+        for key in sorted(set(ck[j]) | set(rk[j])):
+            mc, mr = np.array(ck[j]) == key, np.array(rk[j]) == key
+            groups[key] = {"generated_caught": float(caught[mc].mean()) if mc.any() else None,
+                           "generated_n": int(mc.sum()),
+                           "real_called_real": float(real_ok[mr].mean()) if mr.any() else None,
+                           "real_n": int(mr.sum())}  # fmt: skip
+            g = groups[key]
+            print(f"  {what:14s} {key:12s} generated caught {_share(g['generated_caught'])} "
+                  f"({g['generated_n']:3d})  real called real {_share(g['real_called_real'])} "
+                  f"({g['real_n']:3d})")  # fmt: skip
+        report[what] = groups
+    order = np.argsort(res.cand_logit)
+    k = min(8, len(order))
+    rows = [order[::-1][:k], order[:k]]
+    sheet = np.concatenate([np.concatenate([res.cand_crops[i] for i in r], 1) for r in rows], 0)
+    report["picture"] = str(
+        save_png(
+            Image.fromarray(sheet).resize(
+                (sheet.shape[1] * 2, sheet.shape[0] * 2), Image.Resampling.NEAREST
+            ),
+            picture,
+        )
+    )
+    print(f"  picture (top: surest caught, bottom: least sure): {report['picture']}")
+    return report
 
 
 if __name__ == "__main__":

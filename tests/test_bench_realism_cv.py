@@ -25,10 +25,24 @@ def test_each_tile_is_rendered_on_its_own_grid_and_scored(
     real, labels, _ = central_scenes(load_pairs(data, [2]), 1, cv.SCENE)
     assert real[0].shape == (509, 509, 3) and labels[0].shape == (509, 509)
     firsts: cv.Firsts = []
+    scenes: cv.Scenes = []
     protocol = replace(C2STProtocol(), steps=10, seeds=(0,))
-    row = cv.one_seed(data, [2, 6], 1, 0, protocol, tmp_path, firsts)
+    row = cv.one_seed(data, [2, 6], 1, 0, protocol, tmp_path, firsts, scenes)
     assert set(row["per_tile"]) == {"2", "6"}
     assert 0.0 <= row["c2st"] <= 1.0 and row["saturation_ratio"] > 0
     for lab, rgb, gen in firsts:
         assert gen.shape == rgb.shape == (*lab.shape, 3)
         assert not np.array_equal(gen, rgb)  # rendered, not the real image passed through
+
+    # where the classifier catches them: every test crop counted once per grouping
+    assert [t for t, *_ in scenes] == [2, 6]
+    report = cv.tells(scenes, protocol, tmp_path / "tells.png")
+    totals = {
+        what: [sum(g[side] for g in report[what].values()) for side in ("generated_n", "real_n")]
+        for what in ("dominant class", "tile")
+    }
+    assert totals["dominant class"] == totals["tile"] and min(totals["tile"]) > 0
+    assert set(report["tile"]) == {"tile 2", "tile 6"}
+    assert set(report["dominant class"]) <= {"building", "land", "road", "vegetation", "water",
+                                             "unlabeled"}  # fmt: skip
+    assert (tmp_path / "tells.png").is_file()

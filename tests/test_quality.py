@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from rs_seg2any.errors import GridError, InputError
 from rs_seg2any.quality.baselines import ClassPatchFill, FlatPainter, blurred
-from rs_seg2any.quality.c2st import C2STProtocol, C2STResult, c2st, validity
+from rs_seg2any.quality.c2st import C2STProtocol, C2STResult, c2st, crop_scores, validity
 from rs_seg2any.quality.colour import colour_scores, srgb_to_lab
 from rs_seg2any.quality.evaluate import BLURRED, FLAT, REAL, evaluate
 from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels
@@ -61,6 +61,23 @@ def test_c2st_is_deterministic_for_a_seed() -> None:
     real, cand = [texture_field((512, 512), 2)], [texture_field((512, 512), 3)]
     fast = C2STProtocol(crop=32, block=64, test_stride=16, steps=10, seeds=(4,), width=8)
     assert c2st(real, cand, fast).accuracies == c2st(real, cand, fast).accuracies
+
+
+def test_crop_scores_point_at_the_region_that_gives_the_candidate_away() -> None:
+    """A tint on the left half only: the crops the classifier catches are the tinted ones,
+    and with one classifier seed its accuracy is the classifier test's own."""
+    real = [texture_field((512, 512), 5)]
+    cand = texture_field((512, 512), 6).astype(np.int16)
+    cand[:, :256] += np.array([40, -30, -30], np.int16)
+    cand_u8 = [np.clip(cand, 0, 255).astype(np.uint8)]
+    res = crop_scores(real, cand_u8, QUICK)
+    left = res.cand_where[:, 2] + 2 * QUICK.crop <= 256
+    right = res.cand_where[:, 2] >= 256
+    assert left.any() and right.any()
+    assert res.caught()[left].mean() > 0.9
+    assert res.cand_logit[left].mean() > res.cand_logit[right].mean() + 1.0
+    assert res.cand_crops.shape == (len(res.cand_logit), QUICK.crop, QUICK.crop, 3)
+    assert res.accuracy == c2st(real, cand_u8, QUICK).accuracies[0]
 
 
 def test_c2st_refuses_scenes_too_small_or_unpaired() -> None:

@@ -237,7 +237,8 @@ def _run_seed(
     test_cand: U8,
     seed: int,
     p: C2STProtocol,
-) -> float:
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Train one classifier; its logits on the real and candidate test crops."""
     import torch
 
     torch.manual_seed(seed)
@@ -260,14 +261,38 @@ def _run_seed(
         opt.step()
     net.eval()
     with torch.no_grad():
-        real_ok = float((_logits(net, test_real) < 0).mean())
-        cand_ok = float((_logits(net, test_cand) >= 0).mean())
-    return 0.5 * (real_ok + cand_ok)
+        return _logits(net, test_real), _logits(net, test_cand)
+
+
+def _accuracy(real_logits: NDArray[np.float32], cand_logits: NDArray[np.float32]) -> float:
+    """Balanced accuracy: real crops called real (logit < 0), generated ones caught."""
+    return 0.5 * (float((real_logits < 0).mean()) + float((cand_logits >= 0).mean()))
 
 
 def _logits(net: Any, crops: U8, chunk: int = 256) -> NDArray[np.float32]:
     parts = [net(_tensor(crops[i : i + chunk]))[:, 0].numpy() for i in range(0, len(crops), chunk)]
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _classify(
+    real: Sequence[U8], candidate: Sequence[U8], p: C2STProtocol
+) -> tuple[_CropSource, _CropSource, list[tuple[NDArray[np.float32], NDArray[np.float32]]]]:
+    """The protocol's test: the test crop sources (real, candidate) and, per classifier seed,
+    the logits on them."""
+    check_pairs(real, candidate)
+    real_p = [prepare(r, p) for r in real]
+    cand_p = [prepare(c, p) for c in candidate]
+    train_real = _CropSource(real_p, REAL_TRAIN, p, 1)
+    train_cand = _CropSource(cand_p, CAND_TRAIN, p, 1)
+    test_real = _CropSource(real_p, REAL_TEST, p, p.test_stride)
+    test_cand = _CropSource(cand_p, CAND_TEST, p, p.test_stride)
+    if min(len(train_real), len(train_cand), len(test_real), len(test_cand)) == 0:
+        side = 2 * p.block * p.downsample
+        raise ValueError(f"scenes too small for the classifier test: need >= {side} px a side")
+    tr, tc = test_real.all(), test_cand.all()
+    with _torch_threads(p.threads):
+        logits = [_run_seed(train_real, train_cand, tr, tc, s, p) for s in p.seeds]
+    return test_real, test_cand, logits
 
 
 def c2st(
@@ -280,22 +305,53 @@ def c2st(
     (scenes smaller than two blocks on a side).
     """
     p = protocol or C2STProtocol()
-    check_pairs(real, candidate)
-    real_p = [prepare(r, p) for r in real]
-    cand_p = [prepare(c, p) for c in candidate]
-    train_real = _CropSource(real_p, REAL_TRAIN, p, 1)
-    train_cand = _CropSource(cand_p, CAND_TRAIN, p, 1)
-    test_real = _CropSource(real_p, REAL_TEST, p, p.test_stride).all()
-    test_cand = _CropSource(cand_p, CAND_TEST, p, p.test_stride).all()
-    if min(len(train_real), len(train_cand), len(test_real), len(test_cand)) == 0:
-        side = 2 * p.block * p.downsample
-        raise ValueError(f"scenes too small for the classifier test: need >= {side} px a side")
-    with _torch_threads(p.threads):
-        accs = tuple(_run_seed(train_real, train_cand, test_real, test_cand, s, p) for s in p.seeds)
+    test_real, test_cand, logits = _classify(real, candidate, p)
+    accs = tuple(_accuracy(r, c) for r, c in logits)
     return C2STResult(
         mean=float(np.mean(accs)),
         std=float(np.std(accs)),
         accuracies=accs,
         train_crops=p.steps * (p.batch // 2),
         test_crops=(len(test_real), len(test_cand)),
+    )
+
+
+@dataclass(frozen=True)
+class CropScores:
+    """Where the classifier test catches the candidate: every test crop with its mean logit
+    over the classifier seeds (> 0: called generated). ``*_where`` rows are (scene, y, x) in
+    full-resolution pixels of the input scenes; ``*_crops`` are the crops as the classifier
+    saw them (downsampled, JPEG)."""
+
+    accuracy: float  # balanced, of the mean logits (close to, not equal to, the C2ST mean)
+    real_where: NDArray[np.int64]
+    real_logit: NDArray[np.float32]
+    real_crops: U8
+    cand_where: NDArray[np.int64]
+    cand_logit: NDArray[np.float32]
+    cand_crops: U8
+
+    def caught(self) -> NDArray[np.bool_]:
+        """Candidate crops the classifier calls generated."""
+        return self.cand_logit >= 0
+
+
+def crop_scores(
+    real: Sequence[U8], candidate: Sequence[U8], protocol: C2STProtocol | None = None
+) -> CropScores:
+    """The classifier test of :func:`c2st`, kept per test crop: which content gives the
+    candidate away (a class, a tile, a colour), to read next to the single accuracy."""
+    p = protocol or C2STProtocol()
+    test_real, test_cand, logits = _classify(real, candidate, p)
+    real_logit = np.mean([r for r, _ in logits], axis=0).astype(np.float32)
+    cand_logit = np.mean([c for _, c in logits], axis=0).astype(np.float32)
+    scale = np.array([1, p.downsample, p.downsample], np.int64)
+    return CropScores(
+        accuracy=_accuracy(real_logit, cand_logit),
+        real_where=test_real.where * scale,
+        real_logit=real_logit,
+        real_crops=test_real.all(),
+        cand_where=test_cand.where * scale,
+        cand_logit=cand_logit,
+        cand_crops=test_cand.all(),
     )
