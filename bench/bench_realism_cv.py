@@ -19,6 +19,10 @@ saturation ratios show what a generator that has not seen a scene's tile gets.
 Knobs: --scenes (3), --render-seeds (0 100 200), --c2st-steps (300), --tiles (1 2 3 4 5 6),
 --threads (1), --picture PNG. About 4.5 min per render seed on one core (18 scenes).
 
+``--reference`` renders each tile with ``--reference-image`` / ``--reference-labels`` from one
+other image of its own tile (the middle one of those that are not scenes) instead of a bank of
+the other tiles, as ``bench_realism.py``'s ``exemplar + ref`` row is rendered on tile_7.
+
 ``--tells PNG`` reads where the classifier catches the first render seed's scenes
 (:func:`rs_seg2any.quality.c2st.crop_scores`, one more classifier run): the share of generated
 test crops caught and of real ones called real, by the crop's dominant class and by tile, and
@@ -43,8 +47,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
+from bench_realism import reference_part, write_reference
 from PIL import Image
 
+from rs_seg2any.generators.base import Generator
 from rs_seg2any.generators.exemplar.backend import ExemplarBackend
 from rs_seg2any.quality.c2st import C2STProtocol, c2st, crop_scores
 from rs_seg2any.quality.colour import colour_scores, mean_saturation
@@ -65,22 +71,25 @@ Scenes = list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]  # tile, labels, r
 
 def one_seed(
     data: Path, tiles: list[int], scenes: int, seed: int, protocol: C2STProtocol, work: Path,
-    firsts: Firsts | None = None, scenes_out: Scenes | None = None,
+    firsts: Firsts | None = None, scenes_out: Scenes | None = None, reference: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Every tile rendered from a bank without it at render seed ``seed``; scored pooled.
     ``firsts`` receives (labels, real, generated) of each tile's first scene, ``scenes_out``
-    (tile, labels, real, generated) of every scene."""
+    (tile, labels, real, generated) of every scene. ``reference``: each tile is rendered with
+    ``--reference-image`` from one other image of its own tile instead (as bench_realism's
+    ``exemplar + ref`` row is on tile_7)."""
     tax = load_taxonomy("dubai_aerial")
     reals: list[np.ndarray] = []
     gens: list[np.ndarray] = []
     per_tile: dict[str, Any] = {}
     t0 = time.perf_counter()
     for t in tiles:
-        bank = build(data, tiles=[k for k in TRAIN_TILES if k != t])
-        real, labels, _ = central_scenes(load_pairs(data, [t]), scenes, SCENE)
+        pairs = load_pairs(data, [t])
+        real, labels, names = central_scenes(pairs, scenes, SCENE)
         layouts = [layout_from_labels(lab, tax) for lab in labels]
         settings = RenderSettings(seed=seed + 10 * t)
-        gen = render(ExemplarBackend(bank=bank), layouts, work / f"s{seed}_t{t}", settings)
+        gen = render(_backend(data, t, pairs, names, work, reference), layouts,
+                     work / f"s{seed}_t{t}", settings)  # fmt: skip
         col = colour_scores(gen, real, labels)
         per_tile[str(t)] = {"saturation_ratio": col.saturation_ratio,
                             "mean_delta_e": col.mean_delta_e}  # fmt: skip
@@ -114,6 +123,11 @@ def main() -> int:
     ap.add_argument("--picture", type=Path, default=None,
                     help="layout | real | generated: each tile's first scene")  # fmt: skip
     ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="each tile from one other image of its own tile (--reference-image)",
+    )
+    ap.add_argument(
         "--tells",
         type=Path,
         default=None,
@@ -133,7 +147,7 @@ def main() -> int:
     for seed in a.render_seeds:
         first = not firsts
         r = one_seed(a.data, a.tiles, a.scenes, seed, protocol, out, firsts if first else None,
-                     scenes if first and a.tells else None)  # fmt: skip
+                     scenes if first and a.tells else None, a.reference)  # fmt: skip
         rows.append(r)
         tiles = "  ".join(f"t{t} {v['saturation_ratio']:.2f}/{v['mean_delta_e']:.1f}"
                           for t, v in r["per_tile"].items())  # fmt: skip
@@ -156,6 +170,17 @@ def main() -> int:
         rows[0]["tells"] = tells(scenes, protocol, a.tells)
     (out / "report.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
+
+
+def _backend(data: Path, tile: int, pairs: list[Any], names: list[str], work: Path,
+             reference: bool) -> Generator:  # fmt: skip
+    """The bank of the other tiles, or ``reference``: the tile's own image that is none of
+    the scenes (the middle one of those left) as ``--reference-image``."""
+    if not reference:
+        return ExemplarBackend(bank=build(data, tiles=[k for k in TRAIN_TILES if k != tile]))
+    _, rgb, lab = reference_part(pairs, names, None)
+    image, labels = write_reference(work / f"reference_t{tile}", rgb[..., :3], lab)
+    return ExemplarBackend(reference_image=str(image), reference_labels=str(labels))
 
 
 def _share(v: float | None) -> str:

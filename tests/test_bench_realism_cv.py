@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from rs_seg2any.quality.c2st import C2STProtocol
 from rs_seg2any.train.dubai import central_scenes, load_pairs
@@ -46,3 +47,20 @@ def test_each_tile_is_rendered_on_its_own_grid_and_scored(
     assert set(report["dominant class"]) <= {"building", "land", "road", "vegetation", "water",
                                              "unlabeled"}  # fmt: skip
     assert (tmp_path / "tells.png").is_file()
+
+
+def test_reference_mode_takes_another_image_of_the_same_tile(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    data = shared_data / "dubai_aerial"
+    protocol = replace(C2STProtocol(), steps=10, seeds=(0,))
+    firsts: cv.Firsts = []
+    row = cv.one_seed(data, [6], 1, 0, protocol, tmp_path, firsts, reference=True)
+    assert set(row["per_tile"]) == {"6"}
+    with rasterio.open(tmp_path / "reference_t6" / "reference.tif") as src:
+        reference = src.read().transpose(1, 2, 0)
+    _, real, gen = firsts[0]
+    s = real.shape[0]
+    y, x = (reference.shape[0] - s) // 2, (reference.shape[1] - s) // 2
+    assert not np.array_equal(reference[y : y + s, x : x + s], real)  # not the scene's image
+    assert gen.shape == real.shape and not np.array_equal(gen, real)
