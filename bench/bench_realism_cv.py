@@ -140,7 +140,8 @@ def main() -> int:
     out = a.out or Path(tempfile.mkdtemp(prefix="realism-cv-"))
     protocol = replace(C2STProtocol(), steps=a.c2st_steps, threads=a.threads)
     rows = []
-    print(f"tiles {a.tiles}, {a.scenes} scenes each, bank from the other tiles; out {out}")
+    source = "a reference image of the same tile" if a.reference else "bank from the other tiles"
+    print(f"tiles {a.tiles}, {a.scenes} scenes each, {source}; out {out}")
     print(f"{'render seed':>11}  {'C2ST':>13}  {'sat':>5}  per tile: saturation ratio / dE")
     firsts: Firsts = []
     scenes: Scenes = []

@@ -274,11 +274,14 @@ def _logits(net: Any, crops: U8, chunk: int = 256) -> NDArray[np.float32]:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
+Logits = list[tuple[NDArray[np.float32], NDArray[np.float32]]]
+
+
 def _classify(
     real: Sequence[U8], candidate: Sequence[U8], p: C2STProtocol
-) -> tuple[_CropSource, _CropSource, list[tuple[NDArray[np.float32], NDArray[np.float32]]]]:
-    """The protocol's test: the test crop sources (real, candidate) and, per classifier seed,
-    the logits on them."""
+) -> tuple[tuple[_CropSource, U8], tuple[_CropSource, U8], Logits]:
+    """The protocol's test: the test crops, real and candidate (each its source and the crops
+    cut once), and per classifier seed the logits on them."""
     check_pairs(real, candidate)
     real_p = [prepare(r, p) for r in real]
     cand_p = [prepare(c, p) for c in candidate]
@@ -292,7 +295,7 @@ def _classify(
     tr, tc = test_real.all(), test_cand.all()
     with _torch_threads(p.threads):
         logits = [_run_seed(train_real, train_cand, tr, tc, s, p) for s in p.seeds]
-    return test_real, test_cand, logits
+    return (test_real, tr), (test_cand, tc), logits
 
 
 def c2st(
@@ -305,7 +308,7 @@ def c2st(
     (scenes smaller than two blocks on a side).
     """
     p = protocol or C2STProtocol()
-    test_real, test_cand, logits = _classify(real, candidate, p)
+    (_, test_real), (_, test_cand), logits = _classify(real, candidate, p)
     accs = tuple(_accuracy(r, c) for r, c in logits)
     return C2STResult(
         mean=float(np.mean(accs)),
@@ -342,16 +345,16 @@ def crop_scores(
     """The classifier test of :func:`c2st`, kept per test crop: which content gives the
     candidate away (a class, a tile, a colour), to read next to the single accuracy."""
     p = protocol or C2STProtocol()
-    test_real, test_cand, logits = _classify(real, candidate, p)
+    (real_src, real_crops), (cand_src, cand_crops), logits = _classify(real, candidate, p)
     real_logit = np.mean([r for r, _ in logits], axis=0).astype(np.float32)
     cand_logit = np.mean([c for _, c in logits], axis=0).astype(np.float32)
     scale = np.array([1, p.downsample, p.downsample], np.int64)
     return CropScores(
         accuracy=_accuracy(real_logit, cand_logit),
-        real_where=test_real.where * scale,
+        real_where=real_src.where * scale,
         real_logit=real_logit,
-        real_crops=test_real.all(),
-        cand_where=test_cand.where * scale,
+        real_crops=real_crops,
+        cand_where=cand_src.where * scale,
         cand_logit=cand_logit,
-        cand_crops=test_cand.all(),
+        cand_crops=cand_crops,
     )
