@@ -89,7 +89,6 @@ GROUP_CACHE = 24
 looks for each of a few classes."""
 PURE_SHARE = 0.5
 """A crop sets a region's look only if the class covers at least this share of it."""
-"""Candidate sets of region looks kept at once (each ~30 MB at the default cap)."""
 
 
 @dataclass
