@@ -17,7 +17,7 @@ from rs_seg2any.quality.c2st import C2STProtocol, C2STResult, c2st, crop_scores,
 from rs_seg2any.quality.colour import colour_scores, srgb_to_lab
 from rs_seg2any.quality.evaluate import BLURRED, FLAT, REAL, evaluate
 from rs_seg2any.quality.scenes import RenderSettings, layout_from_labels
-from rs_seg2any.quality.seams import seam_scores, tile_lines
+from rs_seg2any.quality.seams import pooled_tile_lines, scene_set_seams, seam_scores, tile_lines
 from rs_seg2any.quality.texture import texture_scores
 from rs_seg2any.taxonomy import load_taxonomy
 
@@ -154,6 +154,31 @@ def test_tile_line_chance_is_what_content_alone_gives_and_a_seam_exceeds_it() ->
     assert seamed.tile_worst > seamed.tile_chance + 0.2 and seamed.tile_mean > 1.1
     assert plain.tile_mean < 1.05 and abs(plain.tile_worst - plain.tile_chance) < 0.1
     assert seam_scores(img.astype(np.uint8), 256, 64) == plain  # the chance draws are seeded
+
+
+def test_pooled_tile_lines_find_a_faint_seam_every_scene_repeats() -> None:
+    """A step too faint to beat one scene's content stands out once the scenes' line
+    strengths are pooled; content alone (edges at random places) does not."""
+    at = tile_lines(640, 256, 64)
+    rng = np.random.default_rng(3)
+    plain, seamed = [], []
+    for k in range(12):
+        img = texture_field((640, 640), 20 + k).astype(np.int16)
+        for j, x in enumerate(sorted(int(x) for x in rng.choice(np.arange(1, 640), 30))):
+            img[:, x:] += 25 * (-1) ** j  # content: edges that fall anywhere
+        plain.append(np.clip(img, 0, 255).astype(np.uint8))
+        faint = img.copy()
+        faint[:, at[2] :] += 10 * (-1) ** k  # one tiling line, in every scene
+        seamed.append(np.clip(faint, 0, 255).astype(np.uint8))
+    one = seam_scores(seamed[0], 256, 64)
+    assert one.tile_worst < one.tile_chance  # in one scene it drowns in content
+    worst, chance = pooled_tile_lines(seamed, 256, 64)
+    clean_worst, clean_chance = pooled_tile_lines(plain, 256, 64)
+    assert worst > chance + 0.1 and worst > clean_worst + 0.15
+    assert clean_worst < clean_chance + 0.05
+    summary, per_scene = scene_set_seams(seamed, 256, 64)
+    assert (summary.tile_pooled, summary.tile_pooled_chance) == (worst, chance)
+    assert len(per_scene) == 12 and per_scene[0] == one and one.tile_pooled is None
 
 
 def test_class_patch_fill_uses_each_class_texture() -> None:

@@ -38,7 +38,7 @@ from .colour import ColourScores, colour_scores
 from .copying import BlockIndex, CopyScores, copy_scores
 from .picture import label_rgb, picture_grid, save_png
 from .scenes import RenderSettings, layout_from_labels, local_grid, render
-from .seams import TOKEN_PERIOD, SeamScores, mean_seams, seam_scores
+from .seams import TOKEN_PERIOD, SeamScores, scene_set_seams
 from .texture import TextureScores, texture_scores
 
 U8 = NDArray[np.uint8]
@@ -127,8 +127,8 @@ class EvaluationReport:
         """A plain-text table of the headline figures, one line per row."""
         head = (
             f"{'':26s} {'C2ST acc':>13s} {'dE (Lab)':>8s} {'sat/real':>8s} "
-            f"{'texture':>7s} {'sharp':>5s} {'tile':>5s} {'chance':>6s} {'tok max':>7s} "
-            f"{'tok mean':>8s} {'fidelity':>8s} {'copy':>5s}"
+            f"{'texture':>7s} {'sharp':>5s} {'tile':>5s} {'chance':>6s} {'pooled':>11s} "
+            f"{'tok max':>7s} {'tok mean':>8s} {'fidelity':>8s} {'copy':>5s}"
         )
         lines = [head]
         for r in self.rows.values():
@@ -138,7 +138,7 @@ class EvaluationReport:
                 f"{r.name[:26]:26s} {acc:>13s} {r.colour.mean_delta_e:8.2f} "
                 f"{r.colour.saturation_ratio:8.2f} {r.texture.mean_distance:7.4f} "
                 f"{r.texture.mean_sharpness:5.2f} {r.seams.tile_worst:5.2f} "
-                f"{r.seams.tile_chance:6.2f} "
+                f"{r.seams.tile_chance:6.2f} {_pooled(r.seams):>11s} "
                 f"{r.seams.token_worst:7.2f} {r.seams.token_mean:8.2f} "
                 f"{'-' if fid is None else f'{fid:.2f}':>8s} "
                 f"{f'{r.copying.median_rmse:.1f}' if r.copying else '-':>5s}"
@@ -325,20 +325,25 @@ def _scores(
 ) -> Scores:
     real = [s.real for s in scenes]
     labels = [s.labels for s in scenes]
-    per_scene = tuple(
-        seam_scores(im, settings.tile_size, settings.overlap, token_period) for im in images
-    )
+    seams, per_scene = scene_set_seams(images, settings.tile_size, settings.overlap, token_period)
     return Scores(
         name=name,
         kind=kind,
         c2st=c2st(real, list(images), protocol) if classifier else None,
         colour=colour_scores(images, real, labels),
         texture=texture_scores(images, real, labels),
-        seams=mean_seams(list(per_scene)),
+        seams=seams,
         seams_per_scene=per_scene,
         fidelity=judge.score(images, labels) if judge is not None else None,
         copying=copy_scores(images, copy_index) if copy_index is not None else None,
     )
+
+
+def _pooled(seams: SeamScores) -> str:
+    """'worst / chance' of the tiling lines pooled over scenes, or '-'."""
+    if seams.tile_pooled is None or seams.tile_pooled_chance is None:
+        return "-"
+    return f"{seams.tile_pooled:.2f}/{seams.tile_pooled_chance:.2f}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,11 @@ happens to lie on a tile line: real tile_7 scenes score 1.31), so two companions
 reported: the *chance* figure, the worst of as many randomly placed lines (what content alone
 gives), and the mean of the tiling lines (a faint seam on every line lifts it above 1.0).
 
+A seam sits on the same tiling line in every scene; content does not. The *pooled* score
+averages each scene's line strengths (over its mean line) across all scenes of one size before
+taking the worst tiling line, so content averages out and a faint seam that repeats stands
+out (:func:`pooled_tile_lines`, with its own chance figure).
+
 The token-period scores do the same at every multiple of the model's token size (16 px):
 the worst such line, and the mean of all of them (a faint grid on every token line raises
 the mean even where single lines drown in content). :func:`seam_scores` gives all three.
@@ -24,7 +29,8 @@ the mean even where single lines drown in content). :func:`seam_scores` gives al
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -101,6 +107,34 @@ def tile_line_profile(
     return max(o[0] for o in out), max(o[1] for o in out), max(o[2] for o in out)
 
 
+def pooled_tile_lines(
+    images: Sequence[NDArray[np.generic]], tile_size: int, overlap: int
+) -> tuple[float, float]:
+    """(worst, chance) of the tiling lines after each line's strength over its scene's mean
+    line is averaged over the scenes (those of the first scene's shape): a faint seam that
+    every scene repeats stands out where one scene's content drowns it. Columns and rows,
+    the larger of each; (1.0, 1.0) without scenes."""
+    if not len(images):
+        return 1.0, 1.0
+    shape = np.asarray(images[0]).shape[:2]
+    same = [im for im in images if np.asarray(im).shape[:2] == shape]
+    worst, chance = [], []
+    for axis in (0, 1):
+        profiles = []
+        for im in same:
+            strengths = line_strengths(im, axis)
+            mean = float(strengths.mean()) if strengths.size else 0.0
+            if mean > 0:
+                profiles.append(strengths / mean)
+        lines = tile_lines(shape[axis], tile_size, overlap)
+        if not profiles or not lines:
+            continue
+        pooled = np.mean(profiles, axis=0)
+        worst.append(lines_over_mean(pooled, lines)[0])
+        chance.append(chance_worst(pooled, len(lines)))
+    return max(worst, default=1.0), max(chance, default=1.0)
+
+
 def line_score(image: NDArray[np.generic], tile_size: int, overlap: int) -> float:
     """The line score of an image generated with this tiling (columns and rows, worst)."""
     return max(axis_score(image, axis, tile_size, overlap) for axis in (0, 1))
@@ -144,6 +178,10 @@ class SeamScores:
     token_period: int
     tile_mean: float = 1.0
     tile_chance: float = 1.0
+    tile_pooled: float | None = None
+    """Worst tiling line of the line strengths pooled over scenes (:func:`pooled_tile_lines`);
+    set for a set of scenes, None for one scene."""
+    tile_pooled_chance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +203,18 @@ def seam_scores(
         tile_mean=mean,
         tile_chance=chance,
     )
+
+
+def scene_set_seams(
+    images: Sequence[NDArray[np.generic]], tile_size: int, overlap: int,
+    token_period: int = TOKEN_PERIOD,
+) -> tuple[SeamScores, tuple[SeamScores, ...]]:  # fmt: skip
+    """Line scores of several scenes rendered at one tiling: (the per-scene scores averaged,
+    with the pooled worst line and its chance; the per-scene scores)."""
+    per_scene = tuple(seam_scores(im, tile_size, overlap, token_period) for im in images)
+    worst, chance = pooled_tile_lines(images, tile_size, overlap)
+    return replace(mean_seams(list(per_scene)), tile_pooled=worst,
+                   tile_pooled_chance=chance), per_scene  # fmt: skip
 
 
 def mean_seams(scores: list[SeamScores]) -> SeamScores:
