@@ -31,6 +31,7 @@ from typing import Any
 
 from .areaprogress import SharedProgress
 from .errors import Cancelled, PartialJobError, RsSeg2AnyError
+from .interrupts import raise_if_stop_requested
 from .jobmodel import Job
 from .progress import Progress
 
@@ -96,6 +97,7 @@ def run_concurrently(
             try:
                 name, res, exc = done.get(timeout=1.0)
             except queue.Empty:
+                raise_if_stop_requested()
                 continue
             running.pop(name).join()
             if exc is None:

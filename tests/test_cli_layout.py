@@ -257,6 +257,47 @@ def test_killed_then_resumed_job_is_byte_identical(tmp_path: Path) -> None:
         assert digest(out / name) == digest(reference / name), name
 
 
+def test_a_stop_whose_interrupt_a_reader_drops_still_lands_at_the_next_tile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyogrio's OGR reader drops the KeyboardInterrupt a SIGTERM raises inside it (about
+    one signal in ten during a layout job): the job must stop anyway, tiles kept."""
+    import threading
+
+    import pyogrio
+
+    from rs_seg2any import interrupts
+
+    monkeypatch.setattr(interrupts, "_STOP", threading.Event())  # this test's stop only
+    layer = _big_layer(tmp_path / "big.gpkg")
+    read = pyogrio.read_dataframe
+    calls = []
+
+    def read_dropping_a_signal(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 12:  # SIGTERM lands inside the reader, which eats the exception
+            try:
+                interrupts._interrupt(signal.SIGTERM, None)
+            except KeyboardInterrupt:
+                pass
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(pyogrio, "read_dataframe", read_dropping_a_signal)
+    out = tmp_path / "out"
+    argv = _layout_cmd(layer, out)[3:]
+    assert main(argv) == 130
+    assert '"type": "Cancelled"' in capsys.readouterr().err
+    tiles = out / ".rs_seg2any" / "tiles"
+    kept = len(list(tiles.glob("r*.npz")))
+    assert 0 < kept < 17 * 17 and not (out / "label.tif").exists()
+
+    monkeypatch.setattr(interrupts, "_STOP", threading.Event())  # the user reruns
+    monkeypatch.setattr(pyogrio, "read_dataframe", read)
+    assert main(argv) == 0
+    assert "resuming: " + str(kept) in capsys.readouterr().err
+    assert (out / "label.tif").is_file()
+
+
 def test_slovenian_polygons_match_the_reference_raster(shared_data: Path, tmp_path: Path) -> None:
     """Real land-use polygons at 10 m agree with eo-learn's own rasterisation (LULC.npy)."""
     folder = shared_data / "eolearn_slovenia"
@@ -303,6 +344,8 @@ def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path) -> None:
         if tiles.exists() and len(list(tiles.glob("r*.npz"))) >= 20:
             break
         time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.fail("the job finished before it could be stopped; make the layer bigger")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

@@ -18,6 +18,7 @@ from typing import Any
 from .. import __version__
 from ..critics.params import RefineParams
 from ..errors import Cancelled, RsSeg2AnyError
+from ..interrupts import install_handlers
 from ..job.execparams import ExecParams
 from ..jobmodel import PROGRESS_MODES, Job, command_groups, job_from_mapping, load_job
 from ..limits import EXTRA_TYPES, RULES, argtype, check_tiling
@@ -335,22 +336,6 @@ def _report_done(mode: str, payload: dict[str, Any]) -> None:
         print(f"  {name:<9} {path}")
 
 
-def _interrupt_on_signals() -> None:
-    """SIGTERM (and SIGINT, even if a parent ignored it) stop a job like Ctrl-C: cleanly,
-    keeping finished tiles, so schedulers and the QGIS plugin can cancel and resume."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse and check the numbers that only make sense together (tile size and overlap)."""
     args = build_parser().parse_args(argv)
@@ -378,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RsSeg2AnyError as exc:  # a bad number or job file: one line, not argparse's usage
         return _report_error(exc, _progress_mode(words))
     if argv is None:  # a real process, not a library call of main([...])
-        _interrupt_on_signals()
+        install_handlers()
     if job is not None:
         return _run(job.progress, lambda p: _cmd_job(job, p))
     tools = {

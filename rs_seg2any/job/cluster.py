@@ -61,6 +61,7 @@ import numpy as np
 from ..deps import require
 from ..errors import ClusterError, InputError, RsSeg2AnyError
 from ..generators.recipe import GeneratorRecipe
+from ..interrupts import raise_if_stop_requested
 from ..progress import Progress
 from .execparams import ExecParams
 from .jobdir import JobDir
@@ -520,6 +521,7 @@ class DaskExecutor:
         while not running.has_ready():
             if self._stopping.is_set():
                 raise KeyboardInterrupt
+            raise_if_stop_requested()
             if running.is_empty():
                 return None
             with running.thread_condition:

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from ..errors import Cancelled, PartialJobError
+from ..interrupts import raise_if_stop_requested
 from ..progress import Progress
 from .execparams import DEFAULT_ATTEMPTS, ExecParams
 from .jobdir import JobDir
@@ -96,6 +97,7 @@ class LocalExecutor:
         deps = dependencies(plan)
         status: dict[tuple[int, int], str] = {}
         for tile in pending:
+            raise_if_stop_requested()
             bad = [d for d in deps[tile.index] if status.get(d.index, DONE) != DONE]
             if bad:
                 outcome = blocked(tile, bad[0].seed_key)
@@ -192,6 +194,7 @@ def execute_tiles(plan: TilePlan, job: JobDir, render: Render, progress: Progres
 
     try:
         executor.run(plan, job, render, pending, settings, on_done)
+        raise_if_stop_requested()  # a stop during the last tile, its exception dropped
     except KeyboardInterrupt as exc:
         finished = done_before + sum(o.status == DONE for o in outcomes)
         raise Cancelled(
