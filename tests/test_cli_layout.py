@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -276,10 +277,8 @@ def test_a_stop_whose_interrupt_a_reader_drops_still_lands_at_the_next_tile(
     def read_dropping_a_signal(*args: object, **kwargs: object) -> object:
         calls.append(1)
         if len(calls) == 12:  # SIGTERM lands inside the reader, which eats the exception
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 interrupts._interrupt(signal.SIGTERM, None)
-            except KeyboardInterrupt:
-                pass
         return read(*args, **kwargs)
 
     monkeypatch.setattr(pyogrio, "read_dataframe", read_dropping_a_signal)
