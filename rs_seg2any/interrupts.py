@@ -19,14 +19,9 @@ import signal
 import threading
 from types import FrameType
 
-__all__ = ["install_handlers", "raise_if_stop_requested", "stop_requested"]
+__all__ = ["install_handlers", "raise_if_stop_requested"]
 
 _STOP = threading.Event()
-
-
-def stop_requested() -> bool:
-    """True once SIGTERM / SIGINT reached a CLI process."""
-    return _STOP.is_set()
 
 
 def raise_if_stop_requested() -> None:
